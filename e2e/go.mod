@@ -1,0 +1,3 @@
+module github.com/meshdemo/meshdemo/e2e
+
+go 1.26

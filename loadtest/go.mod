@@ -1,0 +1,3 @@
+module github.com/meshdemo/meshdemo/loadtest
+
+go 1.26
