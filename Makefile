@@ -24,3 +24,6 @@ test-services: ## vet, gofmt, and race-enabled tests of the services module
 	cd services && test -z "$$(gofmt -l .)" || { gofmt -l services; echo 'gofmt needed'; exit 1; }
 	cd services && $(GO) vet ./...
 	cd services && $(GO) test -race -count=1 ./...
+
+run: build ## run the four workloads locally on 127.0.0.1 (client on :8080); Ctrl-C stops them
+	build/run-local.sh

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/meshdemo/meshdemo/services/internal/httpclient"
+	"github.com/meshdemo/meshdemo/services/internal/problem"
+)
+
+// maxUserBody matches user-service's limit, so an oversized body is refused here with
+// the same 413 instead of being streamed through.
+const maxUserBody = 1 << 20
+
+func handleChain(server1 *httpclient.Upstream) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		server1.Relay(w, r, http.MethodGet, "/server1/server2", nil, "")
+	})
+}
+
+// handleUsers relays /client/users[/{id}] to user-service's /api/users[/{id}] with the
+// same method, body and content type; user-service validates and answers.
+func handleUsers(users *httpclient.Upstream) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := "/api/users"
+		if id := chi.URLParam(r, "id"); id != "" {
+			path += "/" + url.PathEscape(id)
+		}
+		var body io.Reader
+		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxUserBody))
+			if err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					problem.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", maxUserBody))
+				} else {
+					problem.Error(w, r, http.StatusBadRequest, "reading body: "+err.Error())
+				}
+				return
+			}
+			body = bytes.NewReader(b)
+		}
+		users.Relay(w, r, r.Method, path, body, r.Header.Get("Content-Type"))
+	})
+}

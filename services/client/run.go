@@ -1,0 +1,48 @@
+// Command client is the front door: GET /client/server1 starts the chain, and
+// /client/users... proxies user-service, so gateway traffic reaches both through the
+// mesh.
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/meshdemo/meshdemo/services/internal/config"
+	"github.com/meshdemo/meshdemo/services/internal/faults"
+	"github.com/meshdemo/meshdemo/services/internal/workload"
+)
+
+// Config is client's whole configuration.
+type Config struct {
+	config.Common
+	faults.Config
+	Server1URL     string `env:"SERVER1_URL" envDefault:"http://server1:8080"`
+	UserServiceURL string `env:"USER_SERVICE_URL" envDefault:"http://user-service:8080"`
+}
+
+func (c *Config) Shared() (*config.Common, *faults.Config) { return &c.Common, &c.Config }
+func (c *Config) Validate() error {
+	return errors.Join(c.Common.Validate(), c.Config.Validate(),
+		config.ValidateURL("SERVER1_URL", c.Server1URL), config.ValidateURL("USER_SERVICE_URL", c.UserServiceURL))
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := &Config{}
+	return workload.Main(ctx, args, getenv, stdout, stderr, workload.Spec{
+		Name:     "client",
+		Settings: cfg,
+		NewServer: func(k *workload.Kit) (http.Handler, error) {
+			server1, err := k.Upstream("server1", cfg.Server1URL)
+			if err != nil {
+				return nil, err
+			}
+			users, err := k.Upstream("user-service", cfg.UserServiceURL)
+			if err != nil {
+				return nil, err
+			}
+			return NewServer(k, server1, users), nil
+		},
+	})
+}

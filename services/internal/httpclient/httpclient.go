@@ -1,0 +1,195 @@
+// Package httpclient calls one upstream workload on behalf of an inbound request and
+// relays its answer. It never copies upstream response headers wholesale (through
+// Envoy, hop-by-hop and length headers copied back produce "502 protocol error"); it
+// relays status, body, a content type and the path header.
+//
+// There are no hidden retries: retrying is the mesh's job, and app retries would
+// multiply with Envoy's and hide what a VirtualService retry policy does.
+package httpclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/meshdemo/meshdemo/services/internal/httpserver"
+	"github.com/meshdemo/meshdemo/services/internal/problem"
+	prop "github.com/meshdemo/meshdemo/services/internal/propagation"
+	"github.com/meshdemo/meshdemo/services/internal/telemetry"
+	"github.com/meshdemo/meshdemo/services/pathheader"
+)
+
+// MaxBody bounds what is relayed from an upstream.
+const MaxBody = 4 << 20
+
+// Options configure an Upstream.
+type Options struct {
+	Name    string // upstream's service name, used in metrics, spans and errors
+	BaseURL string
+	// Timeout bounds each call; the inbound request's own deadline (Envoy's expected
+	// timeout) applies too, whichever is sooner.
+	Timeout time.Duration
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
+	Tracer  trace.Tracer
+	TextMap propagation.TextMapPropagator
+	Tracing bool
+	// Transport overrides the tuned default (tests).
+	Transport http.RoundTripper
+}
+
+// Upstream is one long-lived client for one upstream. Safe for concurrent use.
+type Upstream struct {
+	opts   Options
+	base   *url.URL
+	client *http.Client
+}
+
+// NewTransport is tuned for a hop that fans a whole workload's traffic into one
+// upstream: the default of two idle connections per host makes most requests dial.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // a sidecar, not an HTTP proxy, carries traffic in the mesh
+		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// Bodies are relayed byte for byte; transparent gzip would re-encode them.
+		DisableCompression: true,
+	}
+}
+
+// New validates the base URL and builds the client.
+func New(o Options) (*Upstream, error) {
+	u, err := url.Parse(o.BaseURL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("upstream %s: bad base URL %q", o.Name, o.BaseURL)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	if o.Transport == nil {
+		o.Transport = NewTransport()
+	}
+	// No client Timeout: the per-call context carries it, so a timeout can be told
+	// apart from a caller that went away.
+	return &Upstream{opts: o, base: u, client: &http.Client{Transport: o.Transport}}, nil
+}
+
+// Name returns the upstream's service name.
+func (u *Upstream) Name() string { return u.opts.Name }
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Relay calls method path on the upstream with the inbound request's context and
+// propagated headers, then writes the upstream's status and body to w. Transport
+// failures become 502 (unreachable) or 504 (timed out); a caller that went away gets
+// nothing written.
+func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, path string, body io.Reader, contentType string) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(r.Context(), u.opts.Timeout)
+	defer cancel()
+	self := httpserver.SelfHop(r.Context())
+
+	var span trace.Span
+	if u.opts.Tracing {
+		ctx, span = u.opts.Tracer.Start(ctx, method+" "+u.opts.Name, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(semconv.PeerService(u.opts.Name), semconv.HTTPRequestMethodKey.String(method)))
+		defer span.End()
+	}
+
+	target := *u.base
+	target.Path += path
+	out, err := http.NewRequestWithContext(ctx, method, target.String(), body)
+	if err != nil {
+		u.fail(w, r, self, start, http.StatusInternalServerError, fmt.Sprintf("building request to %s: %v", u.opts.Name, err))
+		return
+	}
+	prop.FromContext(r.Context()).Apply(out.Header)
+	if u.opts.Tracing {
+		u.opts.TextMap.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	}
+	if contentType != "" {
+		out.Header.Set("Content-Type", contentType)
+	}
+	if out.Header.Get("User-Agent") == "" {
+		out.Header.Set("User-Agent", "meshdemo-"+self.Service) // the default Go UA says nothing useful
+	}
+
+	resp, err := u.client.Do(out)
+	if err != nil {
+		u.transportError(w, r, self, start, err)
+		return
+	}
+	defer resp.Body.Close()
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, MaxBody+1))
+	if err != nil {
+		u.transportError(w, r, self, start, err)
+		return
+	}
+	if n > MaxBody {
+		u.fail(w, r, self, start, http.StatusBadGateway, fmt.Sprintf("%s answered with a body over %d bytes", u.opts.Name, MaxBody))
+		return
+	}
+	if span != nil {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+	}
+	u.opts.Metrics.ObserveClient(u.opts.Name, resp.StatusCode, time.Since(start).Seconds())
+
+	h := w.Header()
+	h.Set(pathheader.Name, pathheader.Prepend(self, resp.Header.Get(pathheader.Name)))
+	ct := "application/json"
+	if rct := resp.Header.Get("Content-Type"); strings.HasPrefix(rct, problem.ContentType) {
+		ct = problem.ContentType // keep an upstream error recognisable as one
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (u *Upstream) transportError(w http.ResponseWriter, r *http.Request, self pathheader.Hop, start time.Time, err error) {
+	var ne net.Error
+	switch {
+	case r.Context().Err() == context.Canceled:
+		// The caller gave up; the cancellation already reached the upstream.
+		u.opts.Metrics.ObserveClient(u.opts.Name, 499, time.Since(start).Seconds())
+		u.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "caller cancelled", slog.String("upstream", u.opts.Name))
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		u.fail(w, r, self, start, http.StatusGatewayTimeout,
+			fmt.Sprintf("upstream %s did not answer within the deadline (%s or the caller's, whichever is sooner)", u.opts.Name, u.opts.Timeout))
+	default:
+		u.fail(w, r, self, start, http.StatusBadGateway, fmt.Sprintf("upstream %s unreachable: %v", u.opts.Name, unwrapURLError(err)))
+	}
+}
+
+func (u *Upstream) fail(w http.ResponseWriter, r *http.Request, self pathheader.Hop, start time.Time, code int, detail string) {
+	u.opts.Metrics.ObserveClient(u.opts.Name, code, time.Since(start).Seconds())
+	w.Header().Set(pathheader.Name, self.String())
+	problem.Write(w, problem.Details{Status: code, Detail: detail, Instance: r.URL.Path, Service: self.Service, Upstream: u.opts.Name})
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

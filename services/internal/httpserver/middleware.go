@@ -1,0 +1,235 @@
+// Package httpserver holds what every hop does the same way: the request middleware
+// (propagation in, deadline, span, metrics, access log, path header), JSON 404/405
+// answers, probes, and the serve/drain/shutdown lifecycle.
+package httpserver
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/meshdemo/meshdemo/services/internal/problem"
+	prop "github.com/meshdemo/meshdemo/services/internal/propagation"
+	"github.com/meshdemo/meshdemo/services/internal/telemetry"
+	"github.com/meshdemo/meshdemo/services/pathheader"
+)
+
+// Envoy's request headers this package reads.
+const (
+	HeaderRequestID       = "X-Request-Id"
+	HeaderAttemptCount    = "X-Envoy-Attempt-Count"
+	HeaderExpectedTimeout = "X-Envoy-Expected-Rq-Timeout-Ms"
+)
+
+// Observer is the per-hop middleware's dependencies.
+type Observer struct {
+	Identity   pathheader.Hop // service, version, instance (no attrs)
+	Logger     *slog.Logger
+	Metrics    *telemetry.Metrics
+	Propagator *prop.Propagator
+	Tracer     trace.Tracer
+	TextMap    propagation.TextMapPropagator
+	// Tracing says whether spans are exported; when false no span is started.
+	Tracing bool
+}
+
+type hopKey struct{}
+
+// SelfHop returns this hop's path header entry for the request (with its attempt).
+func SelfHop(ctx context.Context) pathheader.Hop {
+	h, _ := ctx.Value(hopKey{}).(pathheader.Hop)
+	return h
+}
+
+// Middleware wraps the whole public router. It is the single place where a request
+// enters a hop, so every workload records and forwards the same way.
+func (o *Observer) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx := r.Context()
+
+		carried := o.Propagator.Capture(r.Header)
+		reqID := carried.Get(HeaderRequestID)
+		if reqID == "" { // outside a mesh nobody generated one
+			reqID = newRequestID()
+			carried.Set(HeaderRequestID, reqID)
+		}
+		ctx = prop.WithCarried(ctx, carried)
+
+		// Envoy tells each hop how long its caller will wait; nobody profits from work
+		// after that, so the request (and every outbound call) gets that deadline.
+		if ms, err := strconv.Atoi(r.Header.Get(HeaderExpectedTimeout)); err == nil && ms > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+			defer cancel()
+		}
+
+		hop := o.Identity
+		attempt := 0
+		if a := r.Header.Get(HeaderAttemptCount); a != "" {
+			if n, err := strconv.Atoi(a); err == nil && n > 0 && n < 1000 {
+				attempt = n
+				hop.Attrs = map[string]string{"attempt": strconv.Itoa(n)}
+			}
+		}
+		ctx = context.WithValue(ctx, hopKey{}, hop)
+		w.Header().Set(pathheader.Name, hop.String())
+
+		// Extracting the remote span context is cheap and gives logs a trace id even
+		// when export is off.
+		ctx = o.TextMap.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		var span trace.Span
+		if o.Tracing {
+			ctx, span = o.Tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path)))
+		}
+
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				o.Logger.LogAttrs(ctx, slog.LevelError, "panic", slog.String("request_id", reqID), slog.Any("panic", p))
+				if !rec.wrote {
+					problem.Error(rec, r, http.StatusInternalServerError, "internal error")
+				}
+			}
+			o.finish(ctx, r, rec, span, reqID, attempt, start)
+		}()
+		next.ServeHTTP(rec, r.WithContext(ctx))
+	})
+}
+
+func (o *Observer) finish(ctx context.Context, r *http.Request, rec *recorder, span trace.Span, reqID string, attempt int, start time.Time) {
+	elapsed := time.Since(start)
+	route := telemetry.UnmatchedRoute
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" && !rec.unmatched {
+			route = p
+		}
+	}
+	code := rec.code
+	switch {
+	case !rec.wrote && ctx.Err() != nil:
+		code = 499 // the caller went away before we answered (nginx's convention)
+	case code == 0:
+		code = http.StatusOK
+	}
+	o.Metrics.ObserveServer(route, r.Method, code, elapsed.Seconds())
+	o.Metrics.CountAttempt(attempt)
+	sc := trace.SpanContextFromContext(ctx)
+	if span != nil {
+		span.SetName(r.Method + " " + route)
+		span.SetAttributes(semconv.HTTPRoute(route), semconv.HTTPResponseStatusCode(code), attribute.Int("envoy.attempt", attempt))
+		span.End()
+	}
+	level := slog.LevelInfo
+	if code >= 500 {
+		level = slog.LevelWarn
+	}
+	if !o.Logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", reqID),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", code),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.Int64("bytes", rec.bytes),
+	}
+	if attempt > 0 {
+		attrs = append(attrs, slog.Int("attempt", attempt))
+	}
+	if sc.HasTraceID() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	o.Logger.LogAttrs(ctx, level, "request", attrs...)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	a, c := rand.Uint64(), rand.Uint64()
+	for i := range 8 {
+		b[i] = byte(a >> (8 * i))
+		b[8+i] = byte(c >> (8 * i))
+	}
+	b[6] = b[6]&0x0f | 0x40 // UUID version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+// recorder captures the status for metrics and logs. It keeps Flush and Unwrap so
+// http.ResponseController keeps working through it.
+type recorder struct {
+	http.ResponseWriter
+	code      int
+	bytes     int64
+	wrote     bool
+	unmatched bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.code, r.wrote = http.StatusOK, true
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// markUnmatched lets the 404/405 handlers keep scan traffic on one metric label.
+func markUnmatched(w http.ResponseWriter) {
+	for {
+		switch x := w.(type) {
+		case *recorder:
+			x.unmatched = true
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return
+		}
+	}
+}
+
+// String is for debugging and logs.
+func (o *Observer) String() string { return fmt.Sprintf("observer(%s)", o.Identity) }

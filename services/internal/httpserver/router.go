@@ -1,0 +1,57 @@
+package httpserver
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/meshdemo/meshdemo/services/internal/health"
+	"github.com/meshdemo/meshdemo/services/internal/problem"
+)
+
+// Probes are mounted on every public router, outside the fault injector.
+type Probes struct {
+	State    *health.State
+	Identity health.Identity
+	// Extra adds fields to /readyz's body (the sick flag).
+	Extra func() map[string]any
+}
+
+// NewRouter returns the public router of a workload: the observer middleware, probes,
+// and JSON answers for unknown paths and wrong methods. The workload adds its API
+// routes (inside a group carrying the fault injector) in its routes.go.
+func NewRouter(o *Observer, p Probes) chi.Router {
+	r := chi.NewRouter()
+	r.Use(o.Middleware)
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
+		markUnmatched(w)
+		problem.Error(w, req, http.StatusNotFound, "no route for "+req.Method+" "+req.URL.Path)
+	})
+	r.MethodNotAllowed(MethodNotAllowed)
+	r.Method(http.MethodGet, "/healthz", health.LiveHandler(p.Identity))
+	r.Method(http.MethodGet, "/readyz", health.ReadyHandler(p.State, p.Identity, p.Extra))
+	return r
+}
+
+// MethodNotAllowed answers 405 with the Allow header chi computed.
+func MethodNotAllowed(w http.ResponseWriter, req *http.Request) {
+	markUnmatched(w)
+	allow := strings.Join(w.Header().Values("Allow"), ", ")
+	problem.Error(w, req, http.StatusMethodNotAllowed, req.Method+" is not allowed on "+req.URL.Path+"; allowed: "+allow)
+}
+
+// NewAdminRouter serves /metrics and the workload's admin routes on the admin port,
+// never on the public port.
+func NewAdminRouter(metrics http.Handler, mount func(chi.Router)) chi.Router {
+	r := chi.NewRouter()
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
+		problem.Error(w, req, http.StatusNotFound, "no admin route for "+req.Method+" "+req.URL.Path)
+	})
+	r.MethodNotAllowed(MethodNotAllowed)
+	r.Method(http.MethodGet, "/metrics", metrics)
+	if mount != nil {
+		mount(r)
+	}
+	return r
+}

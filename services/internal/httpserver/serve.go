@@ -1,0 +1,96 @@
+package httpserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/meshdemo/meshdemo/services/internal/health"
+)
+
+// Timeouts for both servers of a workload.
+type Timeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+	MaxHeaderBytes                int
+}
+
+// Lifecycle is everything Serve needs.
+type Lifecycle struct {
+	PublicAddr, AdminAddr string
+	Public, Admin         http.Handler
+	Timeouts              Timeouts
+	State                 *health.State
+	DrainDelay            time.Duration
+	ShutdownTimeout       time.Duration
+	Logger                *slog.Logger
+	// OnListen is called with the bound addresses once both listeners are open (tests
+	// use it to learn ephemeral ports).
+	OnListen func(public, admin net.Addr)
+	// Flush runs last, after both servers stopped (telemetry export).
+	Flush func(context.Context) error
+}
+
+// Serve runs both servers until ctx is cancelled, then: readiness 503 → drain pause
+// (the endpoints controller and sidecars stop sending new requests) → Shutdown on a
+// fresh context so in-flight requests finish → Flush. It returns nil after a clean
+// shutdown.
+func Serve(ctx context.Context, l Lifecycle) error {
+	publicLn, err := net.Listen("tcp", l.PublicAddr)
+	if err != nil {
+		return fmt.Errorf("listen public %s: %w", l.PublicAddr, err)
+	}
+	adminLn, err := net.Listen("tcp", l.AdminAddr)
+	if err != nil {
+		publicLn.Close()
+		return fmt.Errorf("listen admin %s: %w", l.AdminAddr, err)
+	}
+	mk := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: l.Timeouts.ReadHeader,
+			ReadTimeout:       l.Timeouts.Read,
+			WriteTimeout:      l.Timeouts.Write,
+			IdleTimeout:       l.Timeouts.Idle,
+			MaxHeaderBytes:    l.Timeouts.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(l.Logger.Handler(), slog.LevelWarn),
+		}
+	}
+	public, admin := mk(l.Public), mk(l.Admin)
+	errc := make(chan error, 2)
+	go func() { errc <- public.Serve(publicLn) }()
+	go func() { errc <- admin.Serve(adminLn) }()
+	if l.OnListen != nil {
+		l.OnListen(publicLn.Addr(), adminLn.Addr())
+	}
+	l.State.Set(health.Ready)
+	l.Logger.Info("serving", "public", publicLn.Addr().String(), "admin", adminLn.Addr().String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc: // a listener died: shut down the rest, report it
+	}
+	l.State.Set(health.Draining)
+	if serveErr == nil && l.DrainDelay > 0 {
+		l.Logger.Info("draining", "pause", l.DrainDelay.String())
+		time.Sleep(l.DrainDelay)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), l.ShutdownTimeout)
+	defer cancel()
+	err = errors.Join(public.Shutdown(shutdownCtx), admin.Shutdown(shutdownCtx))
+	if l.Flush != nil {
+		err = errors.Join(err, l.Flush(shutdownCtx))
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(fmt.Errorf("server failed: %w", serveErr), err)
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	l.Logger.Info("stopped")
+	return nil
+}

@@ -1,0 +1,131 @@
+// Package propagation forwards the headers Istio and tracing systems need from each
+// inbound request to every outbound call it causes. The list is defined here once; a
+// workload only adds names through PROPAGATE_HEADERS.
+//
+// Raw copies are always made, so propagation works with trace export off. With
+// tracing on, the OpenTelemetry propagators then overwrite the trace headers
+// (traceparent, tracestate, b3, x-b3-*) with the current span, which continues the
+// trace: same trace id, new span id.
+package propagation
+
+import (
+	"context"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// FaultHeader carries per-call fault directives; every hop forwards it unchanged.
+const FaultHeader = "X-Meshdemo-Fault"
+
+// DefaultHeaders returns the canonical list (a fresh slice each call).
+func DefaultHeaders() []string {
+	return []string{
+		// Envoy / Istio
+		"x-request-id",
+		// W3C trace context and baggage
+		"traceparent", "tracestate", "baggage",
+		// Zipkin B3, single and multi header
+		"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
+		// Lightstep / OpenTracing, Google Cloud, gRPC, SkyWalking
+		"x-ot-span-context", "x-cloud-trace-context", "grpc-trace-bin", "sw8",
+		// Datadog
+		"x-datadog-trace-id", "x-datadog-parent-id", "x-datadog-sampling-priority",
+		// routing headers used by VirtualService matches
+		"end-user", "user-agent", "cookie", "canary_id", "x-canary",
+		// per-call app-level faults
+		FaultHeader,
+	}
+}
+
+// Propagator knows the full list of names for one workload. Safe for concurrent use.
+type Propagator struct {
+	names []string // canonical MIME form, deduplicated
+}
+
+// New builds the list from the defaults plus extra names.
+func New(extra []string) *Propagator {
+	seen := map[string]bool{}
+	var names []string
+	for _, n := range append(DefaultHeaders(), extra...) {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		c := textproto.CanonicalMIMEHeaderKey(n)
+		if !seen[c] {
+			seen[c] = true
+			names = append(names, c)
+		}
+	}
+	return &Propagator{names: names}
+}
+
+// Names returns the canonical header names this propagator forwards.
+func (p *Propagator) Names() []string { return append([]string(nil), p.names...) }
+
+// Carried is the set of propagated values captured from one inbound request.
+type Carried struct {
+	keys   []string
+	values [][]string
+}
+
+// Len is the number of captured headers.
+func (c Carried) Len() int { return len(c.keys) }
+
+// Get returns the first captured value of a header (canonical or not).
+func (c Carried) Get(name string) string {
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	for i, k := range c.keys {
+		if k == name && len(c.values[i]) > 0 {
+			return c.values[i][0]
+		}
+	}
+	return ""
+}
+
+// Capture copies the listed headers present in h. Values are shared with h, which is
+// fine because inbound headers are not modified after the handler starts.
+func (p *Propagator) Capture(h http.Header) Carried {
+	var c Carried
+	for _, n := range p.names {
+		if v, ok := h[n]; ok && len(v) > 0 {
+			c.keys = append(c.keys, n)
+			c.values = append(c.values, v)
+		}
+	}
+	return c
+}
+
+// Set overrides or adds one captured header (for example a generated x-request-id).
+func (c *Carried) Set(name, value string) {
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	for i, k := range c.keys {
+		if k == name {
+			c.values[i] = []string{value}
+			return
+		}
+	}
+	c.keys = append(c.keys, name)
+	c.values = append(c.values, []string{value})
+}
+
+// Apply writes the captured headers into an outbound header map.
+func (c Carried) Apply(out http.Header) {
+	for i, k := range c.keys {
+		out[k] = append([]string(nil), c.values[i]...)
+	}
+}
+
+type ctxKey struct{}
+
+// WithCarried stores c in ctx for the outbound client.
+func WithCarried(ctx context.Context, c Carried) context.Context {
+	return context.WithValue(ctx, ctxKey{}, c)
+}
+
+// FromContext returns what the inbound request carried (empty when none).
+func FromContext(ctx context.Context) Carried {
+	c, _ := ctx.Value(ctxKey{}).(Carried)
+	return c
+}

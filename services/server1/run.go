@@ -1,0 +1,41 @@
+// Command server1 is the middle of the chain: GET /server1/server2 calls server2 and
+// relays its answer.
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/meshdemo/meshdemo/services/internal/config"
+	"github.com/meshdemo/meshdemo/services/internal/faults"
+	"github.com/meshdemo/meshdemo/services/internal/workload"
+)
+
+// Config is server1's whole configuration.
+type Config struct {
+	config.Common
+	faults.Config
+	Server2URL string `env:"SERVER2_URL" envDefault:"http://server2:8080"`
+}
+
+func (c *Config) Shared() (*config.Common, *faults.Config) { return &c.Common, &c.Config }
+func (c *Config) Validate() error {
+	return errors.Join(c.Common.Validate(), c.Config.Validate(), config.ValidateURL("SERVER2_URL", c.Server2URL))
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := &Config{}
+	return workload.Main(ctx, args, getenv, stdout, stderr, workload.Spec{
+		Name:     "server1",
+		Settings: cfg,
+		NewServer: func(k *workload.Kit) (http.Handler, error) {
+			server2, err := k.Upstream("server2", cfg.Server2URL)
+			if err != nil {
+				return nil, err
+			}
+			return NewServer(k, server2), nil
+		},
+	})
+}
