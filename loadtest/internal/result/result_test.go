@@ -1,0 +1,117 @@
+package result
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// TestPercentiles feeds known latencies and checks fortio's bucketed percentiles stay
+// within one bucket of the exact values.
+func TestPercentiles(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	rec := NewRecorder(start, nil)
+	a, b := rec.NewShard(), rec.NewShard()
+	// 10000 requests with latencies 1ms, 2ms, ..., 10000 * 1ms / 10 → 0.1ms..1000ms uniform.
+	for i := 1; i <= 10000; i++ {
+		s := a
+		if i%2 == 0 {
+			s = b
+		}
+		s.Record(start.Add(time.Duration(i)*time.Millisecond), time.Duration(i)*100*time.Microsecond, 200, "", nil)
+	}
+	sum := rec.Summary(10 * time.Second)
+	if sum.Requests != 10000 || sum.Status[200] != 10000 {
+		t.Fatalf("requests = %d, status = %v", sum.Requests, sum.Status)
+	}
+	if math.Abs(sum.ThroughputRPS-1000) > 1e-9 {
+		t.Errorf("throughput = %v, want 1000", sum.ThroughputRPS)
+	}
+	cases := []struct {
+		name      string
+		got, want float64
+	}{
+		{"min", sum.Latency.MinMS, 0.1},
+		{"p50", sum.Latency.P50MS, 500},
+		{"p90", sum.Latency.P90MS, 900},
+		{"p99", sum.Latency.P99MS, 990},
+		{"p99.9", sum.Latency.P999MS, 999},
+		{"max", sum.Latency.MaxMS, 1000},
+		{"mean", sum.Latency.MeanMS, 500.05},
+	}
+	for _, c := range cases {
+		// Around 500-1000ms fortio's buckets are 100ms wide at resolution 100µs; the
+		// interpolation inside a bucket is exact for uniform data, so allow 1%.
+		if math.Abs(c.got-c.want) > c.want*0.01+1e-9 {
+			t.Errorf("%s = %.3fms, want %.3fms ± 1%%", c.name, c.got, c.want)
+		}
+	}
+	var n int64
+	for _, bk := range sum.Latency.Histogram {
+		n += bk.Count
+		if bk.EndMS < bk.StartMS {
+			t.Errorf("bucket %+v ends before it starts", bk)
+		}
+	}
+	if n != 10000 {
+		t.Errorf("histogram holds %d, want 10000", n)
+	}
+	if len(sum.Timeline) != 11 || sum.Timeline[0].Requests != 999 || sum.Timeline[5].Status[200] != 1000 {
+		t.Errorf("timeline: %d seconds, first %+v", len(sum.Timeline), sum.Timeline[0])
+	}
+}
+
+func TestCountsHopsAndErrors(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	rec := NewRecorder(start, nil)
+	s := rec.NewShard()
+	rec1 := []byte("client/v1@c-1, server1/v2@s1-2;attempt=2, server2/v1@s2-1")
+	rec2 := []byte(" client/v1@c-1, server1/v1@s1-1, server2/v2@s2-9 ")
+	for range 3 {
+		s.Record(start, time.Millisecond, 200, "", rec1)
+	}
+	s.Record(start, time.Millisecond, 200, "", rec2)
+	s.Record(start.Add(1500*time.Millisecond), time.Millisecond, 503, "", []byte("client/v1@c-1, server1/v1@s1-1"))
+	s.Record(start, time.Millisecond, 200, "", nil)
+	s.Record(start, time.Millisecond, 200, "", []byte("garbage"))
+	s.Record(start, time.Millisecond, 200, "", []byte("garbage"))
+	s.Record(start, 3*time.Second, 0, ErrTimeout, nil)
+	s.Record(start, time.Millisecond, 0, ErrConnect, nil)
+
+	if p := rec.Progress(); p.Requests != 10 || p.Errors != 2 || p.Codes[503] != 1 {
+		t.Errorf("progress = %+v", p)
+	}
+	sum := rec.Summary(time.Second)
+	want := map[string]map[string]int64{
+		"client":  {"v1": 5},
+		"server1": {"v2": 3, "v1": 2},
+		"server2": {"v1": 3, "v2": 1},
+	}
+	for svc, vers := range want {
+		for v, n := range vers {
+			if got := sum.Hops[svc][v]; got != n {
+				t.Errorf("hops[%s][%s] = %d, want %d", svc, v, got, n)
+			}
+		}
+		if len(sum.Hops[svc]) != len(vers) {
+			t.Errorf("hops[%s] = %v, want %v", svc, sum.Hops[svc], vers)
+		}
+	}
+	if sum.Status[200] != 7 || sum.Status[503] != 1 {
+		t.Errorf("status = %v", sum.Status)
+	}
+	if sum.Errors[ErrTimeout] != 1 || sum.Errors[ErrConnect] != 1 {
+		t.Errorf("errors = %v", sum.Errors)
+	}
+	if sum.PathMissing != 1 || sum.PathInvalid != 2 {
+		t.Errorf("missing = %d invalid = %d, want 1 and 2", sum.PathMissing, sum.PathInvalid)
+	}
+	if got := sum.Timeline[1].Versions["server1/v1"]; got != 1 {
+		t.Errorf("second 1 server1/v1 = %d, want 1", got)
+	}
+	if got := sum.Services(); len(got) != 3 || got[0] != "client" {
+		t.Errorf("services = %v", got)
+	}
+}
