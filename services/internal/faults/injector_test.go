@@ -1,9 +1,11 @@
 package faults_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -424,7 +426,9 @@ func TestCancelledDelayWritesNothing(t *testing.T) {
 			}
 			started := make(chan struct{}, 1)
 			reached := make(chan struct{}, 1)
-			inj := newInjector(t, c, "server2", faults.WithOnInject(func(*http.Request, faults.Injection) { started <- struct{}{} }))
+			var logs syncBuffer
+			inj := newInjector(t, c, "server2", faults.WithOnInject(func(*http.Request, faults.Injection) { started <- struct{}{} }),
+				faults.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 			h := inj.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached <- struct{}{} }))
 			ctx, cancel := context.WithCancel(context.Background())
 			req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/server2/end", nil)
@@ -450,6 +454,13 @@ func TestCancelledDelayWritesNothing(t *testing.T) {
 			case <-reached:
 				t.Error("handler ran after a cancelled delay")
 			default:
+			}
+			var entry map[string]any
+			if err := json.Unmarshal(logs.Bytes(), &entry); err != nil {
+				t.Fatalf("want one JSON log line, got %q: %v", logs.Bytes(), err)
+			}
+			if entry["status"] != 499.0 || entry["delay"] != "20s" || entry["source"] != source || entry["service"] != "server2" {
+				t.Errorf("log entry = %v, want status 499, delay 20s, source %s, service server2", entry, source)
 			}
 		})
 	}
@@ -487,6 +498,23 @@ func TestInjectionHookAndSickSwitch(t *testing.T) {
 	if string(b) != `{"sick":true}` {
 		t.Errorf("Status JSON = %s", b)
 	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
 }
 
 func ptr[T any](v T) *T { return &v }
