@@ -1,0 +1,424 @@
+// Command bench is `make bench`: it starts the real client → server1 → server2 chain
+// and a minimal hand-written three-hop chain (./minimal) as separate processes on
+// 127.0.0.1, loads each with the same closed-loop concurrency in interleaved rounds,
+// and prints throughput, latency, CPU per request, RSS after load and time from exec
+// to ready, each next to its target. It is a benchmark, not a test: it exits 0 when a
+// target is missed (and non-zero only when it could not measure).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Targets from issue 2.
+const (
+	targetThroughput = 0.8      // chain req/s ≥ 0.8 × minimal
+	targetP99        = 1.5      // chain p99 ≤ 1.5 × minimal
+	targetRSS        = 25 << 20 // per workload, after load
+	targetReady      = 100 * time.Millisecond
+)
+
+type options struct {
+	bin         string
+	minimal     string
+	workers     int
+	duration    time.Duration
+	warmup      time.Duration
+	rounds      int
+	warn        bool
+	readyTrials int
+	timeout     time.Duration
+	keepLogs    bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.bin, "bin", "bin", "directory holding client, server1 and server2")
+	fs.StringVar(&o.minimal, "minimal", "", "the minimal chain binary (default BIN/bench-minimal)")
+	fs.IntVar(&o.workers, "c", 32, "concurrent closed-loop workers")
+	fs.DurationVar(&o.duration, "d", 10*time.Second, "measured load per chain (split over the rounds)")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load per chain before the rounds")
+	fs.IntVar(&o.rounds, "rounds", 5, "interleaved rounds; each chain gets d/rounds per round")
+	fs.BoolVar(&o.warn, "warn", true, "also measure the real chain with LOG_LEVEL=warn")
+	fs.IntVar(&o.readyTrials, "ready-trials", 5, "extra standalone starts per workload for the exec-to-ready time")
+	fs.DurationVar(&o.timeout, "timeout", 115*time.Second, "bound on the whole run")
+	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the workloads' log directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.minimal == "" {
+		o.minimal = filepath.Join(o.bin, "bench-minimal")
+	}
+	if o.workers < 1 || o.rounds < 1 || o.duration <= 0 {
+		return fmt.Errorf("need -c ≥ 1, -rounds ≥ 1 and -d > 0")
+	}
+	for _, b := range []string{filepath.Join(o.bin, "client"), filepath.Join(o.bin, "server1"), filepath.Join(o.bin, "server2"), o.minimal} {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("%w (run `make build` and build ./internal/bench/minimal, or use `make bench`)", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+
+	logDir, err := os.MkdirTemp("", "meshdemo-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keepLogs {
+		fmt.Fprintf(out, "logs in %s\n", logDir)
+	} else {
+		defer os.RemoveAll(logDir)
+	}
+
+	fmt.Fprintf(out, "meshdemo bench · %s · %d CPUs · load average %s · %s\n",
+		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), loadavg(), runtime.Version())
+	fmt.Fprintf(out, "three hops on 127.0.0.1 · %d closed-loop workers (in this process) · %s warm-up, then %s measured per chain in %d interleaved rounds\n\n",
+		o.workers, o.warmup, o.duration, o.rounds)
+
+	// Start every chain first, so the exec-to-ready figures come from the measured
+	// processes too; an idle chain costs the others nothing.
+	var chains []*chain
+	defer func() {
+		for _, c := range chains {
+			c.stop()
+		}
+	}()
+	levels := []string{"info"}
+	if o.warn {
+		levels = append(levels, "warn")
+	}
+	mini, err := startMinimal(ctx, o.minimal, logDir, "minimal")
+	if err != nil {
+		return err
+	}
+	chains = append(chains, mini)
+	for _, lvl := range levels {
+		c, err := startReal(ctx, o.bin, logDir, lvl, "bench-"+lvl)
+		if err != nil {
+			return err
+		}
+		chains = append(chains, c)
+	}
+
+	client := newLoadClient(o.workers)
+	for _, c := range chains {
+		body, path, err := probe(ctx, client, c.url)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		c.wantLen = len(body)
+		if c.real && strings.Count(path, ",") != 2 {
+			return fmt.Errorf("%s: path header %q does not name three hops", c.name, path)
+		}
+	}
+
+	for _, c := range chains {
+		s := load(ctx, client, c.url, o.workers, o.warmup, c.wantLen)
+		c.sent += s.ok + s.errs
+	}
+	per := o.duration / time.Duration(o.rounds)
+	for r := range o.rounds {
+		for i := range chains {
+			c := chains[(i+r)%len(chains)] // rotate who goes first
+			before, err := c.cpu()
+			if err != nil {
+				return err
+			}
+			s := load(ctx, client, c.url, o.workers, per, c.wantLen)
+			after, err := c.cpu()
+			if err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("run cut short: %w", ctx.Err())
+			}
+			c.add(s, before, after)
+		}
+	}
+	for _, c := range chains {
+		if err := c.measureMemory(); err != nil {
+			return err
+		}
+	}
+
+	// Exec-to-ready on more starts than the three chains gave.
+	ready := map[string][]time.Duration{}
+	for _, c := range chains {
+		for _, p := range c.procs {
+			ready[c.kind+"/"+p.name] = append(ready[c.kind+"/"+p.name], p.ready)
+		}
+	}
+	for t := range o.readyTrials {
+		for _, kind := range []string{"real", "minimal"} {
+			var c *chain
+			var err error
+			if kind == "real" {
+				c, err = startReal(ctx, o.bin, logDir, "info", "trial-"+strconv.Itoa(t))
+			} else {
+				c, err = startMinimal(ctx, o.minimal, logDir, "trial-"+strconv.Itoa(t))
+			}
+			if err != nil {
+				return err
+			}
+			for _, p := range c.procs {
+				ready[kind+"/"+p.name] = append(ready[kind+"/"+p.name], p.ready)
+			}
+			c.stop()
+		}
+	}
+
+	report(out, o, chains, ready)
+	fmt.Fprintf(out, "\nload average after: %s\n", loadavg())
+	return nil
+}
+
+// chain is three processes client, server1, server2 and what was measured on them.
+type chain struct {
+	name    string // shown in the report
+	kind    string // "real" or "minimal"
+	real    bool
+	procs   []*proc // client, server1, server2
+	url     string
+	wantLen int
+
+	sent     int // every request, warm-up included (for log bytes per request)
+	ok, errs int
+	elapsed  time.Duration
+	lat      []time.Duration
+	cpuUsed  []time.Duration // per process, during measured load only
+	firstErr string
+	rss      []int64
+	peak     []int64
+}
+
+func (c *chain) stop() {
+	for _, p := range c.procs {
+		p.stop()
+	}
+	c.procs = c.procs[:0:0]
+}
+
+func (c *chain) cpu() ([]time.Duration, error) {
+	v := make([]time.Duration, len(c.procs))
+	for i, p := range c.procs {
+		t, err := p.cpu()
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", c.name, p.name, err)
+		}
+		v[i] = t
+	}
+	return v, nil
+}
+
+func (c *chain) add(s slice, before, after []time.Duration) {
+	c.ok += s.ok
+	c.errs += s.errs
+	c.sent += s.ok + s.errs
+	c.elapsed += s.elapsed
+	c.lat = append(c.lat, s.lat...)
+	if c.firstErr == "" {
+		c.firstErr = s.firstErr
+	}
+	if c.cpuUsed == nil {
+		c.cpuUsed = make([]time.Duration, len(c.procs))
+	}
+	for i := range c.procs {
+		c.cpuUsed[i] += after[i] - before[i]
+	}
+}
+
+func (c *chain) measureMemory() error {
+	for _, p := range c.procs {
+		rss, peak, err := p.memory()
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", c.name, p.name, err)
+		}
+		c.rss = append(c.rss, rss)
+		c.peak = append(c.peak, peak)
+	}
+	return nil
+}
+
+// startReal starts server2, server1 and client (in that order) from bin.
+func startReal(ctx context.Context, bin, logDir, level, tag string) (*chain, error) {
+	ports, err := freePorts(6)
+	if err != nil {
+		return nil, err
+	}
+	c := &chain{name: "chain LOG_LEVEL=" + level, kind: "real", real: true}
+	names := []string{"client", "server1", "server2"}
+	url := func(i int) string { return "http://127.0.0.1:" + strconv.Itoa(ports[i]) }
+	for i := 2; i >= 0; i-- {
+		env := []string{
+			"PORT=" + strconv.Itoa(ports[i]),
+			"ADMIN_PORT=" + strconv.Itoa(ports[3+i]),
+			"LISTEN_HOST=127.0.0.1",
+			"LOG_LEVEL=" + level,
+			"DRAIN_DELAY=0s",
+			"HOSTNAME=" + names[i] + "-" + tag,
+			"SERVER1_URL=" + url(1),
+			"SERVER2_URL=" + url(2),
+			"USER_SERVICE_URL=http://127.0.0.1:9", // unused by the chain
+		}
+		p, err := start(ctx, spec{name: names[i], path: filepath.Join(bin, names[i]), env: env, port: ports[i]},
+			filepath.Join(logDir, names[i]+"-"+tag+"-"+level+".log"))
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.procs = append([]*proc{p}, c.procs...)
+	}
+	c.url = url(0) + "/client/server1"
+	return c, nil
+}
+
+// startMinimal starts the hand-written chain: the same binary in three roles.
+func startMinimal(ctx context.Context, path, logDir, tag string) (*chain, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	c := &chain{name: "minimal net/http", kind: "minimal"}
+	names := []string{"client", "server1", "server2"}
+	url := func(i int) string { return "http://127.0.0.1:" + strconv.Itoa(ports[i]) }
+	for i := 2; i >= 0; i-- {
+		args := []string{"-role", names[i], "-addr", "127.0.0.1:" + strconv.Itoa(ports[i]), "-instance", "server2-" + tag}
+		if i < 2 {
+			args = append(args, "-upstream", url(i+1))
+		}
+		p, err := start(ctx, spec{name: names[i], path: path, args: args, port: ports[i]},
+			filepath.Join(logDir, "minimal-"+names[i]+"-"+tag+".log"))
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.procs = append([]*proc{p}, c.procs...)
+	}
+	c.url = url(0) + "/client/server1"
+	return c, nil
+}
+
+func report(out io.Writer, o options, chains []*chain, ready map[string][]time.Duration) {
+	type figures struct{ rps, p50, p90, p99, cpu float64 }
+	fig := make([]figures, len(chains))
+	fmt.Fprintf(out, "%-22s %9s %9s %9s %9s %12s %8s %s\n", "chain", "req/s", "p50", "p90", "p99", "CPU/req", "errors", "CPU/req per hop (client, server1, server2)")
+	for i, c := range chains {
+		slices.Sort(c.lat)
+		var total time.Duration
+		hops := make([]string, len(c.cpuUsed))
+		for j, t := range c.cpuUsed {
+			total += t
+			hops[j] = fmtMicros(perReq(t, c.ok))
+		}
+		fig[i] = figures{
+			rps: float64(c.ok) / c.elapsed.Seconds(),
+			p50: ms(quantile(c.lat, 0.50)), p90: ms(quantile(c.lat, 0.90)), p99: ms(quantile(c.lat, 0.99)),
+			cpu: perReq(total, c.ok),
+		}
+		fmt.Fprintf(out, "%-22s %9.0f %7.2fms %7.2fms %7.2fms %12s %8d %s\n",
+			c.name, fig[i].rps, fig[i].p50, fig[i].p90, fig[i].p99, fmtMicros(fig[i].cpu), c.errs, strings.Join(hops, ", "))
+		if c.firstErr != "" {
+			fmt.Fprintf(out, "%22s first error: %s\n", "", c.firstErr)
+		}
+	}
+	fmt.Fprintln(out, "(CPU/req = utime+stime of the three processes from /proc/PID/stat over the measured load, 10 ms ticks)")
+
+	fmt.Fprintf(out, "\nratios to the minimal chain\n")
+	for i, c := range chains[1:] {
+		f := fig[i+1]
+		tr, pr, cr := f.rps/fig[0].rps, f.p99/fig[0].p99, f.cpu/fig[0].cpu
+		fmt.Fprintf(out, "  %-22s throughput %.2f× (target ≥ %.1f×) %s   p99 %.2f× (target ≤ %.1f×) %s   CPU/req %.2f×\n",
+			c.name, tr, targetThroughput, verdict(tr >= targetThroughput), pr, targetP99, verdict(pr <= targetP99), cr)
+	}
+
+	fmt.Fprintf(out, "\nRSS after load (VmRSS; peak VmHWM), target ≤ %d MiB per workload\n", targetRSS>>20)
+	for _, c := range chains {
+		for j, p := range c.procs {
+			v := ""
+			if c.real {
+				v = verdict(c.rss[j] <= targetRSS)
+			}
+			fmt.Fprintf(out, "  %-22s %-8s %6.1f MiB (peak %5.1f MiB) %s\n", c.name, p.name, mib(c.rss[j]), mib(c.peak[j]), v)
+		}
+	}
+	for _, c := range chains {
+		if !c.real {
+			continue
+		}
+		var size int64
+		for _, p := range c.procs {
+			if st, err := os.Stat(p.log); err == nil {
+				size += st.Size()
+			}
+		}
+		fmt.Fprintf(out, "  %-22s log output %.0f bytes per request (all three hops)\n", c.name, float64(size)/float64(max(c.sent, 1)))
+	}
+
+	fmt.Fprintf(out, "\nexec to ready (poll /readyz every 1 ms), target ≤ %d ms; the median decides\n", targetReady.Milliseconds())
+	for _, kind := range []string{"real", "minimal"} {
+		for _, name := range []string{"client", "server1", "server2"} {
+			d := slices.Clone(ready[kind+"/"+name])
+			slices.Sort(d)
+			med := quantile(d, 0.5)
+			v := ""
+			if kind == "real" {
+				v = verdict(med <= targetReady)
+			}
+			fmt.Fprintf(out, "  %-8s %-8s median %6.1f ms  min %6.1f ms  max %6.1f ms  (%d starts) %s\n",
+				kind, name, ms(med), ms(d[0]), ms(d[len(d)-1]), len(d), v)
+		}
+	}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func perReq(t time.Duration, n int) float64 {
+	if n == 0 {
+		return math.NaN()
+	}
+	return float64(t.Microseconds()) / float64(n)
+}
+
+func fmtMicros(us float64) string { return fmt.Sprintf("%.0fµs", us) }
+func ms(d time.Duration) float64  { return float64(d.Microseconds()) / 1000 }
+func mib(b int64) float64         { return float64(b) / (1 << 20) }
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
