@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -28,9 +28,11 @@ func handleChain(server1 *httpclient.Upstream) http.Handler {
 // same method, body and content type; user-service validates and answers.
 func handleUsers(users *httpclient.Upstream) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The id segment is taken still escaped, so an encoded "/" stays inside the
+		// segment and user-service (which validates ids) sees what the caller sent.
 		path := "/api/users"
-		if id := chi.URLParam(r, "id"); id != "" {
-			path += "/" + url.PathEscape(id)
+		if chi.URLParam(r, "id") != "" {
+			path += "/" + strings.TrimPrefix(r.URL.EscapedPath(), "/client/users/")
 		}
 		var body io.Reader
 		if r.Method == http.MethodPost || r.Method == http.MethodPut {

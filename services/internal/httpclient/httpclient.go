@@ -95,15 +95,16 @@ func (u *Upstream) Name() string { return u.opts.Name }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// Relay calls method path on the upstream with the inbound request's context and
+// Relay calls method escapedPath (already percent-encoded) on the upstream with the inbound request's context and
 // propagated headers, then writes the upstream's status and body to w. Transport
 // failures become 502 (unreachable) or 504 (timed out); a caller that went away gets
 // nothing written.
-func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, path string, body io.Reader, contentType string) {
+func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escapedPath string, body io.Reader, contentType string) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), u.opts.Timeout)
 	defer cancel()
 	self := httpserver.SelfHop(r.Context())
+	var err error
 
 	var span trace.Span
 	if u.opts.Tracing {
@@ -113,8 +114,13 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, path st
 	}
 
 	target := *u.base
-	target.Path += path
-	out, err := http.NewRequestWithContext(ctx, method, target.String(), body)
+	target.RawPath = u.base.EscapedPath() + escapedPath
+	if target.Path, err = url.PathUnescape(target.RawPath); err != nil {
+		u.fail(w, r, self, start, http.StatusBadRequest, fmt.Sprintf("bad path %q: %v", escapedPath, err))
+		return
+	}
+	out, err := http.NewRequestWithContext(ctx, method, "", body)
+	out.URL = &target
 	if err != nil {
 		u.fail(w, r, self, start, http.StatusInternalServerError, fmt.Sprintf("building request to %s: %v", u.opts.Name, err))
 		return

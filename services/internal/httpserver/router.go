@@ -34,10 +34,20 @@ func NewRouter(o *Observer, p Probes) chi.Router {
 	return r
 }
 
-// MethodNotAllowed answers 405 with the Allow header chi computed.
+// MethodNotAllowed answers 405 with an Allow header listing the methods the route
+// does serve (chi only computes it for its own default handler).
 func MethodNotAllowed(w http.ResponseWriter, req *http.Request) {
 	markUnmatched(w)
-	allow := strings.Join(w.Header().Values("Allow"), ", ")
+	var allowed []string
+	if rc := chi.RouteContext(req.Context()); rc != nil && rc.Routes != nil {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if rc.Routes.Match(chi.NewRouteContext(), m, req.URL.Path) {
+				allowed = append(allowed, m)
+			}
+		}
+	}
+	allow := strings.Join(allowed, ", ")
+	w.Header().Set("Allow", allow)
 	problem.Error(w, req, http.StatusMethodNotAllowed, req.Method+" is not allowed on "+req.URL.Path+"; allowed: "+allow)
 }
 

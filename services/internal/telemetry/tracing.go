@@ -31,11 +31,13 @@ type TracingConfig struct {
 	Endpoint string
 }
 
-// Propagator is W3C trace context + baggage + B3 (single and multi header, so both
-// Envoy's Zipkin headers and newer b3 readers see the current span).
+// Propagator is W3C trace context + B3 (single and multi header, so both Envoy's
+// Zipkin headers and newer b3 readers see the current span). Baggage is left out on
+// purpose: it is forwarded raw by the propagation package, and OTel's baggage parser
+// reports every malformed header through a process-global logger.
 func Propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(
-		propagation.TraceContext{}, propagation.Baggage{},
+		propagation.TraceContext{},
 		b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader|b3.B3SingleHeader)))
 }
 

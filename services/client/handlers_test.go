@@ -1,0 +1,83 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/meshdemo/meshdemo/services/internal/kittest"
+	"github.com/meshdemo/meshdemo/services/pathheader"
+)
+
+// TestUsersProxy: method, path, body and content type reach user-service; its status
+// and body come back unchanged.
+func TestUsersProxy(t *testing.T) {
+	t.Parallel()
+	type seen struct{ method, path, ct, body string }
+	got := make(chan seen, 1)
+	users := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, r.URL.EscapedPath(), r.Header.Get("Content-Type"), string(b)}
+		w.Header().Set(pathheader.Name, "user-service/v2@fake")
+		w.WriteHeader(207)
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer users.Close()
+	k := kittest.Default(t, "client")
+	s1, _ := k.Upstream("server1", "http://127.0.0.1:1")
+	us, _ := k.Upstream("user-service", users.URL)
+	srv := httptest.NewServer(NewServer(k, s1, us))
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		method, path, body string
+		want               seen
+	}{
+		{"GET", "/client/users", "", seen{"GET", "/api/users", "", ""}},
+		{"POST", "/client/users", `{"username":"a"}`, seen{"POST", "/api/users", "application/json", `{"username":"a"}`}},
+		{"PUT", "/client/users/7", `{"username":"b"}`, seen{"PUT", "/api/users/7", "application/json", `{"username":"b"}`}},
+		{"DELETE", "/client/users/7", "", seen{"DELETE", "/api/users/7", "", ""}},
+		{"GET", "/client/users/a%2F..%2Fx", "", seen{"GET", "/api/users/a%2F..%2Fx", "", ""}},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+		if tc.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 207 || string(b) != `{"ok":true}` {
+			t.Fatalf("%s %s: %d %s", tc.method, tc.path, resp.StatusCode, b)
+		}
+		if p := resp.Header.Get(pathheader.Name); p != "client/v1@client-test, user-service/v2@fake" {
+			t.Errorf("path header %q", p)
+		}
+		if s := <-got; s != tc.want {
+			t.Errorf("%s %s: upstream saw %+v, want %+v", tc.method, tc.path, s, tc.want)
+		}
+	}
+
+	// A body over the limit is refused at the edge with 413, not streamed through.
+	req, _ := http.NewRequest("POST", srv.URL+"/client/users", strings.NewReader(strings.Repeat("a", 1<<20+1)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 || len(got) != 0 {
+		t.Fatalf("oversized body: %d (upstream calls %d)", resp.StatusCode, len(got))
+	}
+	// PATCH is not part of the API.
+	req, _ = http.NewRequest("PATCH", srv.URL+"/client/users/1", nil)
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, PUT, DELETE" {
+		t.Fatalf("PATCH: %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}

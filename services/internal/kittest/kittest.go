@@ -1,0 +1,43 @@
+// Package kittest builds real workload kits for handler tests, so tests go through the
+// same middleware, probes and fault injector as production.
+package kittest
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/meshdemo/meshdemo/services/internal/config"
+	"github.com/meshdemo/meshdemo/services/internal/faults"
+	"github.com/meshdemo/meshdemo/services/internal/health"
+	"github.com/meshdemo/meshdemo/services/internal/workload"
+)
+
+// Common returns a valid config for service name with short timeouts.
+func Common(name string) config.Common {
+	return config.Common{
+		ServiceName: name, ServiceVersion: "v1", Instance: name + "-test",
+		UpstreamTimeout: 2 * time.Second, LogLevel: slog.LevelWarn,
+		ShutdownTimeout: time.Second, IdleTimeout: time.Minute,
+	}
+}
+
+// Kit builds a ready Kit; logs go to logs (nil discards them).
+func Kit(t testing.TB, c config.Common, f faults.Config, logs io.Writer) *workload.Kit {
+	t.Helper()
+	if logs == nil {
+		logs = io.Discard
+	}
+	k, err := workload.NewKit(c, f, logs)
+	if err != nil {
+		t.Fatalf("NewKit: %v", err)
+	}
+	k.Health.Set(health.Ready)
+	return k
+}
+
+// Default is Kit with Common(name) and the default fault config.
+func Default(t testing.TB, name string) *workload.Kit {
+	return Kit(t, Common(name), faults.DefaultConfig(), nil)
+}
