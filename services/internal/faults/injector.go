@@ -60,9 +60,12 @@ type Option func(*Injector)
 
 // WithRand draws every random decision (error rate, latency, directive percents) from
 // src instead of the runtime's generator, so tests are deterministic. Draws are
-// serialised with a mutex; the default source needs none.
+// serialised with a mutex; the default source needs none. A nil src keeps the default.
 func WithRand(src rand.Source) Option {
 	return func(i *Injector) {
+		if src == nil {
+			return
+		}
 		var mu sync.Mutex
 		r := rand.New(src)
 		i.uniform = func() float64 {
@@ -77,7 +80,11 @@ func WithRand(src rand.Source) Option {
 // else) when ctx ends before d has passed, and nil otherwise. Tests use it to record
 // delays without waiting for them.
 func WithSleep(fn func(ctx context.Context, d time.Duration) error) Option {
-	return func(i *Injector) { i.sleep = fn }
+	return func(i *Injector) {
+		if fn != nil {
+			i.sleep = fn
+		}
+	}
 }
 
 // WithOnInject calls fn for every injected fault, on the request's goroutine; the lead
@@ -90,7 +97,11 @@ func WithOnInject(fn func(r *http.Request, in Injection)) Option {
 // WithLogger logs admin switches and delays cut short by the caller (as status 499,
 // nginx's "client closed request"). The default discards.
 func WithLogger(l *slog.Logger) Option {
-	return func(i *Injector) { i.log = l }
+	return func(i *Injector) {
+		if l != nil {
+			i.log = l
+		}
+	}
 }
 
 // New checks cfg and returns the injector of service (the SERVICE_NAME directives

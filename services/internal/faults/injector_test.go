@@ -264,7 +264,7 @@ func binomialTolerance(n int, p float64, k float64) float64 {
 // of N*p; with the runtime source it must sit within 6 (false failure odds below 1e-8).
 func TestErrorRateStatistics(t *testing.T) {
 	t.Parallel()
-	const n = 20000
+	const n = 10000
 	for _, rate := range []float64{0, 1, 30, 99.5, 100} {
 		for _, seeded := range []bool{true, false} {
 			if !seeded && (rate == 0 || rate == 100) {
