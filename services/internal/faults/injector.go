@@ -95,7 +95,8 @@ func WithOnInject(fn func(r *http.Request, in Injection)) Option {
 }
 
 // WithLogger logs admin switches and delays cut short by the caller (as status 499,
-// nginx's "client closed request"). The default discards.
+// nginx's "client closed request"). The logger is expected to carry the service's
+// identity already; the default discards.
 func WithLogger(l *slog.Logger) Option {
 	return func(i *Injector) {
 		if l != nil {
@@ -139,7 +140,7 @@ func (i *Injector) Service() string { return i.service }
 // not Kubernetes, has to eject it.
 func (i *Injector) SetSick(sick bool) {
 	if i.sick.Swap(sick) != sick {
-		i.log.Info("fault state changed", "service", i.service, "sick", sick)
+		i.log.Info("fault state changed", "sick", sick)
 	}
 }
 
@@ -260,7 +261,7 @@ func (i *Injector) delay(w http.ResponseWriter, r *http.Request, in Injection) b
 		return false
 	}
 	i.log.InfoContext(r.Context(), "injected delay cut short: caller went away",
-		"service", i.service, "status", 499, "delay", in.Delay.String(), "source", string(in.Source), "path", r.URL.Path)
+		"status", 499, "delay", in.Delay.String(), "source", string(in.Source), "path", r.URL.Path)
 	return false
 }
 

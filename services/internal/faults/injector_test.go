@@ -459,8 +459,8 @@ func TestCancelledDelayWritesNothing(t *testing.T) {
 			if err := json.Unmarshal(logs.Bytes(), &entry); err != nil {
 				t.Fatalf("want one JSON log line, got %q: %v", logs.Bytes(), err)
 			}
-			if entry["status"] != 499.0 || entry["delay"] != "20s" || entry["source"] != source || entry["service"] != "server2" {
-				t.Errorf("log entry = %v, want status 499, delay 20s, source %s, service server2", entry, source)
+			if entry["status"] != 499.0 || entry["delay"] != "20s" || entry["source"] != source || entry["path"] != "/server2/end" {
+				t.Errorf("log entry = %v, want status 499, delay 20s, source %s, path /server2/end", entry, source)
 			}
 		})
 	}
