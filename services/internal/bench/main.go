@@ -42,6 +42,19 @@ type options struct {
 	readyTrials int
 	timeout     time.Duration
 	keepLogs    bool
+	env         envList
+}
+
+// envList collects repeated -env KEY=VALUE flags.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 func main() {
@@ -66,6 +79,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.readyTrials, "ready-trials", 5, "extra standalone starts per workload for the exec-to-ready time")
 	fs.DurationVar(&o.timeout, "timeout", 115*time.Second, "bound on the whole run")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the workloads' log directory")
+	fs.Var(&o.env, "env", "extra KEY=VALUE for the real chain's processes, repeatable (e.g. -env GOGC=200)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -95,6 +109,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "meshdemo bench · %s · %d CPUs · load average %s · %s\n",
 		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), loadavg(), runtime.Version())
+	if len(o.env) > 0 {
+		fmt.Fprintf(out, "real chain runs with extra environment: %s\n", o.env.String())
+	}
 	fmt.Fprintf(out, "three hops on 127.0.0.1 · %d closed-loop workers (in this process) · %s warm-up, then %s measured per chain in %d interleaved rounds\n\n",
 		o.workers, o.warmup, o.duration, o.rounds)
 
@@ -116,7 +133,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	chains = append(chains, mini)
 	for _, lvl := range levels {
-		c, err := startReal(ctx, o.bin, logDir, lvl, "bench-"+lvl)
+		c, err := startReal(ctx, o.bin, logDir, lvl, "bench-"+lvl, o.env)
 		if err != nil {
 			return err
 		}
@@ -147,7 +164,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			if err != nil {
 				return err
 			}
+			self0 := selfCPU()
 			s := load(ctx, client, c.url, o.workers, per, c.wantLen)
+			c.loadgen += selfCPU() - self0
 			after, err := c.cpu()
 			if err != nil {
 				return err
@@ -176,7 +195,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			var c *chain
 			var err error
 			if kind == "real" {
-				c, err = startReal(ctx, o.bin, logDir, "info", "trial-"+strconv.Itoa(t))
+				c, err = startReal(ctx, o.bin, logDir, "info", "trial-"+strconv.Itoa(t), o.env)
 			} else {
 				c, err = startMinimal(ctx, o.minimal, logDir, "trial-"+strconv.Itoa(t))
 			}
@@ -209,6 +228,7 @@ type chain struct {
 	elapsed  time.Duration
 	lat      []time.Duration
 	cpuUsed  []time.Duration // per process, during measured load only
+	loadgen  time.Duration   // this process's CPU while loading the chain
 	firstErr string
 	rss      []int64
 	peak     []int64
@@ -263,7 +283,7 @@ func (c *chain) measureMemory() error {
 }
 
 // startReal starts server2, server1 and client (in that order) from bin.
-func startReal(ctx context.Context, bin, logDir, level, tag string) (*chain, error) {
+func startReal(ctx context.Context, bin, logDir, level, tag string, extra []string) (*chain, error) {
 	ports, err := freePorts(6)
 	if err != nil {
 		return nil, err
@@ -283,6 +303,7 @@ func startReal(ctx context.Context, bin, logDir, level, tag string) (*chain, err
 			"SERVER2_URL=" + url(2),
 			"USER_SERVICE_URL=http://127.0.0.1:9", // unused by the chain
 		}
+		env = append(env, extra...)
 		p, err := start(ctx, spec{name: names[i], path: filepath.Join(bin, names[i]), env: env, port: ports[i]},
 			filepath.Join(logDir, names[i]+"-"+tag+"-"+level+".log"))
 		if err != nil {
@@ -345,6 +366,11 @@ func report(out io.Writer, o options, chains []*chain, ready map[string][]time.D
 		}
 	}
 	fmt.Fprintln(out, "(CPU/req = utime+stime of the three processes from /proc/PID/stat over the measured load, 10 ms ticks)")
+	gen := make([]string, len(chains))
+	for i, c := range chains {
+		gen[i] = c.name + " " + fmtMicros(perReq(c.loadgen, c.ok))
+	}
+	fmt.Fprintf(out, "(load generator CPU/req, not included above: %s)\n", strings.Join(gen, ", "))
 
 	fmt.Fprintf(out, "\nratios to the minimal chain\n")
 	for i, c := range chains[1:] {
@@ -410,6 +436,15 @@ func perReq(t time.Duration, n int) float64 {
 func fmtMicros(us float64) string { return fmt.Sprintf("%.0fµs", us) }
 func ms(d time.Duration) float64  { return float64(d.Microseconds()) / 1000 }
 func mib(b int64) float64         { return float64(b) / (1 << 20) }
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func loadavg() string {
 	b, err := os.ReadFile("/proc/loadavg")
