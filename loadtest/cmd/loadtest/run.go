@@ -172,18 +172,16 @@ func progress(rec *result.Recorder, cfg engine.Config, every time.Duration, w io
 				p := rec.Progress()
 				rate := float64(p.Requests-last) / now.Sub(lastAt).Seconds()
 				last, lastAt = p.Requests, now
-				of := ""
+				done := fmt.Sprintf("%s/%s, %d requests", now.Sub(rec.Start()).Round(time.Second), cfg.Duration, p.Requests)
 				if cfg.Requests > 0 {
-					of = fmt.Sprintf("/%d", cfg.Requests)
-				} else {
-					of = fmt.Sprintf(" in %s/%s", now.Sub(rec.Start()).Round(time.Second), cfg.Duration)
+					done = fmt.Sprintf("%d/%d requests", p.Requests, cfg.Requests)
 				}
 				codes := make([]string, 0, len(p.Codes))
 				for _, c := range slices.Sorted(maps.Keys(p.Codes)) {
 					codes = append(codes, fmt.Sprintf("%d:%d", c, p.Codes[c]))
 				}
-				fmt.Fprintf(w, "loadtest: %d%s requests, %.1f req/s, status %s, errors %d\n",
-					p.Requests, of, rate, strings.Join(codes, " "), p.Errors)
+				fmt.Fprintf(w, "loadtest: %s, %.1f req/s, status %s, errors %d\n",
+					done, rate, strings.Join(codes, " "), p.Errors)
 			}
 		}
 	}()

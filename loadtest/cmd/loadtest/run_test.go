@@ -324,7 +324,7 @@ func TestEnvProgressAndMetrics(t *testing.T) {
 	if scraped == "" {
 		t.Error("no metrics scraped during the run")
 	}
-	if n := strings.Count(stderr.String(), "requests,"); n < 3 {
+	if n := strings.Count(stderr.String(), "req/s, status"); n < 3 {
 		t.Errorf("%d progress lines in 2s at 200ms:\n%s", n, stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "PASS  split server2") || !strings.Contains(stdout.String(), "PASS  split client") {
