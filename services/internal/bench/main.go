@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.workers, "c", 32, "concurrent closed-loop workers")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "measured load per chain (split over the rounds)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load per chain before the rounds")
-	fs.IntVar(&o.rounds, "rounds", 5, "interleaved rounds; each chain gets d/rounds per round")
+	fs.IntVar(&o.rounds, "rounds", 10, "interleaved rounds; each chain gets d/rounds per round")
 	fs.BoolVar(&o.warn, "warn", true, "also measure the real chain with LOG_LEVEL=warn")
 	fs.IntVar(&o.readyTrials, "ready-trials", 5, "extra standalone starts per workload for the exec-to-ready time")
 	fs.DurationVar(&o.timeout, "timeout", 115*time.Second, "bound on the whole run")
@@ -229,6 +229,7 @@ type chain struct {
 	lat      []time.Duration
 	cpuUsed  []time.Duration // per process, during measured load only
 	loadgen  time.Duration   // this process's CPU while loading the chain
+	rounds   []roundFig      // per interleaved round, in round order
 	firstErr string
 	rss      []int64
 	peak     []int64
@@ -253,7 +254,14 @@ func (c *chain) cpu() ([]time.Duration, error) {
 	return v, nil
 }
 
+// roundFig is one chain's figures in one round; neighbours in time share the
+// machine's background load, so ratios are taken round by round too.
+type roundFig struct{ rps, p99 float64 }
+
 func (c *chain) add(s slice, before, after []time.Duration) {
+	lat := slices.Clone(s.lat)
+	slices.Sort(lat)
+	c.rounds = append(c.rounds, roundFig{rps: float64(s.ok) / s.elapsed.Seconds(), p99: ms(quantile(lat, 0.99))})
 	c.ok += s.ok
 	c.errs += s.errs
 	c.sent += s.ok + s.errs
@@ -372,12 +380,18 @@ func report(out io.Writer, o options, chains []*chain, ready map[string][]time.D
 	}
 	fmt.Fprintf(out, "(load generator CPU/req, not included above: %s)\n", strings.Join(gen, ", "))
 
-	fmt.Fprintf(out, "\nratios to the minimal chain\n")
+	fmt.Fprintf(out, "\nratios to the minimal chain: median of the %d per-round ratios decides (pooled ratio over all rounds in brackets)\n", o.rounds)
 	for i, c := range chains[1:] {
 		f := fig[i+1]
-		tr, pr, cr := f.rps/fig[0].rps, f.p99/fig[0].p99, f.cpu/fig[0].cpu
-		fmt.Fprintf(out, "  %-22s throughput %.2f× (target ≥ %.1f×) %s   p99 %.2f× (target ≤ %.1f×) %s   CPU/req %.2f×\n",
-			c.name, tr, targetThroughput, verdict(tr >= targetThroughput), pr, targetP99, verdict(pr <= targetP99), cr)
+		var tr, pr []float64
+		for r := range c.rounds {
+			tr = append(tr, c.rounds[r].rps/chains[0].rounds[r].rps)
+			pr = append(pr, c.rounds[r].p99/chains[0].rounds[r].p99)
+		}
+		tm, pm := median(tr), median(pr)
+		fmt.Fprintf(out, "  %-22s throughput %.2f× [%.2f×] (target ≥ %.1f×) %s   p99 %.2f× [%.2f×] (target ≤ %.1f×) %s   CPU/req %.2f×\n",
+			c.name, tm, f.rps/fig[0].rps, targetThroughput, verdict(tm >= targetThroughput),
+			pm, f.p99/fig[0].p99, targetP99, verdict(pm <= targetP99), f.cpu/fig[0].cpu)
 	}
 
 	fmt.Fprintf(out, "\nRSS after load (VmRSS; peak VmHWM), target ≤ %d MiB per workload\n", targetRSS>>20)
@@ -417,6 +431,18 @@ func report(out io.Writer, o options, chains []*chain, ready map[string][]time.D
 				kind, name, ms(med), ms(d[0]), ms(d[len(d)-1]), len(d), v)
 		}
 	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func verdict(ok bool) string {
