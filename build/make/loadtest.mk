@@ -5,7 +5,7 @@ TEST_TARGETS += test-loadtest
 
 LOADTEST_GO := cd loadtest && GOWORK=off $(GO)
 LOADTEST_IMAGE ?= meshdemo/loadtest:dev
-BENCH_LOADTEST_FLAGS ?= --concurrency 32 --duration 5s --rounds 3
+BENCH_LOADTEST_FLAGS ?= --concurrency 32 --duration 3s --rounds 5
 
 .PHONY: loadtest test-loadtest bench-loadtest loadtest-image
 

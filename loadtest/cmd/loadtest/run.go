@@ -25,7 +25,7 @@ import (
 const (
 	exitOK       = 0 // every expectation held
 	exitExpected = 1 // the run completed and an expectation failed
-	exitUsage    = 2 // bad flags, unreachable target, target answering nothing, unwritable report
+	exitUsage    = 2 // bad flags, unreachable target, target answering nothing, unwritable report, interrupted
 )
 
 // exitError carries the exit code for main.
@@ -121,6 +121,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	switch {
+	case ctx.Err() != nil:
+		return fail(exitUsage, "interrupted: the report covers the %d requests sent before", sum.Requests)
 	case sum.Requests > 0 && answered == 0:
 		return fail(exitUsage, "target %s answered none of %d requests (errors: %s)", cfg.URL, sum.Requests, formatErrors(sum.Errors))
 	case failed > 0:

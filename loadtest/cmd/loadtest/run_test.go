@@ -331,3 +331,24 @@ func TestEnvProgressAndMetrics(t *testing.T) {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 }
+
+// TestInterrupted: cancelling the context (SIGINT/SIGTERM in main) stops the load,
+// still prints the report, and does not exit 0.
+func TestInterrupted(t *testing.T) {
+	t.Parallel()
+	srv, _ := fakeServer(t, fakemesh.Config{Seed: 4})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(700*time.Millisecond, cancel)
+	var stdout, stderr syncBuffer
+	start := time.Now()
+	err := run(ctx, []string{"--rate", "100", "--duration", "20s", "--progress", "0", srv.URL}, func(string) string { return "" }, &stdout, &stderr)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("run went on for %v after cancel", took)
+	}
+	if err == nil || exitCode(err) != exitUsage || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("err = %v", err)
+	}
+	if !strings.Contains(stdout.String(), "Requests    ") {
+		t.Errorf("no report:\n%s", stdout.String())
+	}
+}
