@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -111,9 +112,52 @@ func Parse(getenv func(string) string, v any) error {
 		}
 	}
 	if err := env.ParseWithOptions(v, env.Options{Environment: environ}); err != nil {
-		return fmt.Errorf("config: %w", err)
+		return fmt.Errorf("config: %w", nameVariables(v, environ, err))
 	}
 	return nil
+}
+
+// nameVariables rewrites caarlos0/env's parse errors, which name Go fields, to name
+// the environment variable a user has to fix.
+func nameVariables(v any, environ map[string]string, err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	var out []error
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if key := envKey(reflect.TypeOf(v), pe.Name); key != "" {
+				e = fmt.Errorf("%s=%q: %w", key, environ[key], pe.Err)
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+func envKey(t reflect.Type, field string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return ""
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Name == field {
+			if k, _, _ := strings.Cut(f.Tag.Get("env"), ","); k != "" {
+				return k
+			}
+		}
+		if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" {
+			if k := envKey(f.Type, field); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
 }
 
 func isHeaderName(s string) bool {
