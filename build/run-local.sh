@@ -24,8 +24,8 @@ start server1 8081 9091 ${SERVER1_ENV:-}
 start user-service 8083 9093 ${USER_SERVICE_ENV:-}
 # shellcheck disable=SC2086
 start client 8080 9090 ${CLIENT_ENV:-}
-for port in 8080 8081 8082 8083; do
-  for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null && break; sleep 0.05; done
+for port in 8080 8081 8082 8083; do # the workloads probe themselves; no curl needed
+  for _ in $(seq 100); do PORT=$port "$bin/client" healthcheck >/dev/null 2>&1 && break; sleep 0.05; done
 done
 echo "meshdemo is up:  curl -i http://127.0.0.1:8080/client/server1   (Ctrl-C stops it)" >&2
 wait -n "${pids[@]}"
