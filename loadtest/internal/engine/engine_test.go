@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -208,4 +209,18 @@ func TestHeader(t *testing.T) {
 	if got := string(header([]byte("HTTP/1.1 503 X\r\nX-Meshdemo-Path: cut/v1@i"), "X-Meshdemo-Path")); got != "cut/v1@i" {
 		t.Errorf("truncated response: %q", got)
 	}
+}
+
+// FuzzHeader: the raw response comes from the network; the scan must not panic and
+// must return a value that lies within the response.
+func FuzzHeader(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nX-Meshdemo-Path: a/v1@i\r\n\r\nbody"))
+	f.Add([]byte("HTTP/1.1 503 X\r\nx-meshdemo-path:"))
+	f.Add([]byte("\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		v := header(raw, "X-Meshdemo-Path")
+		if v != nil && !bytes.Contains(raw, v) {
+			t.Fatalf("value %q not in input", v)
+		}
+	})
 }
