@@ -6,7 +6,6 @@ package httpserver
 import (
 	"context"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -230,6 +229,3 @@ func markUnmatched(w http.ResponseWriter) {
 		}
 	}
 }
-
-// String is for debugging and logs.
-func (o *Observer) String() string { return fmt.Sprintf("observer(%s)", o.Identity) }
