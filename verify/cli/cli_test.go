@@ -1,0 +1,217 @@
+// Package cli runs the pinned command-line tools (istioctl, skaffold) over the rendered
+// manifests, the way a user or CI would, and proves with broken fixtures that each run can fail.
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshdemo/meshdemo/verify/manifests"
+	"sigs.k8s.io/yaml"
+)
+
+// repoRoot is the repository root, two levels above this package.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "build", "istio-version")); err != nil {
+		t.Fatalf("repository root not found at %s: %v", root, err)
+	}
+	return root
+}
+
+// tool is the absolute path of a pinned CLI: $ENV (set by `make test-verify`, which builds them
+// first) or ./bin/<name>. Missing is a failure, not a skip: the validation is the point.
+func tool(t testing.TB, env, name string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	if p == "" {
+		p = filepath.Join(repoRoot(t), "bin", name)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s not found (%v): run `make test-verify`, which builds it with `make tools`", name, err)
+	}
+	return p
+}
+
+// heavy limits concurrent CLI runs: istioctl is a 200 MB binary and CI has two cores.
+var heavy = make(chan struct{}, 2)
+
+type result struct {
+	stdout, stderr string
+	err            error
+}
+
+func run(t testing.TB, dir string, env []string, name string, args ...string) result {
+	t.Helper()
+	heavy <- struct{}{}
+	defer func() { <-heavy }()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return result{stdout: out.String(), stderr: errOut.String(), err: err}
+}
+
+var (
+	treeOnce sync.Once
+	tree     *manifests.Tree
+	treeErr  error
+)
+
+func sharedTree(t testing.TB) *manifests.Tree {
+	t.Helper()
+	treeOnce.Do(func() { tree, treeErr = manifests.LoadTree(repoRoot(t)) })
+	if treeErr != nil {
+		t.Fatal(treeErr)
+	}
+	return tree
+}
+
+// renders is every rendered scenario the analyzers see: the presets, and each scenario with the
+// canary and alone.
+func renders(t testing.TB) map[string][]byte {
+	t.Helper()
+	tr := sharedTree(t)
+	out := map[string][]byte{}
+	for _, n := range append(append([]string{}, manifests.Presets...), manifests.Scenarios...) {
+		b, err := tr.Build(manifests.ScenarioDir(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[n] = b
+	}
+	for _, n := range manifests.Scenarios {
+		b, err := tr.Render(manifests.Alone(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["alone-"+n] = b
+	}
+	return out
+}
+
+type analyzerMessage struct {
+	Code    string `json:"code"`
+	Level   string `json:"level"`
+	Message string `json:"message"`
+	Origin  string `json:"origin"`
+}
+
+// analyze runs `istioctl analyze --use-kube=false -A -o json` on one file. -A matters: without
+// it only the default namespace is analyzed and broken config elsewhere passes.
+func analyze(t testing.TB, file string) ([]analyzerMessage, result) {
+	t.Helper()
+	r := run(t, filepath.Dir(file), nil, tool(t, "ISTIOCTL", "istioctl"), "analyze", "--use-kube=false", "-A", "-o", "json", file)
+	var msgs []analyzerMessage
+	if err := json.Unmarshal([]byte(r.stdout), &msgs); err != nil {
+		t.Fatalf("istioctl analyze printed no JSON (%v):\nstdout: %s\nstderr: %s", err, r.stdout, r.stderr)
+	}
+	return msgs, r
+}
+
+func validate(t testing.TB, file string) result {
+	t.Helper()
+	return run(t, filepath.Dir(file), nil, tool(t, "ISTIOCTL", "istioctl"), "validate", "-f", file)
+}
+
+func writeTemp(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Istio's analyzers and validation report nothing at all (no error, warning or info) on any
+// rendered scenario.
+func TestIstioctlAnalyzeAndValidateEveryScenario(t *testing.T) {
+	t.Parallel()
+	for name, data := range renders(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			file := writeTemp(t, name, data)
+			msgs, r := analyze(t, file)
+			if r.err != nil || len(msgs) != 0 {
+				t.Errorf("istioctl analyze: %v, messages %+v\n%s", r.err, msgs, r.stderr)
+			}
+			v := validate(t, file)
+			if v.err != nil || !strings.Contains(v.stdout+v.stderr, "is valid") {
+				t.Errorf("istioctl validate: %v\n%s%s", v.err, v.stdout, v.stderr)
+			}
+		})
+	}
+}
+
+type cliCase struct {
+	Name   string `json:"name"`
+	Render string `json:"render"`
+	Old    string `json:"old"`
+	New    string `json:"new"`
+	Tool   string `json:"tool"`
+	Want   string `json:"want"`
+}
+
+// Deliberately broken rendered scenarios (testdata/istioctl-broken.yaml) that bypass our own
+// rules and go straight to istioctl: analyze or validate must reject each one.
+func TestIstioctlRejectsBrokenScenarios(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("testdata/istioctl-broken.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []cliCase
+	if err := yaml.UnmarshalStrict(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) == 0 {
+		t.Fatal("no cases")
+	}
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			orig, err := sharedTree(t).Build(manifests.ScenarioDir(c.Render))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(orig, []byte(c.Old)) {
+				t.Fatalf("rendered %s does not contain %q: the fixture no longer applies", c.Render, c.Old)
+			}
+			file := writeTemp(t, c.Name, bytes.ReplaceAll(orig, []byte(c.Old), []byte(c.New)))
+			switch c.Tool {
+			case "analyze":
+				msgs, r := analyze(t, file)
+				found := false
+				for _, m := range msgs {
+					found = found || strings.Contains(m.Code+" "+m.Level+" "+m.Message, c.Want)
+				}
+				if len(msgs) == 0 || !found {
+					t.Fatalf("istioctl analyze: want a message containing %q, got %+v (err %v)", c.Want, msgs, r.err)
+				}
+			case "validate":
+				r := validate(t, file)
+				if r.err == nil || !strings.Contains(r.stdout+r.stderr, c.Want) {
+					t.Fatalf("istioctl validate: want failure containing %q, got err %v\n%s%s", c.Want, r.err, r.stdout, r.stderr)
+				}
+			default:
+				t.Fatalf("unknown tool %q", c.Tool)
+			}
+		})
+	}
+}

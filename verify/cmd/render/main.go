@@ -1,0 +1,74 @@
+// Command render prints a rendered meshdemo scenario, exactly as the verify tests and skaffold
+// build it (kustomize API, in process; no kustomize binary needed).
+//
+//	render [-root DIR] SCENARIO        # SCENARIO: default, canary or an istio/components name
+//	render [-root DIR] -alone SCENARIO # the component without the canary
+//	render [-root DIR] -write          # regenerate deploy/scenarios/*/kustomization.yaml
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/meshdemo/meshdemo/verify/manifests"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "render:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	root := fs.String("root", "..", "repository root")
+	alone := fs.Bool("alone", false, "render the scenario component without the canary")
+	write := fs.Bool("write", false, "regenerate deploy/scenarios")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	names := append(slices.Clone(manifests.Presets), manifests.Scenarios...)
+	if *write {
+		for _, n := range names {
+			dir := filepath.Join(*root, manifests.ScenarioDir(n))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(manifests.ScenarioFile(n)), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("want one scenario, one of %v", names)
+	}
+	name := fs.Arg(0)
+	if !slices.Contains(names, name) || (*alone && !slices.Contains(manifests.Scenarios, name)) {
+		return fmt.Errorf("unknown scenario %q, want one of %v", name, names)
+	}
+	tree, err := manifests.LoadTree(*root)
+	if err != nil {
+		return err
+	}
+	var out []byte
+	if *alone {
+		out, err = tree.Render(manifests.Alone(name))
+	} else {
+		out, err = tree.Build(manifests.ScenarioDir(name))
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := manifests.Decode(out); err != nil {
+		return errors.Join(errors.New("rendered, but does not decode strictly"), err)
+	}
+	_, err = stdout.Write(out)
+	return err
+}

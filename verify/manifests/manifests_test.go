@@ -1,0 +1,288 @@
+package manifests
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// repoRoot is the repository root, two levels above this package.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "deploy", "base", "kustomization.yaml")); err != nil {
+		t.Fatalf("repository root not found at %s: %v", root, err)
+	}
+	return root
+}
+
+func loadTree(t testing.TB) *Tree {
+	t.Helper()
+	tree, err := LoadTree(repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
+}
+
+// render builds a named render target: a deploy/scenarios name, "alone:<scenario>",
+// "pilot:<scenario>" (the form verify/pilot uses) or "dir:<path>".
+func render(t testing.TB, tree *Tree, target string) ([]byte, error) {
+	t.Helper()
+	kind, name, _ := strings.Cut(target, ":")
+	switch kind {
+	case "alone":
+		return tree.Render(Alone(name))
+	case "pilot":
+		return tree.Render(Composition{
+			Resources:  []string{"deploy/overlays/kind", "istio/base"},
+			Components: []string{"deploy/components/canary", "istio/components/" + name},
+		})
+	case "dir":
+		return tree.Build(name)
+	default:
+		return tree.Build(ScenarioDir(target))
+	}
+}
+
+// targets is every render the issue asks for: each overlay, each preset and each scenario
+// alone, with the canary (deploy/scenarios) and in the pilot engineer's form.
+func targets() []string {
+	out := []string{"dir:deploy/base", "dir:deploy/overlays/kind"}
+	for _, p := range Presets {
+		out = append(out, p)
+	}
+	for _, s := range Scenarios {
+		out = append(out, s, "alone:"+s, "pilot:"+s)
+	}
+	return out
+}
+
+func TestScenarioListMatchesComponents(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	entries, err := os.ReadDir(filepath.Join(root, "istio", "components"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, e := range entries {
+		if e.IsDir() {
+			dirs = append(dirs, e.Name())
+		}
+	}
+	want := slices.Sorted(slices.Values(Scenarios))
+	if !slices.Equal(dirs, want) {
+		t.Errorf("istio/components has %v, Scenarios lists %v", dirs, want)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "istio", "components", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Scenarios {
+		if !bytes.Contains(readme, []byte("\n### "+s+"\n")) {
+			t.Errorf("istio/components/README.md has no section %q", "### "+s)
+		}
+	}
+}
+
+// The committed deploy/scenarios/*/kustomization.yaml are what skaffold deploys; they must be
+// exactly the generated compositions (regenerate with `make scenarios`).
+func TestScenarioFilesAreCurrent(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	entries, err := os.ReadDir(filepath.Join(root, "deploy", "scenarios"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := append(slices.Clone(Presets), Scenarios...)
+	var dirs []string
+	for _, e := range entries {
+		dirs = append(dirs, e.Name())
+	}
+	if !slices.Equal(dirs, slices.Sorted(slices.Values(names))) {
+		t.Errorf("deploy/scenarios has %v, want %v", dirs, slices.Sorted(slices.Values(names)))
+	}
+	for _, n := range names {
+		got, err := os.ReadFile(filepath.Join(root, ScenarioDir(n), "kustomization.yaml"))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if string(got) != ScenarioFile(n) {
+			t.Errorf("%s/kustomization.yaml is stale; run `make scenarios`.\ngot:\n%s\nwant:\n%s", ScenarioDir(n), got, ScenarioFile(n))
+		}
+	}
+}
+
+func TestEveryRenderDecodesStrictlyAndPassesTheRules(t *testing.T) {
+	t.Parallel()
+	tree := loadTree(t)
+	for _, target := range targets() {
+		t.Run(target, func(t *testing.T) {
+			t.Parallel()
+			out, err := render(t, tree, target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := Decode(out)
+			if err != nil {
+				t.Fatalf("strict decode: %v", err)
+			}
+			if len(objs) == 0 {
+				t.Fatal("nothing rendered")
+			}
+			if strings.HasPrefix(target, "dir:deploy") {
+				err = CheckKubernetes(objs)
+			} else {
+				err = Check(objs)
+			}
+			if err != nil {
+				t.Fatalf("rules:\n%v", err)
+			}
+		})
+	}
+}
+
+// What the canary and kind components must contribute, seen in the rendered objects.
+func TestCanaryAndKindReachEveryDeployment(t *testing.T) {
+	t.Parallel()
+	tree := loadTree(t)
+	out, err := tree.Build(ScenarioDir("canary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := Decode(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		d, ok := o.Typed.(*appsv1.Deployment)
+		if !ok {
+			continue
+		}
+		got = append(got, d.Name)
+		c := d.Spec.Template.Spec.Containers[0]
+		if !strings.HasSuffix(c.Image, ":dev") || c.ImagePullPolicy != "Never" {
+			t.Errorf("%s: image %q pull policy %q, want meshdemo/<workload>:dev and Never", o.ID(), c.Image, c.ImagePullPolicy)
+		}
+	}
+	want := []string{"client-v1", "server1-v1", "server1-v2", "server2-v1", "server2-v2", "user-service-v1", "user-service-v2"}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("Deployments %v, want %v", got, want)
+	}
+}
+
+// Every scenario component changes the rendered Istio configuration, and leaves the objects
+// it does not target alone (compared with the canary preset).
+func TestEveryScenarioChangesSomething(t *testing.T) {
+	t.Parallel()
+	tree := loadTree(t)
+	base, err := tree.Build(ScenarioDir("canary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Scenarios {
+		out, err := tree.Build(ScenarioDir(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(out, base) {
+			t.Errorf("scenario %s renders the same as canary", s)
+		}
+	}
+}
+
+type brokenCase struct {
+	Name    string `json:"name"`
+	File    string `json:"file"`
+	Old     string `json:"old"`
+	New     string `json:"new"`
+	Overlay string `json:"overlay"`
+	Render  string `json:"render"`
+	Want    string `json:"want"`
+}
+
+// Each deliberately broken variant must make decoding or a rule fail with the expected message.
+func TestBrokenFixturesFail(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("testdata/broken.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []brokenCase
+	if err := yaml.UnmarshalStrict(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 10 {
+		t.Fatalf("only %d broken cases", len(cases))
+	}
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			tree := loadTree(t)
+			if c.File != "" {
+				orig, err := tree.Read(c.File)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Contains(orig, []byte(c.Old)) {
+					t.Fatalf("%s does not contain %q: the fixture no longer applies", c.File, c.Old)
+				}
+				if err := tree.Write(c.File, bytes.ReplaceAll(orig, []byte(c.Old), []byte(c.New))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.Overlay != "" {
+				overlay(t, tree, filepath.Join("testdata", "broken", c.Overlay))
+			}
+			out, err := render(t, tree, c.Render)
+			if err == nil {
+				objs, derr := Decode(out)
+				err = derr
+				if derr == nil {
+					err = Check(objs)
+				}
+			}
+			if err == nil {
+				t.Fatalf("no error, want one containing %q", c.Want)
+			}
+			if !strings.Contains(err.Error(), c.Want) {
+				t.Fatalf("error does not contain %q:\n%v", c.Want, err)
+			}
+		})
+	}
+}
+
+func overlay(t *testing.T, tree *Tree, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return tree.Write(filepath.ToSlash(rel), data)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

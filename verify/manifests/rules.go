@@ -1,0 +1,338 @@
+package manifests
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	networking "istio.io/api/networking/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Namespace is where every meshdemo object lives.
+const Namespace = "meshdemo"
+
+// GatewayHost is the Host header the ingress gateway routes to the client.
+const GatewayHost = "client.meshdemo"
+
+const clusterDomain = "svc.cluster.local"
+
+// set is the rendered objects indexed for the rules.
+type set struct {
+	namespaces  []*corev1.Namespace
+	services    map[string]*corev1.Service // by FQDN
+	deployments []*appsv1.Deployment
+	vs          []Object
+	dr          map[string]*networking.DestinationRule // by host
+	gateways    map[string]*networking.Gateway         // by namespace/name
+	all         []Object
+}
+
+func index(objs []Object) (*set, []error) {
+	s := &set{
+		services: map[string]*corev1.Service{},
+		dr:       map[string]*networking.DestinationRule{},
+		gateways: map[string]*networking.Gateway{},
+		all:      objs,
+	}
+	var errs []error
+	for _, o := range objs {
+		switch t := o.Typed.(type) {
+		case *corev1.Namespace:
+			s.namespaces = append(s.namespaces, t)
+		case *corev1.Service:
+			s.services[fmt.Sprintf("%s.%s.%s", t.Name, t.Namespace, clusterDomain)] = t
+		case *appsv1.Deployment:
+			s.deployments = append(s.deployments, t)
+		case *networking.VirtualService:
+			s.vs = append(s.vs, o)
+		case *networking.DestinationRule:
+			if _, dup := s.dr[t.GetHost()]; dup {
+				errs = append(errs, fmt.Errorf("%s: a second DestinationRule for host %s", o.ID(), t.GetHost()))
+			}
+			s.dr[t.GetHost()] = t
+		case *networking.Gateway:
+			s.gateways[o.Meta.Namespace+"/"+o.Meta.Name] = t
+		}
+	}
+	return s, errs
+}
+
+// Check applies every rule to a rendered set and returns all violations joined (nil if none).
+func Check(objs []Object) error {
+	s, errs := index(objs)
+	for _, rule := range []func(*set) []error{
+		(*set).checkNamespace,
+		(*set).checkHostsQualified,
+		(*set).checkOneVirtualServicePerHost,
+		(*set).checkWeights,
+		(*set).checkRouteSubsets,
+		(*set).checkVersionSubsets,
+		(*set).checkGateway,
+		(*set).checkPods,
+	} {
+		errs = append(errs, rule(s)...)
+	}
+	return errors.Join(errs...)
+}
+
+// CheckKubernetes applies the rules that concern Kubernetes objects only, for renders without
+// Istio configuration (deploy/base, deploy/overlays/kind).
+func CheckKubernetes(objs []Object) error {
+	s, errs := index(objs)
+	errs = append(errs, s.checkNamespace()...)
+	errs = append(errs, s.checkPods()...)
+	return errors.Join(errs...)
+}
+
+// checkNamespace: one namespace, labelled for sidecar injection, holding every object.
+func (s *set) checkNamespace() []error {
+	var errs []error
+	found := false
+	for _, ns := range s.namespaces {
+		if ns.Name != Namespace {
+			errs = append(errs, fmt.Errorf("Namespace %s: unexpected namespace", ns.Name))
+			continue
+		}
+		found = true
+		if ns.Labels["istio-injection"] != "enabled" {
+			errs = append(errs, fmt.Errorf("Namespace %s: label istio-injection=enabled missing", ns.Name))
+		}
+	}
+	if !found {
+		errs = append(errs, fmt.Errorf("Namespace %s is not rendered", Namespace))
+	}
+	for _, o := range s.all {
+		if o.Kind != "Namespace" && o.Meta.Namespace != Namespace {
+			errs = append(errs, fmt.Errorf("%s: not in namespace %s", o.ID(), Namespace))
+		}
+	}
+	return errs
+}
+
+// serviceHost reports whether h is the fully qualified name of a rendered Service.
+func (s *set) serviceHost(h string) bool { _, ok := s.services[h]; return ok }
+
+// gatewayHosts are the hosts of the gateways a VirtualService binds to.
+func (s *set) gatewayHosts(vsNamespace string, vs *networking.VirtualService) []string {
+	var hosts []string
+	for _, g := range vs.GetGateways() {
+		if g == "mesh" {
+			continue
+		}
+		if !strings.Contains(g, "/") {
+			g = vsNamespace + "/" + g
+		}
+		for _, srv := range s.gateways[g].GetServers() {
+			for _, h := range srv.GetHosts() {
+				if _, name, ok := strings.Cut(h, "/"); ok {
+					h = name
+				}
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	return hosts
+}
+
+// checkHostsQualified: every host that names a Service is its full name
+// (<name>.<namespace>.svc.cluster.local) and the Service exists; the only other host a
+// VirtualService may claim is one of its gateways' hosts.
+func (s *set) checkHostsQualified() []error {
+	var errs []error
+	for _, o := range s.vs {
+		vs := o.Typed.(*networking.VirtualService)
+		gw := s.gatewayHosts(o.Meta.Namespace, vs)
+		for _, h := range vs.GetHosts() {
+			if !s.serviceHost(h) && !slices.Contains(gw, h) {
+				errs = append(errs, fmt.Errorf("%s: host %q is neither the fully qualified name of a Service nor a host of its gateways", o.ID(), h))
+			}
+		}
+		for _, d := range destinations(vs) {
+			if !s.serviceHost(d.GetHost()) {
+				errs = append(errs, fmt.Errorf("%s: destination host %q is not the fully qualified name of a Service", o.ID(), d.GetHost()))
+				continue
+			}
+			if p := d.GetPort().GetNumber(); p != 0 && !slices.ContainsFunc(s.services[d.GetHost()].Spec.Ports, func(sp corev1.ServicePort) bool { return uint32(sp.Port) == p }) {
+				errs = append(errs, fmt.Errorf("%s: destination %s port %d is not a port of the Service", o.ID(), d.GetHost(), p))
+			}
+		}
+	}
+	for h := range s.dr {
+		if !s.serviceHost(h) {
+			errs = append(errs, fmt.Errorf("DestinationRule host %q is not the fully qualified name of a Service", h))
+		}
+	}
+	return errs
+}
+
+// destinations are every destination of a VirtualService's HTTP routes, mirrors included.
+func destinations(vs *networking.VirtualService) []*networking.Destination {
+	var out []*networking.Destination
+	for _, r := range vs.GetHttp() {
+		for _, d := range r.GetRoute() {
+			out = append(out, d.GetDestination())
+		}
+		if m := r.GetMirror(); m != nil {
+			out = append(out, m)
+		}
+		for _, m := range r.GetMirrors() {
+			out = append(out, m.GetDestination())
+		}
+	}
+	return out
+}
+
+// checkOneVirtualServicePerHost: Istio merges or drops VirtualServices that share a host, so a
+// scenario must patch the base one instead of adding another.
+func (s *set) checkOneVirtualServicePerHost() []error {
+	var errs []error
+	owner := map[string]string{}
+	for _, o := range s.vs {
+		for _, h := range o.Typed.(*networking.VirtualService).GetHosts() {
+			if prev, dup := owner[h]; dup {
+				errs = append(errs, fmt.Errorf("%s: host %q is already claimed by %s", o.ID(), h, prev))
+				continue
+			}
+			owner[h] = o.ID()
+		}
+	}
+	return errs
+}
+
+// checkWeights: the weights of every route sum to 100 (a single destination may omit its weight).
+func (s *set) checkWeights() []error {
+	var errs []error
+	for _, o := range s.vs {
+		for i, r := range o.Typed.(*networking.VirtualService).GetHttp() {
+			var sum int32
+			for _, d := range r.GetRoute() {
+				sum += d.GetWeight()
+			}
+			if len(r.GetRoute()) == 1 && sum == 0 {
+				continue
+			}
+			if sum != 100 {
+				errs = append(errs, fmt.Errorf("%s: http route %d (%q): weights sum to %d, not 100", o.ID(), i, r.GetName(), sum))
+			}
+		}
+	}
+	return errs
+}
+
+// checkRouteSubsets: every subset a route or mirror names exists in the DestinationRule of its host.
+func (s *set) checkRouteSubsets() []error {
+	var errs []error
+	for _, o := range s.vs {
+		for _, d := range destinations(o.Typed.(*networking.VirtualService)) {
+			if d.GetSubset() == "" {
+				continue
+			}
+			dr, ok := s.dr[d.GetHost()]
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: subset %q of %s but no DestinationRule for that host", o.ID(), d.GetSubset(), d.GetHost()))
+				continue
+			}
+			if !slices.ContainsFunc(dr.GetSubsets(), func(ss *networking.Subset) bool { return ss.GetName() == d.GetSubset() }) {
+				errs = append(errs, fmt.Errorf("%s: subset %q of %s is not defined in its DestinationRule", o.ID(), d.GetSubset(), d.GetHost()))
+			}
+		}
+	}
+	return errs
+}
+
+// checkVersionSubsets: every Deployment has a version label, and for every Service selecting its
+// pods, the DestinationRule of that Service has a subset selecting them.
+func (s *set) checkVersionSubsets() []error {
+	var errs []error
+	for _, d := range s.deployments {
+		pod := labels.Set(d.Spec.Template.Labels)
+		if pod["version"] == "" {
+			errs = append(errs, fmt.Errorf("Deployment %s: pod template has no version label", d.Name))
+			continue
+		}
+		selected := false
+		for host, svc := range s.services {
+			if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(pod) {
+				continue
+			}
+			selected = true
+			dr, ok := s.dr[host]
+			if !ok {
+				errs = append(errs, fmt.Errorf("Deployment %s: no DestinationRule for %s", d.Name, host))
+				continue
+			}
+			if !slices.ContainsFunc(dr.GetSubsets(), func(ss *networking.Subset) bool {
+				return labels.SelectorFromSet(ss.GetLabels()).Matches(pod)
+			}) {
+				errs = append(errs, fmt.Errorf("Deployment %s: version %q has no subset in the DestinationRule for %s", d.Name, pod["version"], host))
+			}
+		}
+		if !selected {
+			errs = append(errs, fmt.Errorf("Deployment %s: no Service selects its pods", d.Name))
+		}
+	}
+	return errs
+}
+
+// checkGateway: every host of a gateway is routed by exactly one VirtualService bound to that
+// gateway, and the client's VirtualService serves the gateway Host and the mesh, with a timeout.
+func (s *set) checkGateway() []error {
+	var errs []error
+	if len(s.gateways) == 0 {
+		return nil // a Kubernetes-only render
+	}
+	for key, gw := range s.gateways {
+		for _, srv := range gw.GetServers() {
+			for _, h := range srv.GetHosts() {
+				if _, name, ok := strings.Cut(h, "/"); ok {
+					h = name
+				}
+				n := 0
+				for _, o := range s.vs {
+					vs := o.Typed.(*networking.VirtualService)
+					if slices.Contains(vs.GetHosts(), h) && slices.Contains(s.gatewayHosts(o.Meta.Namespace, vs), h) && bindsGateway(o, key) {
+						n++
+					}
+				}
+				if n != 1 {
+					errs = append(errs, fmt.Errorf("Gateway %s: host %q is routed by %d VirtualServices bound to it, want 1", key, h, n))
+				}
+			}
+		}
+	}
+	var client *networking.VirtualService
+	for _, o := range s.vs {
+		if o.Meta.Name == "client" {
+			client = o.Typed.(*networking.VirtualService)
+		}
+	}
+	if client == nil {
+		return append(errs, errors.New("VirtualService client is not rendered"))
+	}
+	if !slices.Contains(client.GetHosts(), GatewayHost) {
+		errs = append(errs, fmt.Errorf("VirtualService client: host %q missing", GatewayHost))
+	}
+	if !slices.Contains(client.GetGateways(), "mesh") || len(client.GetGateways()) < 2 {
+		errs = append(errs, fmt.Errorf("VirtualService client: must bind both mesh and the gateway, has %v", client.GetGateways()))
+	}
+	for i, r := range client.GetHttp() {
+		if r.GetTimeout().AsDuration() <= 0 || r.GetTimeout().AsDuration() > 30*time.Second {
+			errs = append(errs, fmt.Errorf("VirtualService client: http route %d (%q) needs a timeout (0 < t <= 30s)", i, r.GetName()))
+		}
+	}
+	return errs
+}
+
+func bindsGateway(o Object, key string) bool {
+	for _, g := range o.Typed.(*networking.VirtualService).GetGateways() {
+		if g == key || o.Meta.Namespace+"/"+g == key {
+			return true
+		}
+	}
+	return false
+}
