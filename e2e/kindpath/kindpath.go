@@ -1,0 +1,393 @@
+// Package kindpath is the one place that says which commands the kind end-to-end flow runs:
+// cluster, Istio, skaffold, the baseline scenario, the suite, teardown, and, for each Istio
+// scenario the suite exercises, how it is applied and how the baseline is restored.
+//
+// The same values serve three callers: `make e2e` executes them (cmd/e2e-kind), the suite
+// applies scenarios with them on kind, and the dry-run test prints every command and renders
+// every manifest they would apply, so the path is proven well formed where no cluster runs.
+package kindpath
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Tool versions the kind flow was written against (`make e2e` prints what is installed).
+// Istio's version is read from build/istio-version; skaffold and istioctl are built from the
+// pins in build/tools, so they always match.
+const (
+	KindVersion    = "v0.30.0"
+	KubectlVersion = "v1.34"
+	DockerVersion  = "28"
+	NodeImageNote  = "kind's default node image for " + KindVersion
+)
+
+// Workloads are the four deployables; their images are meshdemo/<name>:dev on kind.
+var Workloads = []string{"client", "server1", "server2", "user-service"}
+
+// Baseline is the scenario every scenario test starts from and returns to: v1 and v2 running,
+// base routes (everything to v1).
+const Baseline = "canary"
+
+// Config names the cluster and where things are. Zero fields take the defaults.
+type Config struct {
+	Root        string // repository root (absolute)
+	Cluster     string // kind cluster name: meshdemo
+	Namespace   string // meshdemo
+	IstioTag    string // from build/istio-version
+	GatewayURL  string // http://127.0.0.1:8880 (build/kind/cluster.yaml maps the NodePort there)
+	Host        string // client.meshdemo
+	KeepCluster bool   // leave the cluster running after the tests
+	TestArgs    []string
+}
+
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() (Config, error) {
+	if c.Root == "" {
+		root, err := FindRoot()
+		if err != nil {
+			return c, err
+		}
+		c.Root = root
+	}
+	if c.Cluster == "" {
+		c.Cluster = "meshdemo"
+	}
+	if c.Namespace == "" {
+		c.Namespace = "meshdemo"
+	}
+	if c.IstioTag == "" {
+		b, err := os.ReadFile(filepath.Join(c.Root, "build", "istio-version"))
+		if err != nil {
+			return c, fmt.Errorf("istio version: %w", err)
+		}
+		c.IstioTag = strings.TrimSpace(string(b))
+	}
+	if c.GatewayURL == "" {
+		c.GatewayURL = "http://127.0.0.1:8880"
+	}
+	if c.Host == "" {
+		c.Host = "client.meshdemo"
+	}
+	return c, nil
+}
+
+// Context is kind's kubeconfig context for the cluster.
+func (c Config) Context() string { return "kind-" + c.Cluster }
+
+// FindRoot walks up from the working directory to the folder holding go.work.
+func FindRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Step is one command of the flow.
+type Step struct {
+	Name string
+	Args []string // argv; Args[0] is looked up in PATH unless it contains a slash
+	Dir  string   // relative to the root; "" is the root
+	Env  []string // added to the environment
+	// Unless, when it exits 0, makes the step unnecessary (for example the cluster exists).
+	Unless []string
+	// Kustomize is the kustomization directory this step applies (relative to the root).
+	Kustomize string
+	// Always steps run even after an earlier step failed (teardown).
+	Always bool
+}
+
+// String renders the step as a shell line, for printing.
+func (s Step) String() string {
+	var b strings.Builder
+	if s.Dir != "" {
+		fmt.Fprintf(&b, "(cd %s && ", s.Dir)
+	}
+	for _, e := range s.Env {
+		b.WriteString(quote(e) + " ")
+	}
+	for i, a := range s.Args {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(quote(a))
+	}
+	if s.Dir != "" {
+		b.WriteByte(')')
+	}
+	if len(s.Unless) > 0 {
+		b.WriteString("   # skipped when `" + strings.Join(s.Unless, " ") + "` succeeds")
+	}
+	return b.String()
+}
+
+func quote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"$`\\|&;<>(){}*?!#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (c Config) kubectl(args ...string) []string {
+	return append([]string{"kubectl", "--context", c.Context()}, args...)
+}
+
+// Flow is the whole `make e2e` sequence, in order.
+func (c Config) Flow() []Step {
+	var s []Step
+	add := func(st Step) { s = append(s, st) }
+	add(Step{Name: "versions", Args: []string{"kind", "version"}})
+	add(Step{Name: "versions", Args: []string{"kubectl", "version", "--client"}})
+	add(Step{Name: "versions", Args: []string{"docker", "version", "--format", "{{.Server.Version}}"}})
+	// The pinned CLIs, built from build/tools (GOWORK=off keeps Istio's pins out of go.work).
+	add(Step{Name: "istioctl", Dir: "build/tools", Env: []string{"GOWORK=off"},
+		Args: []string{"go", "build", "-o", "../../bin/istioctl", "istio.io/istio/istioctl/cmd/istioctl"}})
+	add(Step{Name: "skaffold", Dir: "build/tools/skaffold", Env: []string{"GOWORK=off"},
+		Args: []string{"go", "build", "-o", "../../../bin/skaffold", "github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold"}})
+	add(Step{Name: "loadtest", Dir: "loadtest", Args: []string{"go", "build", "-o", "../bin/loadtest", "./cmd/loadtest"}})
+	add(Step{Name: "cluster", Args: []string{"kind", "create", "cluster", "--name", c.Cluster, "--config", "build/kind/cluster.yaml", "--wait", "120s"},
+		Unless: c.kubectl("get", "namespace", "kube-system")})
+	add(Step{Name: "istio", Args: []string{"bin/istioctl", "install", "--context", c.Context(), "-y", "-f", "build/kind/istio.yaml", "--set", "tag=" + c.IstioTag}})
+	add(Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istiod", "--timeout=300s")})
+	add(Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istio-ingressgateway", "--timeout=300s")})
+	// skaffold builds the four images, tags them :dev (the tag the scenario manifests name),
+	// loads them into the kind node and deploys the baseline.
+	add(Step{Name: "deploy", Args: []string{"bin/skaffold", "run", "--kube-context", c.Context(), "-p", Baseline, "--tag", "dev", "--status-check=true"},
+		Kustomize: ScenarioDir(Baseline)})
+	// skaffold deploys its own immutable image references; the suite applies scenarios with
+	// kubectl (images :dev, pullPolicy Never), so the :dev images must be in the node too.
+	load := []string{"kind", "load", "docker-image", "--name", c.Cluster}
+	for _, w := range Workloads {
+		load = append(load, "meshdemo/"+w+":dev")
+	}
+	add(Step{Name: "deploy", Args: load})
+	s = append(s, c.Apply(Baseline)...)
+	testArgs := append([]string{"go", "test", "-tags", "e2e", "-count=1", "-timeout", "60m", "-v", "./suite"}, c.TestArgs...)
+	add(Step{Name: "test", Dir: "e2e", Args: testArgs, Env: []string{
+		"E2E_TARGET=kind", "E2E_BASE_URL=" + c.GatewayURL, "E2E_HOST=" + c.Host, "E2E_KUBE_CONTEXT=" + c.Context(),
+		"E2E_NAMESPACE=" + c.Namespace, "E2E_LOADTEST=" + filepath.Join(c.Root, "bin", "loadtest"),
+	}})
+	if !c.KeepCluster {
+		add(Step{Name: "teardown", Args: []string{"kind", "delete", "cluster", "--name", c.Cluster}, Always: true})
+	}
+	return s
+}
+
+// ScenarioDir is the kustomization of a scenario, relative to the root.
+func ScenarioDir(name string) string { return "deploy/scenarios/" + name }
+
+// Apply applies a scenario and waits for every Deployment it renders to be rolled out.
+func (c Config) Apply(name string) []Step {
+	s := []Step{{Name: "apply " + name, Args: c.kubectl("apply", "-k", ScenarioDir(name)), Kustomize: ScenarioDir(name)}}
+	for _, d := range c.deploymentsOf(name) {
+		s = append(s, Step{Name: "apply " + name, Args: c.kubectl("-n", c.Namespace, "rollout", "status", "deployment/"+d, "--timeout=180s")})
+	}
+	return s
+}
+
+// Restore returns from a scenario to the baseline: apply the baseline, then delete what the
+// scenario added and the baseline does not have (AuthorizationPolicies, for example).
+func (c Config) Restore(name string) ([]Step, error) {
+	extra, err := c.Extra(name)
+	if err != nil {
+		return nil, err
+	}
+	s := c.Apply(Baseline)
+	for _, o := range extra {
+		resource := strings.ToLower(o.Kind)
+		if g := group(o.APIVersion); g != "" {
+			resource += "." + g
+		}
+		args := c.kubectl("delete", "--ignore-not-found", resource+"/"+o.Name)
+		if o.Namespace != "" {
+			args = slices.Insert(args, 3, "-n", o.Namespace)
+		}
+		s = append(s, Step{Name: "restore " + name, Args: args})
+	}
+	return s, nil
+}
+
+func group(apiVersion string) string {
+	g, _, ok := strings.Cut(apiVersion, "/")
+	if !ok {
+		return "" // the core group ("v1") has no name
+	}
+	return g
+}
+
+// deploymentsOf lists the Deployments a scenario renders; without kubectl it returns the
+// v1 and v2 names the manifests are known to hold (the dry run checks the rendered list).
+func (c Config) deploymentsOf(name string) []string {
+	objs, err := Render(context.Background(), c.Root, ScenarioDir(name))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, o := range objs {
+		if o.Kind == "Deployment" {
+			out = append(out, o.Name)
+		}
+	}
+	return out
+}
+
+// Extra is what a scenario renders beyond the baseline (by kind, namespace and name).
+func (c Config) Extra(name string) ([]Object, error) {
+	scen, err := Render(context.Background(), c.Root, ScenarioDir(name))
+	if err != nil {
+		return nil, err
+	}
+	base, err := Render(context.Background(), c.Root, ScenarioDir(Baseline))
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, o := range base {
+		have[o.Key()] = true
+	}
+	var out []Object
+	for _, o := range scen {
+		if !have[o.Key()] {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// Object is the part of a rendered manifest the flow and its checks read.
+type Object struct {
+	APIVersion string
+	Kind       string
+	Name       string
+	Namespace  string
+	Doc        map[string]any
+}
+
+// Key identifies the object in a cluster.
+func (o Object) Key() string { return o.APIVersion + "/" + o.Kind + "/" + o.Namespace + "/" + o.Name }
+
+// rendered memoises Render: the plan applies the baseline once per scenario.
+var rendered sync.Map // root + "\x00" + dir -> []Object
+
+// Render runs `kubectl kustomize` (kustomize built into kubectl, offline) on dir and decodes
+// every document. Results are cached per process; callers must not modify them.
+func Render(ctx context.Context, root, dir string) ([]Object, error) {
+	key := root + "\x00" + dir
+	if v, ok := rendered.Load(key); ok {
+		return v.([]Object), nil
+	}
+	objs, err := render(ctx, root, dir)
+	if err == nil {
+		rendered.Store(key, objs)
+	}
+	return objs, err
+}
+
+func render(ctx context.Context, root, dir string) ([]Object, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", "kustomize", dir)
+	cmd.Dir = root
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("kubectl kustomize %s: %w: %s", dir, err, strings.TrimSpace(stderr.String()))
+	}
+	return Decode(stdout.Bytes())
+}
+
+// Decode splits a multi-document YAML stream into objects, rejecting documents without
+// apiVersion, kind or metadata.name.
+func Decode(b []byte) ([]Object, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var out []Object
+	for i := 0; ; i++ {
+		var doc map[string]any
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		if doc == nil {
+			continue
+		}
+		o := Object{Doc: doc}
+		o.APIVersion, _ = doc["apiVersion"].(string)
+		o.Kind, _ = doc["kind"].(string)
+		meta, _ := doc["metadata"].(map[string]any)
+		o.Name, _ = meta["name"].(string)
+		o.Namespace, _ = meta["namespace"].(string)
+		if o.APIVersion == "" || o.Kind == "" || o.Name == "" {
+			return nil, fmt.Errorf("document %d: apiVersion, kind and metadata.name are required (got %q %q %q)", i, o.APIVersion, o.Kind, o.Name)
+		}
+		out = append(out, o)
+	}
+}
+
+// Runner executes steps, or only prints them when DryRun is set.
+type Runner struct {
+	Root   string
+	DryRun bool
+	Out    io.Writer // each command is printed here before it runs
+	Stdout io.Writer // the commands' own output
+	Stderr io.Writer
+}
+
+// Run executes the steps in order. After a failure only Always steps run; the first error
+// is returned.
+func (r Runner) Run(ctx context.Context, steps []Step) error {
+	var first error
+	for _, s := range steps {
+		if first != nil && !s.Always {
+			continue
+		}
+		if err := r.one(ctx, s); err != nil && first == nil {
+			first = fmt.Errorf("step %q (%s): %w", s.Name, s, err)
+		}
+	}
+	return first
+}
+
+func (r Runner) one(ctx context.Context, s Step) error {
+	fmt.Fprintf(r.Out, "+ %s\n", s)
+	if r.DryRun {
+		return nil
+	}
+	if len(s.Unless) > 0 {
+		probe := exec.CommandContext(ctx, s.Unless[0], s.Unless[1:]...)
+		probe.Dir = r.Root
+		if probe.Run() == nil {
+			fmt.Fprintf(r.Out, "  (skipped: `%s` succeeded)\n", strings.Join(s.Unless, " "))
+			return nil
+		}
+	}
+	cmd := exec.CommandContext(ctx, s.Args[0], s.Args[1:]...)
+	cmd.Dir = filepath.Join(r.Root, s.Dir)
+	cmd.Env = append(os.Environ(), s.Env...)
+	cmd.Stdout, cmd.Stderr = r.Stdout, r.Stderr
+	return cmd.Run()
+}

@@ -1,0 +1,396 @@
+//go:build e2e
+
+package suite
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// withScenario applies an Istio scenario (kindpath: kubectl apply -k deploy/scenarios/<name>
+// and rollout status), polls until inEffect reports the new behaviour, and restores the
+// baseline when the test ends, waiting until the base routes answer again.
+func withScenario(t *testing.T, name string, inEffect func() error) {
+	t.Helper()
+	needMesh(t)
+	k := tgt.kube
+	restore, err := k.cfg.Restore(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		k.runSteps(t, restore)
+		eventually(t, 2*time.Minute, "baseline restored after "+name, baselineInEffect)
+	})
+	k.runSteps(t, k.cfg.Apply(name))
+	eventually(t, 2*time.Minute, "scenario "+name+" in effect", inEffect)
+}
+
+// baselineInEffect: ten calls, each 200 from v1 on every hop, with the header that routes
+// in header-routing present, and a fault directive still honoured at the gateway.
+func baselineInEffect() error {
+	for range 10 {
+		r, err := request(ctxBG(), tgt, http.MethodGet, "/client/server1", hdr("canary_id", "v2", "end-user", "jason"), nil)
+		if err != nil {
+			return err
+		}
+		if r.status != http.StatusOK || versionOf(r, "server1") != "v1" || versionOf(r, "server2") != "v1" {
+			return fmt.Errorf("%d %s", r.status, r.header.Get("X-Meshdemo-Path"))
+		}
+	}
+	return nil
+}
+
+func TestHeaderRouting(t *testing.T) {
+	withScenario(t, "header-routing", func() error {
+		if v := versionOf(get(t, "/client/server1", hdr("canary_id", "v2")), "server2"); v != "v2" {
+			return fmt.Errorf("canary_id: v2 reached server2 %s", v)
+		}
+		return nil
+	})
+	tests := []struct {
+		name, path string
+		header     []string
+		want       map[string]string
+	}{
+		{"canary_id picks server2 v2", "/client/server1", []string{"canary_id", "v2"}, map[string]string{"server1": "v1", "server2": "v2"}},
+		{"end-user picks server1 v2", "/client/server1", []string{"end-user", "jason"}, map[string]string{"server1": "v2", "server2": "v1"}},
+		{"end-user picks user-service v2", "/client/users", []string{"end-user", "jason"}, map[string]string{"user-service": "v2"}},
+		{"no header stays on v1", "/client/server1", nil, map[string]string{"server1": "v1", "server2": "v1"}},
+		{"another user stays on v1", "/client/server1", []string{"end-user", "mick"}, map[string]string{"server1": "v1", "server2": "v1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 20 {
+				r := get(t, tt.path, hdr(tt.header...))
+				if r.status != http.StatusOK {
+					t.Fatalf("status %s", chainStatus(r))
+				}
+				for svc, v := range tt.want {
+					if got := versionOf(r, svc); got != v {
+						t.Fatalf("%s served by %s, want %s (%s)", svc, got, v, r.header.Get("X-Meshdemo-Path"))
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestWeightedSplit(t *testing.T) {
+	withScenario(t, "weighted-split", func() error {
+		for range 50 {
+			if versionOf(get(t, "/client/server1", nil), "server1") == "v2" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no server1/v2 in 50 calls")
+	})
+	rep, ok := loadtest(t, "/client/server1", "--requests", "2000", "--concurrency", "8", "--expect", "server1=v1:80,v2:20")
+	if !ok || !rep.Passed {
+		t.Fatalf("80/20 rejected: %+v", rep.Expectations)
+	}
+	rep, ok = loadtest(t, "/client/server1", "--requests", "2000", "--concurrency", "8", "--expect", "server1=v1:50,v2:50")
+	if ok || rep.Passed {
+		t.Fatalf("50/50 accepted on an 80/20 route: %+v", rep.Summary.Hops["server1"])
+	}
+}
+
+func TestRouteTimeout(t *testing.T) {
+	withScenario(t, "route-timeout", func() error {
+		if r := get(t, "/client/server1", nil); r.status != http.StatusGatewayTimeout {
+			return fmt.Errorf("status %d", r.status)
+		}
+		return nil
+	})
+	for range 5 {
+		r := get(t, "/client/server1", nil)
+		if r.status != http.StatusGatewayTimeout {
+			t.Fatalf("status %s, want 504", chainStatus(r))
+		}
+		// The 1 s route timeout, not the 2 s delay, and not the gateway's 5 s.
+		if r.elapsed < 900*time.Millisecond || r.elapsed > 1800*time.Millisecond {
+			t.Errorf("504 after %s, want about 1s", r.elapsed)
+		}
+	}
+}
+
+func TestFaultAbort(t *testing.T) {
+	withScenario(t, "fault-abort", func() error {
+		if r := get(t, "/client/users", nil); r.status != http.StatusServiceUnavailable {
+			return fmt.Errorf("/client/users: %d", r.status)
+		}
+		return nil
+	})
+	rep, ok := loadtest(t, "/client/server1", "--requests", "1000", "--concurrency", "8", "--expect-status", "400:50")
+	if !ok || !rep.Passed {
+		t.Fatalf("400 share outside the bound for 50%%: %v %+v", rep.Summary.Status, rep.Expectations)
+	}
+	for range 10 {
+		if r := get(t, "/client/users", nil); r.status != http.StatusServiceUnavailable {
+			t.Fatalf("/client/users: %s, want 503 every time", chainStatus(r))
+		}
+	}
+}
+
+func TestFaultDelay(t *testing.T) {
+	withScenario(t, "fault-delay", func() error {
+		if r := get(t, "/client/server1", nil); r.elapsed < 3*time.Second {
+			return fmt.Errorf("answered in %s", r.elapsed)
+		}
+		return nil
+	})
+	for range 3 {
+		r := get(t, "/client/server1", nil)
+		if r.status != http.StatusOK || r.elapsed < 3*time.Second || r.elapsed > 4500*time.Millisecond {
+			t.Errorf("%d after %s, want 200 after 3s or a little more", r.status, r.elapsed)
+		}
+	}
+}
+
+func TestRetries(t *testing.T) {
+	flaky := hdr("X-Meshdemo-Fault", "server2=abort:500@50")
+	withScenario(t, "retries", func() error {
+		for range 20 {
+			r := get(t, "/client/server1", flaky)
+			hs, err := parseHops(r)
+			if err != nil {
+				return err
+			}
+			for _, h := range hs {
+				if n, _ := strconv.Atoi(h.Attrs["attempt"]); h.Service == "server2" && n >= 2 {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no server2 attempt >= 2 in 20 flaky calls")
+	})
+	// Four tries at 50 % each: 93.75 % succeed.
+	rep, ok := loadtest(t, "/client/server1", "--requests", "1000", "--concurrency", "8",
+		"--header", "X-Meshdemo-Fault: server2=abort:500@50", "--expect-status", "200:93.75")
+	if !ok || !rep.Passed {
+		t.Fatalf("flaky hop not mostly successful: %v %+v", rep.Summary.Status, rep.Expectations)
+	}
+	// Every try slower than the 1 s per-try timeout: 504 after about four tries.
+	r := get(t, "/client/server1", hdr("X-Meshdemo-Fault", "server2=delay:1.5s"))
+	if r.status != http.StatusGatewayTimeout || r.elapsed < 3500*time.Millisecond || r.elapsed > 5*time.Second {
+		t.Errorf("%d after %s, want 504 after about 4s", r.status, r.elapsed)
+	}
+}
+
+func TestOutlierDetection(t *testing.T) {
+	var pods []string
+	withScenario(t, "outlier-detection", func() error {
+		pods = tgt.kube.pods(t, "app=server2,version=v1")
+		if len(pods) != 2 {
+			return fmt.Errorf("server2 v1 pods %v, want 2", pods)
+		}
+		seen := map[string]bool{}
+		for range 20 {
+			hs, err := parseHops(get(t, "/client/server1", nil))
+			if err != nil {
+				return err
+			}
+			seen[hs[len(hs)-1].Instance] = true
+		}
+		if len(seen) != 2 {
+			return fmt.Errorf("instances answering %v, want both", seen)
+		}
+		return nil
+	})
+	sick := pods[0]
+	admin := tgt.kube.portForward(t, sick, 9090)
+	if r, err := requestURL(t.Context(), admin+"/admin/sick", "", http.MethodPost, nil, nil); err != nil || r.status != 200 {
+		t.Fatalf("making %s sick: %v %d", sick, err, r.status)
+	}
+	t.Cleanup(func() { _, _ = requestURL(ctxBG(), admin+"/admin/healthy", "", http.MethodPost, nil, nil) })
+	direct := tgt.kube.portForward(t, sick, 8080)
+	if r, err := requestURL(t.Context(), direct+"/server2/end", "", http.MethodGet, nil, nil); err != nil || r.status != http.StatusServiceUnavailable {
+		t.Fatalf("the sick pod answers %v %d, want 503", err, r.status)
+	}
+	// Ejected: twenty calls in a row succeed and none reaches the sick instance.
+	eventually(t, time.Minute, sick+" ejected", func() error {
+		for i := range 20 {
+			r := get(t, "/client/server1", nil)
+			hs, err := parseHops(r)
+			if err != nil {
+				return err
+			}
+			if r.status != http.StatusOK || hs[len(hs)-1].Instance == sick {
+				return fmt.Errorf("call %d: %d via %s", i, r.status, r.header.Get("X-Meshdemo-Path"))
+			}
+		}
+		return nil
+	})
+}
+
+func TestMirroring(t *testing.T) {
+	mirrored := func(traceID string) error {
+		lines, err := tgt.kube.appLogs(ctxBG(), "server2")
+		if err != nil {
+			return err
+		}
+		for _, l := range lines {
+			if l.TraceID == traceID && l.Version == "v2" {
+				return nil
+			}
+		}
+		return fmt.Errorf("server2 v2 has no request with trace %s", traceID)
+	}
+	b3 := func() (http.Header, string) {
+		id := randHex(16)
+		return hdr("X-B3-Traceid", id, "X-B3-Spanid", randHex(8), "X-B3-Sampled", "1"), id
+	}
+	withScenario(t, "mirroring", func() error {
+		h, id := b3()
+		get(t, "/client/server1", h)
+		return mirrored(id)
+	})
+	for range 5 {
+		h, id := b3()
+		r := get(t, "/client/server1", h)
+		if r.status != http.StatusOK || versionOf(r, "server2") != "v1" {
+			t.Fatalf("answer %s from %s, want 200 from server2 v1", chainStatus(r), r.header.Get("X-Meshdemo-Path"))
+		}
+		eventually(t, 30*time.Second, "mirror of "+id, func() error { return mirrored(id) })
+	}
+}
+
+// proxyCurl calls url from inside a meshed pod's istio-proxy container (its image has curl),
+// so the call carries that workload's identity; it returns the HTTP status.
+func proxyCurl(t *testing.T, deploy, url string, header ...string) string {
+	t.Helper()
+	args := []string{"exec", "deploy/" + deploy, "-c", "istio-proxy", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10"}
+	for _, h := range header {
+		args = append(args, "-H", h)
+	}
+	out, err := tgt.kube.run(t.Context(), append(args, url)...)
+	if err != nil {
+		t.Fatalf("curl from %s: %v", deploy, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestAuthz(t *testing.T) {
+	withScenario(t, "authz", func() error {
+		if code := proxyCurl(t, "server1-v1", "http://user-service:8080/api/users"); code != "403" {
+			return fmt.Errorf("server1 -> user-service: %s", code)
+		}
+		return nil
+	})
+	for _, path := range []string{"/client/server1", "/client/users"} {
+		if r := get(t, path, nil); r.status != http.StatusOK {
+			t.Errorf("real graph %s: %s", path, chainStatus(r))
+		}
+	}
+	if code := proxyCurl(t, "client-v1", "http://server2:8080/server2/end"); code != "403" {
+		t.Errorf("client -> server2 (outside the graph): %s, want 403", code)
+	}
+	if code := proxyCurl(t, "server1-v1", "http://server2:8080/server2/end"); code != "200" {
+		t.Errorf("server1 -> server2 (in the graph): %s, want 200", code)
+	}
+}
+
+func TestHardening(t *testing.T) {
+	directive := hdr("X-Meshdemo-Fault", "server2=abort:503@100")
+	withScenario(t, "hardening", func() error {
+		if r := get(t, "/client/server1", directive); r.status != http.StatusOK {
+			return fmt.Errorf("directive from outside still applied: %d", r.status)
+		}
+		return nil
+	})
+	for range 10 {
+		if r := get(t, "/client/server1", directive); r.status != http.StatusOK {
+			t.Fatalf("through the gateway: %s, want 200 (directive removed)", chainStatus(r))
+		}
+	}
+	if code := proxyCurl(t, "client-v1", "http://server1:8080/server1/server2", "X-Meshdemo-Fault: server2=abort:503@100"); code != "503" {
+		t.Errorf("in-mesh caller: %s, want 503 (the directive still works inside)", code)
+	}
+}
+
+// TestMTLSStrict: with PeerAuthentication STRICT a plaintext call from a pod without a
+// sidecar fails while a meshed call to the same service succeeds.
+func TestMTLSStrict(t *testing.T) {
+	needMesh(t)
+	ns := "meshdemo-e2e-plain"
+	k := tgt.kube
+	k.must(t, "create", "namespace", ns) // no istio-injection label: no sidecar
+	t.Cleanup(func() { _, _ = k.run(ctxBG(), "delete", "namespace", ns, "--wait=false") })
+	out, err := k.run(t.Context(), "-n", ns, "run", "plain-curl", "--image=curlimages/curl:8.11.1", "--restart=Never",
+		"--rm", "-i", "--pod-running-timeout=3m", "--command", "--",
+		"curl", "-sS", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", "http://server2.meshdemo:8080/server2/end")
+	t.Logf("plaintext call: %v %s", err, out)
+	if strings.HasSuffix(strings.TrimSpace(string(out)), "200") {
+		t.Fatal("a plaintext call from outside the mesh got 200 under STRICT mTLS")
+	}
+	if err == nil && !strings.Contains(string(out), "000") {
+		t.Fatalf("the plaintext call did not fail: %s", out)
+	}
+	if code := proxyCurl(t, "server1-v1", "http://server2:8080/server2/end"); code != "200" {
+		t.Errorf("meshed call: %s, want 200", code)
+	}
+}
+
+// TestTelemetryAccessLog: the Telemetry resource turns on Envoy access logs; the request id
+// of a call shows up in the client sidecar's log.
+func TestTelemetryAccessLog(t *testing.T) {
+	needMesh(t)
+	traceID := randHex(16)
+	if r := get(t, "/client/server1", hdr("X-B3-Traceid", traceID, "X-B3-Spanid", randHex(8), "X-B3-Sampled", "1")); r.status != 200 {
+		t.Fatalf("chain: %s", chainStatus(r))
+	}
+	reqID := findRequest(t, "client", traceID).RequestID
+	for _, w := range []string{"client-v1", "server2-v1"} {
+		eventually(t, 30*time.Second, "access log of "+w+" has "+reqID, func() error {
+			out, err := tgt.kube.run(t.Context(), "logs", "deploy/"+w, "-c", "istio-proxy", "--tail=-1")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(string(out), reqID) {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+	}
+}
+
+// TestRolloutRestartUnderLoad: restarting server2 while the loadtest drives traffic loses no
+// request (readiness drops first, the drain pause lets Envoy stop sending, then shutdown).
+func TestRolloutRestartUnderLoad(t *testing.T) {
+	needMesh(t)
+	k := tgt.kube
+	before := k.pods(t, "app=server2,version=v1")
+	var wg sync.WaitGroup
+	var rep loadReport
+	var ok bool
+	wg.Go(func() {
+		rep, ok = loadtest(t, "/client/server1", "--duration", "60s", "--rate", "20")
+	})
+	k.must(t, "rollout", "restart", "deployment/server2-v1")
+	k.must(t, "rollout", "status", "deployment/server2-v1", "--timeout=180s")
+	wg.Wait()
+	after := k.pods(t, "app=server2,version=v1")
+	if slices.Equal(before, after) {
+		t.Fatalf("server2 pods unchanged (%v): no restart happened", before)
+	}
+	if rep.Summary.Requests < 600 {
+		t.Errorf("only %d requests", rep.Summary.Requests)
+	}
+	for code, n := range rep.Summary.Status {
+		if code != "200" {
+			t.Errorf("%d answers with status %s during the restart", n, code)
+		}
+	}
+	if len(rep.Summary.Errors) > 0 {
+		t.Errorf("transport errors during the restart: %v", rep.Summary.Errors)
+	}
+	if !ok {
+		t.Logf("loadtest exited non-zero (no expectations were set): %+v", rep.Expectations)
+	}
+}
