@@ -7,7 +7,7 @@ ISTIO_VERSION := $(shell cat build/istio-version)
 ISTIOCTL := $(BIN)/istioctl
 SKAFFOLD := $(BIN)/skaffold
 KUSTOMIZE := $(BIN)/kustomize
-KIND_VERSION ?= v0.30.0
+KIND_VERSION ?= v0.33.0
 KIND ?= GOWORK=off $(GO) run sigs.k8s.io/kind@$(KIND_VERSION)
 KIND_CLUSTER := meshdemo
 KUBE_CONTEXT := kind-$(KIND_CLUSTER)
