@@ -7,7 +7,7 @@
 # size is checked against MAX_IMAGE_BYTES.
 #
 # Environment: IMAGE_REPO (meshdemo), IMAGE_TAG (dev), TARGETOS / TARGETARCH (the engine's),
-# MAX_IMAGE_BYTES (15 MiB), GO (go).
+# MAX_IMAGE_BYTES (15 MiB), GO (go), GO_TAGS (grpcnotrace).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,6 +21,8 @@ MAX_IMAGE_BYTES=${MAX_IMAGE_BYTES:-$((15 * 1024 * 1024))}
 # behind an amd64 client).
 TARGETOS=${TARGETOS:-$(docker version -f '{{.Server.Os}}' 2>/dev/null || echo linux)}
 TARGETARCH=${TARGETARCH:-$(docker version -f '{{.Server.Arch}}' 2>/dev/null || "$GO" env GOARCH)}
+# Same tags as build/Dockerfile's GO_TAGS (see the reason there).
+GO_TAGS=${GO_TAGS:-grpcnotrace}
 VCS_REF=${VCS_REF:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 
 if [ $# -eq 0 ]; then
@@ -34,7 +36,7 @@ mkdir -p "$bindir"
 status=0
 for w in "$@"; do
 	(cd services && CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-		"$GO" build -trimpath -ldflags='-s -w' -o "$bindir/$w" "./$w")
+		"$GO" build -tags "$GO_TAGS" -trimpath -ldflags='-s -w' -o "$bindir/$w" "./$w")
 	image=$IMAGE_REPO/$w:$IMAGE_TAG
 	# No --pull, and the context holds only binaries: nothing leaves this machine.
 	docker build --quiet -f build/Dockerfile --target prebuilt \

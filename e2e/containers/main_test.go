@@ -74,7 +74,8 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	ctx := context.Background()
-	if !testing.Verbose() {
+	// testcontainers narrates every step; this package reports what matters itself.
+	if os.Getenv("MESHDEMO_TC_DEBUG") != "1" {
 		tclog.SetDefault(quietLogger{})
 	}
 	s.engine = dockerenv.Probe(ctx)

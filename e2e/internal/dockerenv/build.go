@@ -20,6 +20,9 @@ import (
 // Workloads are the four binaries under services/, by the names the contract gives them.
 var Workloads = []string{"client", "server1", "server2", "user-service"}
 
+// GoTags are the build tags of every image binary, as in build/Dockerfile's GO_TAGS.
+const GoTags = "grpcnotrace"
+
 // MaxImageBytes is the size limit every workload image must stay under (15 MiB).
 const MaxImageBytes = 15 << 20
 
@@ -48,7 +51,7 @@ func RepoRoot() (string, error) {
 // engine's platform. It returns the binary's bytes.
 func BuildBinary(ctx context.Context, root, workload, goos, goarch, outDir string) ([]byte, error) {
 	out := filepath.Join(outDir, goos+"_"+goarch, workload)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./"+workload)
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", GoTags, "-trimpath", "-ldflags=-s -w", "-o", out, "./"+workload)
 	cmd.Dir = filepath.Join(root, "services")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {
