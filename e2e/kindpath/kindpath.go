@@ -158,7 +158,10 @@ func (c Config) kubectl(args ...string) []string {
 func (c Config) Flow() []Step {
 	var s []Step
 	add := func(st Step) { s = append(s, st) }
-	add(Step{Name: "versions", Args: []string{"kind", "version"}})
+	// kind at the version k8s.mk pins, built from source into bin/ like the other CLIs.
+	add(Step{Name: "kind", Env: []string{"GOWORK=off", "GOBIN=" + filepath.Join(c.Root, "bin")},
+		Args: []string{"go", "install", "sigs.k8s.io/kind@" + KindVersion}})
+	add(Step{Name: "versions", Args: []string{"bin/kind", "version"}})
 	add(Step{Name: "versions", Args: []string{"kubectl", "version", "--client"}})
 	add(Step{Name: "versions", Args: []string{"docker", "version", "--format", "{{.Server.Version}}"}})
 	// The pinned CLIs, built from build/tools (GOWORK=off keeps Istio's pins out of go.work).
@@ -166,8 +169,9 @@ func (c Config) Flow() []Step {
 		Args: []string{"go", "build", "-o", "../../bin/istioctl", "istio.io/istio/istioctl/cmd/istioctl"}})
 	add(Step{Name: "skaffold", Dir: "build/tools/skaffold", Env: []string{"GOWORK=off"},
 		Args: []string{"go", "build", "-o", "../../../bin/skaffold", "github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold"}})
-	add(Step{Name: "loadtest", Dir: "loadtest", Args: []string{"go", "build", "-o", "../bin/loadtest", "./cmd/loadtest"}})
-	add(Step{Name: "cluster", Args: []string{"kind", "create", "cluster", "--name", c.Cluster, "--config", "build/kind/cluster.yaml", "--wait", "120s"},
+	add(Step{Name: "loadtest", Dir: "loadtest", Env: []string{"GOWORK=off", "CGO_ENABLED=0"},
+		Args: []string{"go", "build", "-o", "../bin/loadtest", "./cmd/loadtest"}})
+	add(Step{Name: "cluster", Args: []string{"bin/kind", "create", "cluster", "--name", c.Cluster, "--config", "build/kind/cluster.yaml", "--wait", "120s"},
 		Unless: c.kubectl("get", "namespace", "kube-system")})
 	add(Step{Name: "istio", Args: []string{"bin/istioctl", "install", "--context", c.Context(), "-y", "-f", "build/kind/istio.yaml", "--set", "tag=" + c.IstioTag}})
 	add(Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istiod", "--timeout=300s")})
@@ -178,7 +182,7 @@ func (c Config) Flow() []Step {
 		Kustomize: ScenarioDir(Baseline)})
 	// skaffold deploys its own immutable image references; the suite applies scenarios with
 	// kubectl (images :dev, pullPolicy Never), so the :dev images must be in the node too.
-	load := []string{"kind", "load", "docker-image", "--name", c.Cluster}
+	load := []string{"bin/kind", "load", "docker-image", "--name", c.Cluster}
 	for _, w := range Workloads {
 		load = append(load, "meshdemo/"+w+":dev")
 	}
@@ -190,7 +194,7 @@ func (c Config) Flow() []Step {
 		"E2E_NAMESPACE=" + c.Namespace, "E2E_LOADTEST=" + filepath.Join(c.Root, "bin", "loadtest"),
 	}})
 	if !c.KeepCluster {
-		add(Step{Name: "teardown", Args: []string{"kind", "delete", "cluster", "--name", c.Cluster}, Always: true})
+		add(Step{Name: "teardown", Args: []string{"bin/kind", "delete", "cluster", "--name", c.Cluster}, Always: true})
 	}
 	return s
 }
@@ -291,8 +295,9 @@ func (o Object) Key() string { return o.APIVersion + "/" + o.Kind + "/" + o.Name
 // rendered memoises Render: the plan applies the baseline once per scenario.
 var rendered sync.Map // root + "\x00" + dir -> []Object
 
-// Render runs `kubectl kustomize` (kustomize built into kubectl, offline) on dir and decodes
-// every document. Results are cached per process; callers must not modify them.
+// Render runs `kubectl kustomize` (kustomize built into kubectl, offline; the flow applies
+// with `kubectl apply -k`, the same renderer) on dir and decodes every document. With
+// KUSTOMIZE set it runs `$KUSTOMIZE build` instead. Results are cached per process; callers must not modify them.
 func Render(ctx context.Context, root, dir string) ([]Object, error) {
 	key := root + "\x00" + dir
 	if v, ok := rendered.Load(key); ok {
@@ -308,12 +313,16 @@ func Render(ctx context.Context, root, dir string) ([]Object, error) {
 func render(ctx context.Context, root, dir string) ([]Object, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", "kustomize", dir)
+	argv := []string{"kubectl", "kustomize", dir}
+	if k := os.Getenv("KUSTOMIZE"); k != "" { // a kustomize binary instead, where kubectl is missing
+		argv = []string{k, "build", dir}
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = root
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("kubectl kustomize %s: %w: %s", dir, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return Decode(stdout.Bytes())
 }
@@ -373,7 +382,7 @@ func (r Runner) Run(ctx context.Context, steps []Step) error {
 }
 
 func (r Runner) one(ctx context.Context, s Step) error {
-	fmt.Fprintf(r.Out, "+ %s\n", s)
+	fmt.Fprintf(r.Out, "+ [%s] %s\n", strings.TrimSpace(s.Name), s)
 	if r.DryRun {
 		return nil
 	}

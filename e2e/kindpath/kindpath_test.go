@@ -40,7 +40,7 @@ func TestDryRun(t *testing.T) {
 	}
 
 	// The phases come in this order, each at least once.
-	order := []string{"istioctl", "skaffold", "cluster", "istio", "deploy", "apply " + Baseline, "test", "teardown"}
+	order := []string{"kind", "istioctl", "skaffold", "cluster", "istio", "deploy", "apply " + Baseline, "test", "teardown"}
 	last := -1
 	for _, phase := range order {
 		i := slices.IndexFunc(plan, func(s Step) bool { return s.Name == phase })

@@ -41,7 +41,7 @@ func Plan(ctx context.Context, c Config) ([]Step, error) {
 				if err := c.check(ctx, st); err != nil {
 					return nil, err
 				}
-				st.Name = "  (in the suite) " + st.Name
+				st.Name = "suite: " + st.Name
 				plan = append(plan, st)
 			}
 		}

@@ -71,6 +71,9 @@ func runMain(m *testing.M) int {
 	fmt.Fprintf(os.Stderr, "e2e: target %s, client at %s (Host %q)\n", name, tgt.base, tgt.host)
 	code := m.Run()
 	stop()
+	if loadtestBin != "" && os.Getenv("E2E_LOADTEST") == "" {
+		_ = os.RemoveAll(filepath.Dir(loadtestBin))
+	}
 	return code
 }
 
