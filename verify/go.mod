@@ -8,7 +8,7 @@ require (
 	istio.io/api v1.31.1
 	k8s.io/api v0.36.1
 	k8s.io/apimachinery v0.36.1
-	sigs.k8s.io/kind v0.33.0
+	sigs.k8s.io/kind v0.30.0
 	sigs.k8s.io/kustomize/api v0.21.1
 	sigs.k8s.io/kustomize/kyaml v0.21.1
 	sigs.k8s.io/yaml v1.6.0

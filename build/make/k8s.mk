@@ -1,4 +1,6 @@
 # Kubernetes and Istio: render scenarios, validate them offline (verify/), and run them on kind.
+# The whole kind flow with the end-to-end suite is `make e2e` (e2e/kindpath); the targets here
+# are its steps for working by hand: kind-up, istio-install, deploy [SCENARIO=x], addons, kind-down.
 # The Istio version is pinned once, in build/istio-version; the CLIs are built from pinned Go
 # modules (build/tools: istioctl + kustomize, build/tools/skaffold: skaffold) into ./bin.
 TEST_TARGETS += test-verify
@@ -7,8 +9,9 @@ ISTIO_VERSION := $(shell cat build/istio-version)
 ISTIOCTL := $(BIN)/istioctl
 SKAFFOLD := $(BIN)/skaffold
 KUSTOMIZE := $(BIN)/kustomize
-KIND_VERSION ?= v0.33.0
-KIND ?= GOWORK=off $(GO) run sigs.k8s.io/kind@$(KIND_VERSION)
+# kind: the same version as the kind config types verify/ decodes build/kind/cluster.yaml with.
+KIND_VERSION := v0.30.0
+KIND := $(BIN)/kind
 KIND_CLUSTER := meshdemo
 KUBE_CONTEXT := kind-$(KIND_CLUSTER)
 KUBECTL ?= kubectl --context $(KUBE_CONTEXT)
@@ -16,7 +19,7 @@ SCENARIO ?= default
 # Offline Go builds outside go.work: these modules pin Istio's and skaffold's dependency sets.
 TOOLS_GO := cd build/tools && GOWORK=off $(GO)
 
-.PHONY: tools render scenarios test-verify kind-up istio-install deploy addons kind-e2e kind-down
+.PHONY: tools render scenarios test-verify kind-up istio-install deploy addons kind-down
 
 $(ISTIOCTL): build/tools/go.mod build/tools/go.sum
 	@mkdir -p $(BIN)
@@ -25,6 +28,10 @@ $(ISTIOCTL): build/tools/go.mod build/tools/go.sum
 $(KUSTOMIZE): build/tools/go.mod build/tools/go.sum
 	@mkdir -p $(BIN)
 	$(TOOLS_GO) build -o $@ sigs.k8s.io/kustomize/kustomize/v5
+
+$(KIND):
+	@mkdir -p $(BIN)
+	GOWORK=off GOBIN=$(BIN) $(GO) install sigs.k8s.io/kind@$(KIND_VERSION)
 
 $(SKAFFOLD): build/tools/skaffold/go.mod build/tools/skaffold/go.sum
 	@mkdir -p $(BIN)
@@ -43,7 +50,7 @@ test-verify: tools ## offline validation of deploy/, istio/, skaffold.yaml and b
 	cd verify && GOWORK=off $(GO) vet ./...
 	cd verify && GOWORK=off ISTIOCTL=$(ISTIOCTL) SKAFFOLD=$(SKAFFOLD) KUSTOMIZE=$(KUSTOMIZE) $(GO) test -race -count=1 ./...
 
-kind-up: ## create the kind cluster (gateway on http://127.0.0.1:8880)
+kind-up: $(KIND) ## create the kind cluster (gateway on http://127.0.0.1:8880)
 	$(KIND) create cluster --config build/kind/cluster.yaml --wait 120s
 
 istio-install: $(ISTIOCTL) ## install Istio $(ISTIO_VERSION) with a laptop-sized footprint
@@ -59,9 +66,5 @@ addons: ## Prometheus, Grafana, Jaeger and Kiali of the pinned Istio release
 	$(KUBECTL) -n istio-system rollout status deploy/kiali --timeout=180s
 	@echo 'Kiali: kubectl --context $(KUBE_CONTEXT) -n istio-system port-forward svc/kiali 20001 (then http://localhost:20001)'
 
-kind-e2e: ## end-to-end tests of SCENARIO against the kind cluster (e2e module, build tag kind)
-	cd e2e && MESHDEMO_GATEWAY_URL=http://127.0.0.1:8880 MESHDEMO_GATEWAY_HOST=client.meshdemo MESHDEMO_SCENARIO=$(SCENARIO) \
-	  MESHDEMO_KUBE_CONTEXT=$(KUBE_CONTEXT) $(GO) test -tags kind -count=1 ./...
-
-kind-down: ## delete the kind cluster
+kind-down: $(KIND) ## delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)

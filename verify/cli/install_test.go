@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -206,3 +207,22 @@ func TestKindConfigStrict(t *testing.T) {
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+// `make kind-up` installs the kind release whose config types decode build/kind/cluster.yaml here.
+func TestKindVersionMatchesMakefile(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "sigs.k8s.io/kind")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -m sigs.k8s.io/kind: %v", err)
+	}
+	version := strings.TrimSpace(string(out))
+	mk, err := os.ReadFile(filepath.Join(repoRoot(t), "build", "make", "k8s.mk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version == "" || !bytes.Contains(mk, []byte("\nKIND_VERSION := "+version+"\n")) {
+		t.Errorf("verify decodes with kind %q, build/make/k8s.mk does not pin KIND_VERSION := %s", version, version)
+	}
+}
