@@ -1,0 +1,138 @@
+package pilot
+
+import "time"
+
+// want is every value the tests expect, in one table. It mirrors istio/components/README.md (the
+// manifests' own documentation); when a scenario's values change there, change them here. The
+// tests never take expected values from the manifests themselves: a wrong manifest must fail.
+var want = expectations{
+	gatewayName:         "meshdemo-gateway",
+	gatewayHost:         "client.meshdemo",
+	gatewayPort:         80,
+	gatewayListenerPort: 8080, // Service istio-ingressgateway port 80 -> pod port 8080
+	gatewayTimeout:      5 * time.Second,
+	peerAuthName:        "default",
+	appPort:             8080,
+
+	headerRouting: []headerRoute{
+		{hop{"client", "server1"}, "end-user", "jason"},
+		{hop{"client", "user-service"}, "end-user", "jason"},
+		{hop{"server1", "server2"}, "canary_id", "v2"},
+	},
+	weightedSplit: split{hop{"client", "server1"}, map[string]uint32{"v1": 80, "v2": 20}},
+	routeTimeout: timeoutAndDelay{
+		timeoutHop: hop{"client", "server1"}, timeout: time.Second,
+		delay: delayFault{hop{"server1", "server2"}, 2 * time.Second, 100},
+	},
+	faultAbort: []abortFault{
+		{hop{"server1", "server2"}, 400, 50},
+		{hop{"client", "user-service"}, 503, 100},
+	},
+	faultDelay: delayFault{hop{"server1", "server2"}, 3 * time.Second, 100},
+	retries: retryPolicy{
+		hop: hop{"server1", "server2"}, attempts: 3, perTryTimeout: time.Second,
+		retryOn: []string{"5xx", "connect-failure", "refused-stream", "reset"},
+	},
+	outlier: trafficPolicy{
+		hop: hop{"server1", "server2"}, subsets: []string{"", "v1", "v2"},
+		maxConnections: 10, connectTimeout: time.Second,
+		http1MaxPending: 5, http2MaxRequests: 20, maxRetries: 3,
+		consecutive5xx: 3, interval: 5 * time.Second, baseEjectionTime: 30 * time.Second, maxEjectionPercent: 50,
+		v1Replicas: 2,
+	},
+	mirror: mirrorPolicy{hop{"server1", "server2"}, "v1", "v2", 100},
+	authzAllowed: map[string][]string{
+		"client":       {ingressCaller},
+		"server1":      {"client"},
+		"server2":      {"server1"},
+		"user-service": {"client"},
+	},
+	hardening: hardening{header: "x-meshdemo-fault", inMesh: hop{"server1", "client"}},
+}
+
+// ingressCaller names the ingress gateway among callers in authzAllowed.
+const ingressCaller = "ingressgateway"
+
+type expectations struct {
+	// istio/base
+	gatewayName         string
+	gatewayHost         string
+	gatewayPort         int
+	gatewayListenerPort int
+	gatewayTimeout      time.Duration
+	peerAuthName        string
+	appPort             int
+
+	headerRouting []headerRoute
+	weightedSplit split
+	routeTimeout  timeoutAndDelay
+	faultAbort    []abortFault
+	faultDelay    delayFault
+	retries       retryPolicy
+	outlier       trafficPolicy
+	mirror        mirrorPolicy
+	authzAllowed  map[string][]string // callee app -> allowed callers; everyone else is denied
+	hardening     hardening
+}
+
+// hop is one call of the graph: the sidecar of from routes the call to service to.
+type hop struct{ from, to string }
+
+// headerRoute: on hop, header=value selects subset v2; anything else stays on v1.
+type headerRoute struct {
+	hop           hop
+	header, value string
+}
+
+type split struct {
+	hop     hop
+	weights map[string]uint32 // subset -> weight
+}
+
+type timeoutAndDelay struct {
+	timeoutHop hop
+	timeout    time.Duration
+	delay      delayFault
+}
+
+type delayFault struct {
+	hop   hop
+	delay time.Duration
+	pct   float64
+}
+
+type abortFault struct {
+	hop    hop
+	status uint32
+	pct    float64
+}
+
+type retryPolicy struct {
+	hop           hop
+	attempts      uint32
+	perTryTimeout time.Duration
+	retryOn       []string
+}
+
+type trafficPolicy struct {
+	hop                                           hop
+	subsets                                       []string // "" is the service's default cluster
+	maxConnections                                uint32
+	connectTimeout                                time.Duration
+	http1MaxPending, http2MaxRequests, maxRetries uint32
+	consecutive5xx                                uint32
+	interval, baseEjectionTime                    time.Duration
+	maxEjectionPercent                            uint32
+	v1Replicas                                    int
+}
+
+type mirrorPolicy struct {
+	hop                       hop
+	routeSubset, mirrorSubset string
+	pct                       float64
+}
+
+type hardening struct {
+	header string // removed from requests entering through the gateway
+	inMesh hop    // an in-mesh call to the client that must keep it
+}

@@ -1,0 +1,132 @@
+package pilot
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Helpers that locate and edit rendered Istio objects for broken fixtures. They fail loudly
+// when the object they look for is missing, so a fixture never degrades into a no-op.
+
+func fqdn(svc string) string { return svc + "." + namespace + ".svc.cluster.local" }
+
+// one returns the single object of kind named name.
+func one(objs []object, kind, name string) (object, error) {
+	found := findObjects(objs, kind, func(o object) bool { return o.name() == name })
+	if len(found) != 1 {
+		return nil, fmt.Errorf("%w: want one %s %q, found %d", errNoTarget, kind, name, len(found))
+	}
+	return found[0], nil
+}
+
+// virtualServiceFor returns the VirtualService that routes host (a short service name or a
+// full host); exactly one must exist.
+func virtualServiceFor(objs []object, host string) (object, error) {
+	want := []string{host, fqdn(host)}
+	found := findObjects(objs, "VirtualService", func(o object) bool {
+		for _, h := range listAt(o, "spec", "hosts") {
+			if s, _ := h.(string); slices.Contains(want, s) {
+				return true
+			}
+		}
+		return false
+	})
+	if len(found) != 1 {
+		return nil, fmt.Errorf("%w: want one VirtualService for host %s, found %d", errNoTarget, host, len(found))
+	}
+	return found[0], nil
+}
+
+// destinationRuleFor returns the DestinationRule whose host is the service's FQDN.
+func destinationRuleFor(objs []object, svc string) (object, error) {
+	found := findObjects(objs, "DestinationRule", func(o object) bool {
+		h := str(o, "spec", "host")
+		return h == svc || h == fqdn(svc)
+	})
+	if len(found) != 1 {
+		return nil, fmt.Errorf("%w: want one DestinationRule for %s, found %d", errNoTarget, svc, len(found))
+	}
+	return found[0], nil
+}
+
+// httpRoutes returns the VirtualService's http routes as editable maps.
+func httpRoutes(vs object) ([]map[string]any, error) {
+	var out []map[string]any
+	for _, r := range listAt(vs, "spec", "http") {
+		if m, ok := r.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: VirtualService %s has no http routes", errNoTarget, vs.name())
+	}
+	return out, nil
+}
+
+// editRoutes applies edit to every http route of the VirtualService for host; at least one
+// edit must report a change.
+func editRoutes(objs []object, host string, edit func(r map[string]any) bool) error {
+	vs, err := virtualServiceFor(objs, host)
+	if err != nil {
+		return err
+	}
+	routes, err := httpRoutes(vs)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, r := range routes {
+		if edit(r) {
+			changed = true
+		}
+	}
+	if !changed {
+		return fmt.Errorf("%w: no http route of VirtualService %s had the field to break", errNoTarget, vs.name())
+	}
+	return nil
+}
+
+// setIn sets a nested field, creating maps on the way.
+func setIn(m map[string]any, value any, keys ...string) {
+	for _, k := range keys[:len(keys)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[k] = next
+		}
+		m = next
+	}
+	m[keys[len(keys)-1]] = value
+}
+
+// deleteIn removes a nested field and reports whether it existed.
+func deleteIn(m map[string]any, keys ...string) bool {
+	parent := mapAt(m, keys[:len(keys)-1]...)
+	if len(keys) == 1 {
+		parent = m
+	}
+	if parent == nil {
+		return false
+	}
+	if _, ok := parent[keys[len(keys)-1]]; !ok {
+		return false
+	}
+	delete(parent, keys[len(keys)-1])
+	return true
+}
+
+// removeObjects drops every object of kind matching keep from objs in place (the slice keeps its
+// length; removed entries become empty objects, which buildWorld ignores).
+func removeObjects(objs []object, kind string, keep func(o object) bool) error {
+	n := 0
+	for i, o := range objs {
+		if o.kind() == kind && (keep == nil || keep(o)) {
+			objs[i] = object{"kind": "Removed"}
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: no %s to remove", errNoTarget, kind)
+	}
+	return nil
+}

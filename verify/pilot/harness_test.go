@@ -1,0 +1,65 @@
+package pilot
+
+import (
+	"testing"
+)
+
+// check is one promise a scenario makes, asserted on the configuration istiod generates.
+// Every check carries at least one broken fixture: a mutation of the rendered manifests that
+// must make the check fail, which proves the check can fail at all.
+type check struct {
+	name   string
+	run    func(m *mesh) error
+	broken []fixture
+}
+
+// fixture breaks a rendered scenario in memory. mutate returns an error when it finds nothing
+// to change, so a fixture cannot silently stop breaking anything when manifests are renamed.
+type fixture struct {
+	name   string
+	mutate func(objs []object) error
+}
+
+// runScenario renders istio/components/<name> with the base and the canary, loads it into
+// Istio's control plane and runs every check; then, per check, loads each broken fixture and
+// requires the same check to fail.
+func runScenario(t *testing.T, name string, checks []check) {
+	t.Helper()
+	if len(checks) == 0 {
+		t.Fatalf("scenario %s has no checks", name)
+	}
+	m := newMesh(t, render(t, name))
+	if name != "" {
+		// What istio/base promises must survive every scenario; TestBase proves these checks bite.
+		for _, c := range baseChecks() {
+			t.Run("base/"+c.name, func(t *testing.T) {
+				if err := c.run(m); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.run(m); err != nil {
+				t.Error(err)
+			}
+			if len(c.broken) == 0 {
+				t.Fatalf("check %s has no broken fixture proving it can fail", c.name)
+			}
+			for _, f := range c.broken {
+				t.Run("broken/"+f.name, func(t *testing.T) {
+					objs := render(t, name)
+					if err := f.mutate(objs); err != nil {
+						t.Fatalf("fixture %s: %v", f.name, err)
+					}
+					err := c.run(newMesh(t, objs))
+					if err == nil {
+						t.Fatalf("check %s passed on broken fixture %s; it cannot detect that breakage", c.name, f.name)
+					}
+					t.Logf("caught as expected: %v", err)
+				})
+			}
+		})
+	}
+}

@@ -1,0 +1,333 @@
+package pilot
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+)
+
+// outlier-detection: connection pool and outlier detection on every cluster of the service.
+func outlierChecks() []check {
+	tp := want.outlier
+	editDR := func(edit func(spec map[string]any) bool) func(objs []object) error {
+		return func(objs []object) error {
+			dr, err := destinationRuleFor(objs, tp.hop.to)
+			if err != nil {
+				return err
+			}
+			if !edit(dr.spec()) {
+				return fmt.Errorf("%w: DestinationRule %s has no traffic policy to break", errNoTarget, dr.name())
+			}
+			return nil
+		}
+	}
+	return []check{
+		{
+			name: fmt.Sprintf("%s-clusters-pool-and-outlier", tp.hop.to),
+			run: func(m *mesh) error {
+				callers, err := m.workloads(tp.hop.from)
+				if err != nil {
+					return err
+				}
+				var errs []error
+				for _, c := range callers {
+					sim := m.simulate(c, sidecarType)
+					for _, subset := range tp.subsets {
+						name := subsetCluster(tp.hop.to, subset)
+						cl, err := clusterNamed(sim, name)
+						if err != nil {
+							errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+							continue
+						}
+						if err := clusterPolicy(cl.GetCircuitBreakers(), cl.GetOutlierDetection(), cl.GetConnectTimeout().AsDuration(), tp); err != nil {
+							errs = append(errs, fmt.Errorf("%s: cluster %s: %w", c.name, name, err))
+						}
+					}
+				}
+				return errors.Join(errs...)
+			},
+			broken: []fixture{
+				{"consecutive-5xx-7", editDR(func(s map[string]any) bool {
+					if mapAt(s, "trafficPolicy", "outlierDetection") == nil {
+						return false
+					}
+					setIn(s, 7, "trafficPolicy", "outlierDetection", "consecutive5xxErrors")
+					return true
+				})},
+				{"max-connections-100", editDR(func(s map[string]any) bool {
+					if mapAt(s, "trafficPolicy", "connectionPool", "tcp") == nil {
+						return false
+					}
+					setIn(s, 100, "trafficPolicy", "connectionPool", "tcp", "maxConnections")
+					return true
+				})},
+				{"traffic-policy-removed", editDR(func(s map[string]any) bool { return deleteIn(s, "trafficPolicy") })},
+			},
+		},
+		{
+			name: fmt.Sprintf("%s-v1-endpoints", tp.hop.to),
+			run: func(m *mesh) error {
+				if got := m.replicas(tp.hop.to, "v1"); got != tp.v1Replicas {
+					return fmt.Errorf("%s v1 has %d pods, want %d", tp.hop.to, got, tp.v1Replicas)
+				}
+				callers, err := m.workloads(tp.hop.from)
+				if err != nil {
+					return err
+				}
+				name := subsetCluster(tp.hop.to, "v1")
+				for _, cla := range m.fds.Endpoints(m.proxy(callers[0], sidecarType)) {
+					if cla.GetClusterName() != name {
+						continue
+					}
+					n := 0
+					for _, le := range cla.GetEndpoints() {
+						for _, e := range le.GetLbEndpoints() {
+							if e.GetHealthStatus() == core.HealthStatus_HEALTHY || e.GetHealthStatus() == core.HealthStatus_UNKNOWN {
+								n++
+							}
+						}
+					}
+					if n != tp.v1Replicas {
+						return fmt.Errorf("EDS for %s has %d healthy endpoints, want %d (ejecting %d%% must leave one)",
+							name, n, tp.v1Replicas, tp.maxEjectionPercent)
+					}
+					return nil
+				}
+				return fmt.Errorf("no EDS assignment for %s", name)
+			},
+			broken: []fixture{
+				{"one-replica", func(objs []object) error {
+					d, err := one(objs, "Deployment", tp.hop.to+"-v1")
+					if err != nil {
+						return err
+					}
+					setIn(d, 1, "spec", "replicas")
+					return nil
+				}},
+			},
+		},
+	}
+}
+
+// mirroring: the route keeps answering from one subset and mirrors to another.
+func mirroringChecks() []check {
+	mp := want.mirror
+	edit := func(f func(r map[string]any) bool) func(objs []object) error {
+		return func(objs []object) error { return editRoutes(objs, mp.hop.to, f) }
+	}
+	return []check{{
+		name: fmt.Sprintf("%s-to-%s-mirror", mp.hop.from, mp.hop.to),
+		run: func(m *mesh) error {
+			return m.eachRoute(mp.hop, nil, func(r hopRoute) error {
+				if err := wantCluster(r.routed, subsetCluster(mp.hop.to, mp.routeSubset)); err != nil {
+					return err
+				}
+				mirrors := r.routed.route.GetRoute().GetRequestMirrorPolicies()
+				if len(mirrors) != 1 {
+					return fmt.Errorf("%d request mirror policies, want 1", len(mirrors))
+				}
+				if got, wantC := mirrors[0].GetCluster(), subsetCluster(mp.hop.to, mp.mirrorSubset); got != wantC {
+					return fmt.Errorf("mirror cluster %s, want %s", got, wantC)
+				}
+				pct := 100.0 // Envoy mirrors every request when no fraction is set
+				if f := mirrors[0].GetRuntimeFraction(); f != nil {
+					pct = percent(f.GetDefaultValue())
+				}
+				if pct != mp.pct {
+					return fmt.Errorf("mirror percentage %v, want %v", pct, mp.pct)
+				}
+				return nil
+			})
+		},
+		broken: []fixture{
+			{"mirror-to-v1", edit(func(r map[string]any) bool {
+				if mapAt(r, "mirror") == nil {
+					return false
+				}
+				setIn(r, "v1", "mirror", "subset")
+				return true
+			})},
+			{"mirror-percentage-10", edit(func(r map[string]any) bool {
+				if mapAt(r, "mirror") == nil {
+					return false
+				}
+				r["mirrorPercentage"] = map[string]any{"value": 10}
+				return true
+			})},
+			{"mirror-removed", edit(func(r map[string]any) bool { return deleteIn(r, "mirror") })},
+		},
+	}}
+}
+
+// authz: on every workload's inbound port, the RBAC filters allow exactly the intended callers
+// (by mTLS identity) and deny every other identity of the mesh and a look-alike from another
+// namespace.
+func authzChecks() []check {
+	return []check{{
+		name: "rbac-allows-exactly-the-call-graph",
+		run:  rbacCallGraph,
+		broken: []fixture{
+			{"server1-allows-server2", func(objs []object) error {
+				ap, err := one(objs, "AuthorizationPolicy", "server1")
+				if err != nil {
+					return err
+				}
+				for _, rule := range listAt(ap, "spec", "rules") {
+					for _, from := range listAt(rule.(map[string]any), "from") {
+						setIn(from.(map[string]any), []any{"cluster.local/ns/meshdemo/sa/server2"}, "source", "principals")
+					}
+				}
+				return nil
+			}},
+			{"policies-removed", func(objs []object) error {
+				return removeObjects(objs, "AuthorizationPolicy", nil)
+			}},
+			{"client-policy-any-namespace", func(objs []object) error {
+				ap, err := one(objs, "AuthorizationPolicy", "client")
+				if err != nil {
+					return err
+				}
+				ap["spec"].(map[string]any)["rules"] = []any{map[string]any{"from": []any{map[string]any{
+					"source": map[string]any{"principals": []any{"*/sa/istio-ingressgateway-service-account"}},
+				}}}}
+				return nil
+			}},
+		},
+	}}
+}
+
+func rbacCallGraph(m *mesh) error {
+	// Every identity that exists in the mesh, plus one that only looks like the gateway.
+	callers := map[string]string{
+		ingressCaller:     m.gateway.identity(),
+		"foreign-gateway": spiffeID("other", m.gateway.serviceAccount),
+	}
+	for _, p := range m.pods {
+		callers[p.labels["app"]] = p.identity()
+	}
+	var errs []error
+	for callee, allowed := range want.authzAllowed {
+		pods, err := m.workloads(callee)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, p := range pods {
+			fc, err := inboundChain(m.simulate(p, sidecarType), p, want.appPort)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			h, err := httpConnectionManager(fc)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for name, id := range callers {
+				ok, err := rbacAllows(h, peer{principal: id, method: "GET", path: paths[callee], port: want.appPort})
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+					continue
+				}
+				if wantOK := slices.Contains(allowed, name); ok != wantOK {
+					errs = append(errs, fmt.Errorf("%s allows %s (%s): %v, want %v", p.name, name, id, ok, wantOK))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// hardening: requests through the gateway lose the fault header; in-mesh calls keep it.
+func hardeningChecks() []check {
+	hd := want.hardening
+	return []check{
+		{
+			name: "gateway-strips-" + hd.header,
+			run: func(m *mesh) error {
+				r, err := m.gatewayRoute(paths["client"], map[string]string{hd.header: "server2=abort:503@100"})
+				if err != nil {
+					return err
+				}
+				if err := wantCluster(r, subsetCluster("client", "v1")); err != nil {
+					return fmt.Errorf("gateway: %w", err)
+				}
+				if !slices.Contains(r.route.GetRequestHeadersToRemove(), hd.header) {
+					return fmt.Errorf("gateway route %s removes %v, not %s", r, r.route.GetRequestHeadersToRemove(), hd.header)
+				}
+				return wantDuration("gateway route timeout", r.route.GetRoute().GetTimeout(), want.gatewayTimeout)
+			},
+			broken: []fixture{
+				{"header-removal-dropped", func(objs []object) error {
+					return editRoutes(objs, "client", func(r map[string]any) bool { return deleteIn(r, "headers") })
+				}},
+			},
+		},
+		{
+			name: "in-mesh-keeps-" + hd.header,
+			run: func(m *mesh) error {
+				return m.eachRoute(hd.inMesh, map[string]string{hd.header: "server2=abort:503@100"}, func(r hopRoute) error {
+					if err := wantCluster(r.routed, subsetCluster(hd.inMesh.to, "v1")); err != nil {
+						return err
+					}
+					if slices.Contains(r.routed.route.GetRequestHeadersToRemove(), hd.header) {
+						return fmt.Errorf("in-mesh route removes %s", hd.header)
+					}
+					return nil
+				})
+			},
+			broken: []fixture{
+				{"removal-for-every-caller", func(objs []object) error {
+					return editRoutes(objs, "client", func(r map[string]any) bool {
+						if mapAt(r, "headers") == nil {
+							return false
+						}
+						delete(r, "match")
+						return true
+					})
+				}},
+			},
+		},
+	}
+}
+
+// clusterPolicy compares a cluster's circuit breakers, connect timeout and outlier detection
+// with the DestinationRule's traffic policy.
+func clusterPolicy(cb *cluster.CircuitBreakers, od *cluster.OutlierDetection, connect time.Duration, tp trafficPolicy) error {
+	var th *cluster.CircuitBreakers_Thresholds
+	for _, t := range cb.GetThresholds() {
+		if t.GetPriority() == core.RoutingPriority_DEFAULT {
+			th = t
+		}
+	}
+	if th == nil {
+		return errors.New("no default-priority circuit breaker thresholds")
+	}
+	var errs []error
+	eq := func(what string, got, want uint32) {
+		if got != want {
+			errs = append(errs, fmt.Errorf("%s %d, want %d", what, got, want))
+		}
+	}
+	eq("max_connections", th.GetMaxConnections().GetValue(), tp.maxConnections)
+	eq("max_pending_requests", th.GetMaxPendingRequests().GetValue(), tp.http1MaxPending)
+	eq("max_requests", th.GetMaxRequests().GetValue(), tp.http2MaxRequests)
+	eq("max_retries", th.GetMaxRetries().GetValue(), tp.maxRetries)
+	if connect != tp.connectTimeout {
+		errs = append(errs, fmt.Errorf("connect_timeout %v, want %v", connect, tp.connectTimeout))
+	}
+	if od == nil {
+		return errors.Join(append(errs, errors.New("no outlier detection"))...)
+	}
+	eq("consecutive_5xx", od.GetConsecutive_5Xx().GetValue(), tp.consecutive5xx)
+	eq("enforcing_consecutive_5xx", od.GetEnforcingConsecutive_5Xx().GetValue(), 100)
+	eq("max_ejection_percent", od.GetMaxEjectionPercent().GetValue(), tp.maxEjectionPercent)
+	errs = append(errs,
+		wantDuration("interval", od.GetInterval(), tp.interval),
+		wantDuration("base_ejection_time", od.GetBaseEjectionTime(), tp.baseEjectionTime))
+	return errors.Join(errs...)
+}

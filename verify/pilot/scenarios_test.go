@@ -1,0 +1,409 @@
+package pilot
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// One test per scenario component; the name is the component's directory name.
+
+func TestHeaderRouting(t *testing.T)    { runScenario(t, "header-routing", headerRoutingChecks()) }
+func TestWeightedSplit(t *testing.T)    { runScenario(t, "weighted-split", weightedSplitChecks()) }
+func TestRouteTimeout(t *testing.T)     { runScenario(t, "route-timeout", routeTimeoutChecks()) }
+func TestFaultAbort(t *testing.T)       { runScenario(t, "fault-abort", faultAbortChecks()) }
+func TestFaultDelay(t *testing.T)       { runScenario(t, "fault-delay", faultDelayChecks()) }
+func TestRetries(t *testing.T)          { runScenario(t, "retries", retriesChecks()) }
+func TestOutlierDetection(t *testing.T) { runScenario(t, "outlier-detection", outlierChecks()) }
+func TestMirroring(t *testing.T)        { runScenario(t, "mirroring", mirroringChecks()) }
+func TestAuthz(t *testing.T)            { runScenario(t, "authz", authzChecks()) }
+func TestHardening(t *testing.T)        { runScenario(t, "hardening", hardeningChecks()) }
+
+// header-routing: header=value reaches v2, no header or another value stays on v1.
+func headerRoutingChecks() []check {
+	var checks []check
+	for _, hr := range want.headerRouting {
+		checks = append(checks, check{
+			name: fmt.Sprintf("%s-to-%s-%s", hr.hop.from, hr.hop.to, hr.header),
+			run: func(m *mesh) error {
+				cases := []struct {
+					headers map[string]string
+					subset  string
+				}{
+					{map[string]string{hr.header: hr.value}, "v2"},
+					{nil, "v1"},
+					{map[string]string{hr.header: hr.value + "-other"}, "v1"},
+				}
+				var errs []error
+				for _, c := range cases {
+					errs = append(errs, m.eachRoute(hr.hop, c.headers, func(r hopRoute) error {
+						if err := wantCluster(r.routed, subsetCluster(hr.hop.to, c.subset)); err != nil {
+							return fmt.Errorf("headers %v: %w", c.headers, err)
+						}
+						return nil
+					}))
+				}
+				return errors.Join(errs...)
+			},
+			broken: []fixture{
+				{"header-value-changed", func(objs []object) error {
+					return editRoutes(objs, hr.hop.to, func(r map[string]any) bool {
+						changed := false
+						for _, mt := range listAt(r, "match") {
+							if h := mapAt(mt.(map[string]any), "headers", hr.header); h != nil {
+								h["exact"] = "someone-else"
+								changed = true
+							}
+						}
+						return changed
+					})
+				}},
+				{"header-route-to-v1", func(objs []object) error {
+					return editRoutes(objs, hr.hop.to, func(r map[string]any) bool {
+						if listAt(r, "match") == nil {
+							return false
+						}
+						for _, d := range listAt(r, "route") {
+							setIn(d.(map[string]any), "v1", "destination", "subset")
+						}
+						return true
+					})
+				}},
+			},
+		})
+	}
+	return checks
+}
+
+// weighted-split: the route's weighted clusters are exactly the configured subsets and weights.
+func weightedSplitChecks() []check {
+	s := want.weightedSplit
+	return []check{{
+		name: fmt.Sprintf("%s-to-%s-weights", s.hop.from, s.hop.to),
+		run: func(m *mesh) error {
+			wantW := map[string]uint32{}
+			for subset, w := range s.weights {
+				wantW[subsetCluster(s.hop.to, subset)] = w
+			}
+			return m.eachRoute(s.hop, nil, func(r hopRoute) error {
+				a := r.routed.route.GetRoute()
+				got := weights(a)
+				if len(got) == 0 {
+					return fmt.Errorf("route has no weighted clusters (single cluster %q)", a.GetCluster())
+				}
+				if !maps.Equal(got, wantW) {
+					return fmt.Errorf("weighted clusters %v, want %v", got, wantW)
+				}
+				return nil
+			})
+		},
+		broken: []fixture{
+			{"weights-50-50", func(objs []object) error {
+				return editRoutes(objs, s.hop.to, func(r map[string]any) bool {
+					dests := listAt(r, "route")
+					for _, d := range dests {
+						d.(map[string]any)["weight"] = 50
+					}
+					return len(dests) == 2
+				})
+			}},
+			{"v2-destination-dropped", func(objs []object) error {
+				return editRoutes(objs, s.hop.to, func(r map[string]any) bool {
+					dests := listAt(r, "route")
+					if len(dests) < 2 {
+						return false
+					}
+					d := dests[0].(map[string]any)
+					delete(d, "weight")
+					r["route"] = []any{d}
+					return true
+				})
+			}},
+		},
+	}}
+}
+
+// route-timeout: the caller's route times out before the delayed hop below answers.
+func routeTimeoutChecks() []check {
+	rt := want.routeTimeout
+	timeoutFixture := fixture{"timeout-3s", func(objs []object) error {
+		return editRoutes(objs, rt.timeoutHop.to, func(r map[string]any) bool {
+			_, had := r["timeout"]
+			r["timeout"] = "3s"
+			return had
+		})
+	}}
+	return []check{
+		{
+			name: fmt.Sprintf("%s-to-%s-timeout", rt.timeoutHop.from, rt.timeoutHop.to),
+			run: func(m *mesh) error {
+				return m.eachRoute(rt.timeoutHop, nil, func(r hopRoute) error {
+					return wantDuration("route timeout", r.routed.route.GetRoute().GetTimeout(), rt.timeout)
+				})
+			},
+			broken: []fixture{timeoutFixture},
+		},
+		delayCheck(rt.delay),
+		{
+			name: "delay-exceeds-caller-timeout",
+			run: func(m *mesh) error {
+				d, err := m.faultDelay(rt.delay.hop)
+				if err != nil {
+					return err
+				}
+				return m.eachRoute(rt.timeoutHop, nil, func(r hopRoute) error {
+					if to := routeTimeout(r.routed.route); to == 0 || to >= d {
+						return fmt.Errorf("route timeout %v does not cut the %v delay below it", to, d)
+					}
+					return nil
+				})
+			},
+			broken: []fixture{timeoutFixture},
+		},
+	}
+}
+
+// delayCheck: the delayed hop's route carries the fault filter's fixed delay and percentage.
+func delayCheck(f delayFault) check {
+	return check{
+		name: fmt.Sprintf("%s-to-%s-delay", f.hop.from, f.hop.to),
+		run: func(m *mesh) error {
+			return m.eachRoute(f.hop, nil, func(r hopRoute) error {
+				fc, err := faultOf(r.routed.route)
+				if err != nil {
+					return err
+				}
+				if fc.GetDelay() == nil {
+					return errors.New("no fault delay on the route")
+				}
+				if err := wantDuration("fault delay", fc.GetDelay().GetFixedDelay(), f.delay); err != nil {
+					return err
+				}
+				if got := percent(fc.GetDelay().GetPercentage()); got != f.pct {
+					return fmt.Errorf("fault delay percentage %v, want %v", got, f.pct)
+				}
+				if fc.GetAbort() != nil {
+					return fmt.Errorf("unexpected fault abort %v", fc.GetAbort())
+				}
+				return nil
+			})
+		},
+		broken: []fixture{
+			{"fault-removed", func(objs []object) error {
+				// The whole fault: istiod rejects a fault with neither delay nor abort.
+				return editRoutes(objs, f.hop.to, func(r map[string]any) bool {
+					return mapAt(r, "fault", "delay") != nil && deleteIn(r, "fault")
+				})
+			}},
+			{"delay-halved-percentage", func(objs []object) error {
+				return editRoutes(objs, f.hop.to, func(r map[string]any) bool {
+					if mapAt(r, "fault", "delay") == nil {
+						return false
+					}
+					setIn(r, map[string]any{"value": f.pct / 2}, "fault", "delay", "percentage")
+					return true
+				})
+			}},
+		},
+	}
+}
+
+// faultDelay reads the fixed delay on h's route (the same for every caller version).
+func (m *mesh) faultDelay(h hop) (time.Duration, error) {
+	routes, err := m.routeHop(h, nil)
+	if err != nil {
+		return 0, err
+	}
+	fc, err := faultOf(routes[0].routed.route)
+	if err != nil || fc.GetDelay() == nil {
+		return 0, fmt.Errorf("%s -> %s: no fault delay (%v)", h.from, h.to, err)
+	}
+	return fc.GetDelay().GetFixedDelay().AsDuration(), nil
+}
+
+// fault-abort: the fault filter's abort status and percentage per hop.
+func faultAbortChecks() []check {
+	var checks []check
+	for _, f := range want.faultAbort {
+		checks = append(checks, check{
+			name: fmt.Sprintf("%s-to-%s-abort", f.hop.from, f.hop.to),
+			run: func(m *mesh) error {
+				return m.eachRoute(f.hop, nil, func(r hopRoute) error {
+					fc, err := faultOf(r.routed.route)
+					if err != nil {
+						return err
+					}
+					a := fc.GetAbort()
+					if a == nil {
+						return errors.New("no fault abort on the route")
+					}
+					if a.GetHttpStatus() != f.status {
+						return fmt.Errorf("abort status %d, want %d", a.GetHttpStatus(), f.status)
+					}
+					if got := percent(a.GetPercentage()); got != f.pct {
+						return fmt.Errorf("abort percentage %v, want %v", got, f.pct)
+					}
+					if fc.GetDelay() != nil {
+						return fmt.Errorf("unexpected fault delay %v", fc.GetDelay())
+					}
+					return nil
+				})
+			},
+			broken: []fixture{
+				{"abort-status-changed", func(objs []object) error {
+					return editRoutes(objs, f.hop.to, func(r map[string]any) bool {
+						if mapAt(r, "fault", "abort") == nil {
+							return false
+						}
+						setIn(r, 418, "fault", "abort", "httpStatus")
+						return true
+					})
+				}},
+				{"abort-percentage-changed", func(objs []object) error {
+					return editRoutes(objs, f.hop.to, func(r map[string]any) bool {
+						if mapAt(r, "fault", "abort") == nil {
+							return false
+						}
+						setIn(r, map[string]any{"value": f.pct / 5}, "fault", "abort", "percentage")
+						return true
+					})
+				}},
+			},
+		})
+	}
+	return checks
+}
+
+// fault-delay: the delay is applied and stays under every timeout on the way, so the call succeeds.
+func faultDelayChecks() []check {
+	f := want.faultDelay
+	return []check{
+		delayCheck(f),
+		{
+			name: "delay-below-every-timeout",
+			run: func(m *mesh) error {
+				d, err := m.faultDelay(f.hop)
+				if err != nil {
+					return err
+				}
+				gw, err := m.gatewayRoute(paths["client"], nil)
+				if err != nil {
+					return err
+				}
+				var errs []error
+				if to := routeTimeout(gw.route); to != 0 && to <= d {
+					errs = append(errs, fmt.Errorf("gateway route timeout %v <= delay %v", to, d))
+				}
+				for _, h := range []hop{{"client", "server1"}, f.hop} {
+					errs = append(errs, m.eachRoute(h, nil, func(r hopRoute) error {
+						if to := routeTimeout(r.routed.route); to != 0 && to <= d {
+							return fmt.Errorf("route timeout %v <= delay %v", to, d)
+						}
+						return nil
+					}))
+				}
+				return errors.Join(errs...)
+			},
+			broken: []fixture{
+				{"server1-timeout-2s", func(objs []object) error {
+					return editRoutes(objs, "server1", func(r map[string]any) bool {
+						r["timeout"] = "2s"
+						return true
+					})
+				}},
+			},
+		},
+	}
+}
+
+// retries: attempts, per-try timeout and retry-on as configured, and the whole budget fits in
+// the gateway's route timeout.
+func retriesChecks() []check {
+	rp := want.retries
+	return []check{
+		{
+			name: fmt.Sprintf("%s-to-%s-retry-policy", rp.hop.from, rp.hop.to),
+			run: func(m *mesh) error {
+				return m.eachRoute(rp.hop, nil, func(r hopRoute) error {
+					p := r.routed.route.GetRoute().GetRetryPolicy()
+					if p == nil {
+						return errors.New("no retry policy")
+					}
+					var errs []error
+					if p.GetNumRetries().GetValue() != rp.attempts {
+						errs = append(errs, fmt.Errorf("num_retries %d, want %d", p.GetNumRetries().GetValue(), rp.attempts))
+					}
+					errs = append(errs, wantDuration("per_try_timeout", p.GetPerTryTimeout(), rp.perTryTimeout))
+					got := strings.Split(p.GetRetryOn(), ",")
+					sort.Strings(got)
+					wantOn := slices.Sorted(slices.Values(rp.retryOn))
+					if !slices.Equal(got, wantOn) {
+						errs = append(errs, fmt.Errorf("retry_on %v, want %v", got, wantOn))
+					}
+					return errors.Join(errs...)
+				})
+			},
+			broken: []fixture{
+				{"one-attempt", func(objs []object) error {
+					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
+						if mapAt(r, "retries") == nil {
+							return false
+						}
+						setIn(r, 1, "retries", "attempts")
+						return true
+					})
+				}},
+				{"retry-on-connect-failure-only", func(objs []object) error {
+					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
+						if mapAt(r, "retries") == nil {
+							return false
+						}
+						setIn(r, "connect-failure", "retries", "retryOn")
+						return true
+					})
+				}},
+				{"retries-removed", func(objs []object) error {
+					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool { return deleteIn(r, "retries") })
+				}},
+			},
+		},
+		{
+			name: "retry-budget-fits-gateway-timeout",
+			run: func(m *mesh) error {
+				gw, err := m.gatewayRoute(paths["client"], nil)
+				if err != nil {
+					return err
+				}
+				limit := routeTimeout(gw.route)
+				return m.eachRoute(rp.hop, nil, func(r hopRoute) error {
+					p := r.routed.route.GetRoute().GetRetryPolicy()
+					if p.GetPerTryTimeout() == nil {
+						return errors.New("no per-try timeout: tries are bounded only by the route timeout")
+					}
+					budget := time.Duration(p.GetNumRetries().GetValue()+1) * p.GetPerTryTimeout().AsDuration()
+					if limit == 0 || budget >= limit {
+						return fmt.Errorf("%d tries x %v = %v do not fit the gateway's %v", p.GetNumRetries().GetValue()+1,
+							p.GetPerTryTimeout().AsDuration(), budget, limit)
+					}
+					return nil
+				})
+			},
+			broken: []fixture{
+				{"per-try-2s", func(objs []object) error {
+					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
+						if mapAt(r, "retries") == nil {
+							return false
+						}
+						setIn(r, "2s", "retries", "perTryTimeout")
+						return true
+					})
+				}},
+			},
+		},
+	}
+}
