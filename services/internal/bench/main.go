@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -43,6 +44,7 @@ type options struct {
 	timeout     time.Duration
 	keepLogs    bool
 	env         envList
+	perf        string
 }
 
 // envList collects repeated -env KEY=VALUE flags.
@@ -79,6 +81,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.readyTrials, "ready-trials", 5, "extra standalone starts per workload for the exec-to-ready time")
 	fs.DurationVar(&o.timeout, "timeout", 115*time.Second, "bound on the whole run")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the workloads' log directory")
+	fs.StringVar(&o.perf, "perf", "", "record `perf record -g` of every chain process during the measured rounds into this file")
 	fs.Var(&o.env, "env", "extra KEY=VALUE for the real chain's processes, repeatable (e.g. -env GOGC=200)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -156,6 +159,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		s := load(ctx, client, c.url, o.workers, o.warmup, c.wantLen)
 		c.sent += s.ok + s.errs
 	}
+	var rec *exec.Cmd
+	if o.perf != "" {
+		var pids []string
+		for _, c := range chains {
+			for _, p := range c.procs {
+				pids = append(pids, strconv.Itoa(p.cmd.Process.Pid))
+			}
+		}
+		rec = exec.Command("perf", "record", "-F", "999", "-g", "-o", o.perf, "-p", strings.Join(pids, ","))
+		rec.Stdout, rec.Stderr = io.Discard, os.Stderr
+		if err := rec.Start(); err != nil {
+			return fmt.Errorf("perf: %w", err)
+		}
+		time.Sleep(300 * time.Millisecond) // let perf attach before the rounds
+	}
 	per := o.duration / time.Duration(o.rounds)
 	for r := range o.rounds {
 		for i := range chains {
@@ -175,6 +193,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				return fmt.Errorf("run cut short: %w", ctx.Err())
 			}
 			c.add(s, before, after)
+		}
+	}
+	if rec != nil {
+		_ = rec.Process.Signal(os.Interrupt)
+		// perf may report the interrupt as its exit status; the file is complete either way.
+		if err := rec.Wait(); err != nil && rec.ProcessState.ExitCode() != -1 {
+			fmt.Fprintf(out, "perf record: %v\n", err)
 		}
 	}
 	for _, c := range chains {
@@ -210,6 +235,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	report(out, o, chains, ready)
+	if o.perf != "" {
+		fmt.Fprintf(out, "\nperf samples (999 Hz, all chains, measured rounds only) in %s; requests per chain: ", o.perf)
+		for i, c := range chains {
+			if i > 0 {
+				fmt.Fprint(out, ", ")
+			}
+			fmt.Fprintf(out, "%s %d", c.name, c.ok)
+		}
+		fmt.Fprintf(out, "\n  perf report -i %s --children --sort sym --pid PID   (PIDs: perf report -i %s --sort pid,comm)\n", o.perf, o.perf)
+	}
 	fmt.Fprintf(out, "\nload average after: %s\n", loadavg())
 	return nil
 }
