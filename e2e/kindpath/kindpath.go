@@ -111,6 +111,8 @@ type Step struct {
 	Args []string // argv; Args[0] is looked up in PATH unless it contains a slash
 	Dir  string   // relative to the root; "" is the root
 	Env  []string // added to the environment
+	// BinOnPath puts the repository's bin/ first on PATH (skaffold calls kustomize by name).
+	BinOnPath bool
 	// Unless, when it exits 0, makes the step unnecessary (for example the cluster exists).
 	Unless []string
 	// Kustomize is the kustomization directory this step applies (relative to the root).
@@ -124,6 +126,9 @@ func (s Step) String() string {
 	var b strings.Builder
 	if s.Dir != "" {
 		fmt.Fprintf(&b, "(cd %s && ", s.Dir)
+	}
+	if s.BinOnPath {
+		b.WriteString(`PATH="$PWD/bin:$PATH" `)
 	}
 	for _, e := range s.Env {
 		b.WriteString(quote(e) + " ")
@@ -169,6 +174,8 @@ func (c Config) Flow() []Step {
 		Args: []string{"go", "build", "-o", "../../bin/istioctl", "istio.io/istio/istioctl/cmd/istioctl"}})
 	add(Step{Name: "skaffold", Dir: "build/tools/skaffold", Env: []string{"GOWORK=off"},
 		Args: []string{"go", "build", "-o", "../../../bin/skaffold", "github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold"}})
+	add(Step{Name: "kustomize", Dir: "build/tools", Env: []string{"GOWORK=off"},
+		Args: []string{"go", "build", "-o", "../../bin/kustomize", "sigs.k8s.io/kustomize/kustomize/v5"}})
 	add(Step{Name: "loadtest", Dir: "loadtest", Env: []string{"GOWORK=off", "CGO_ENABLED=0"},
 		Args: []string{"go", "build", "-o", "../bin/loadtest", "./cmd/loadtest"}})
 	add(Step{Name: "cluster", Args: []string{"bin/kind", "create", "cluster", "--name", c.Cluster, "--config", "build/kind/cluster.yaml", "--wait", "120s"},
@@ -178,7 +185,7 @@ func (c Config) Flow() []Step {
 	add(Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istio-ingressgateway", "--timeout=300s")})
 	// skaffold builds the four images, tags them :dev (the tag the scenario manifests name),
 	// loads them into the kind node and deploys the baseline.
-	add(Step{Name: "deploy", Args: []string{"bin/skaffold", "run", "--kube-context", c.Context(), "-p", Baseline, "--tag", "dev", "--status-check=true"},
+	add(Step{Name: "deploy", BinOnPath: true, Args: []string{"bin/skaffold", "run", "--kube-context", c.Context(), "-p", Baseline, "--tag", "dev", "--status-check=true"},
 		Kustomize: ScenarioDir(Baseline)})
 	// skaffold deploys its own immutable image references; the suite applies scenarios with
 	// kubectl (images :dev, pullPolicy Never), so the :dev images must be in the node too.
@@ -396,7 +403,11 @@ func (r Runner) one(ctx context.Context, s Step) error {
 	}
 	cmd := exec.CommandContext(ctx, s.Args[0], s.Args[1:]...)
 	cmd.Dir = filepath.Join(r.Root, s.Dir)
-	cmd.Env = append(os.Environ(), s.Env...)
+	cmd.Env = os.Environ()
+	if s.BinOnPath {
+		cmd.Env = append(cmd.Env, "PATH="+filepath.Join(r.Root, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
+	cmd.Env = append(cmd.Env, s.Env...)
 	cmd.Stdout, cmd.Stderr = r.Stdout, r.Stderr
 	return cmd.Run()
 }
