@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -91,4 +92,50 @@ func startCompose(ctx context.Context, root string) (*target, func(), error) {
 		return parseLogs(out), nil
 	}
 	return t, down, nil
+}
+
+// dockerChain runs the compose target's client and server1 images on a private network, with
+// server1's SERVER2_URL pointing at a recorder on the host (host.docker.internal through
+// Docker's host-gateway), and returns the client's published URL.
+func dockerChain(t *testing.T, recorderPort int, extraEnv ...string) string {
+	t.Helper()
+	docker := func(args ...string) string {
+		t.Helper()
+		out, err := exec.CommandContext(ctxBG(), "docker", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	tag := env("MESHDEMO_IMAGE_TAG", "dev")
+	name := "meshdemo-e2e-rec-" + randHex(4)
+	docker("network", "create", name)
+	t.Cleanup(func() { _, _ = exec.Command("docker", "network", "rm", name).CombinedOutput() })
+	run := func(workload string, env ...string) {
+		args := []string{"run", "-d", "--name", name + "-" + workload, "--network", name,
+			"--add-host", "host.docker.internal:host-gateway", "-e", "DRAIN_DELAY=0s", "-e", "HOSTNAME=" + workload + "-docker"}
+		for _, e := range append(env, extraEnv...) {
+			args = append(args, "-e", e)
+		}
+		if workload == "client" {
+			args = append(args, "-p", "127.0.0.1::8080")
+		}
+		docker(append(args, "meshdemo/"+workload+":"+tag)...)
+		t.Cleanup(func() { _, _ = exec.Command("docker", "rm", "-f", name+"-"+workload).CombinedOutput() })
+	}
+	run("server1", "SERVER2_URL=http://host.docker.internal:"+strconv.Itoa(recorderPort))
+	run("client", "SERVER1_URL=http://"+name+"-server1:8080")
+	hostPort := docker("port", name+"-client", "8080/tcp")
+	url := "http://" + strings.Fields(hostPort)[0]
+	eventually(t, time.Minute, "the recorder chain's client is ready", func() error {
+		r, err := requestURL(ctxBG(), url+"/readyz", "", "GET", nil, nil)
+		if err != nil {
+			return err
+		}
+		if r.status != 200 {
+			return fmt.Errorf("status %d", r.status)
+		}
+		return nil
+	})
+	return url
 }

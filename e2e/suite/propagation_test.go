@@ -4,6 +4,7 @@ package suite
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -104,16 +105,16 @@ var listedHeaders = [][2]string{
 }
 
 // TestEveryListedHeaderReachesServer2 puts a recorder in server2's place behind a real client
-// and server1, sends every listed header with a distinct value, and checks each arrives
-// unchanged two hops down, that PROPAGATE_HEADERS extends the list and that an unlisted
-// header does not travel.
+// and server1 (processes on local, the images on compose), sends every listed header with a
+// distinct value, and checks each arrives unchanged two hops down, that PROPAGATE_HEADERS
+// extends the list and that an unlisted header does not travel.
 func TestEveryListedHeaderReachesServer2(t *testing.T) {
-	if tgt.name != "local" {
-		t.Skipf("needs a recorder in server2's place, which only the local target can wire (target is %s); TestPropagation covers %s", tgt.name, tgt.name)
+	if tgt.name == "kind" {
+		t.Skip("needs a recorder in server2's place, which the cluster cannot reach; TestPropagation and TestHeaderRouting cover kind")
 	}
 	var mu sync.Mutex
 	var got http.Header
-	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rec := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		got = r.Header.Clone()
 		mu.Unlock()
@@ -121,15 +122,31 @@ func TestEveryListedHeaderReachesServer2(t *testing.T) {
 		w.Header().Set("X-Meshdemo-Path", "server2/v1@recorder")
 		_, _ = w.Write([]byte(`{"firstName":"Mick","lastName":"Chung","service":"server2","version":"v1","instance":"recorder"}`))
 	}))
+	if tgt.name == "compose" {
+		// Containers reach the host through the Docker bridge, not loopback.
+		l, err := net.Listen("tcp", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Listener = l
+	}
+	rec.Start()
 	defer rec.Close()
 
-	c, err := startChain(t.Context(), localBin, []string{"client", "server1"}, "SERVER2_URL="+rec.URL, "PROPAGATE_HEADERS=x-e2e-extra")
-	if err != nil {
-		t.Fatal(err)
+	extra := "PROPAGATE_HEADERS=x-e2e-extra"
+	var clientURL string
+	if tgt.name == "local" {
+		c, err := startChain(t.Context(), localBin, []string{"client", "server1"}, "SERVER2_URL="+rec.URL, extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.stop()
+		clientURL = c.public["client"]
+	} else {
+		clientURL = dockerChain(t, rec.Listener.Addr().(*net.TCPAddr).Port, extra)
 	}
-	defer c.stop()
 
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, c.public["client"]+"/client/server1", nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, clientURL+"/client/server1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
