@@ -510,3 +510,19 @@ func principalMatches(x *rbacpb.Principal, p peer) (bool, error) {
 	}
 	return false, fmt.Errorf("unsupported principal %T", x.GetIdentifier())
 }
+
+// connectionManagerFor returns the HTTP connection manager that handles call on sim's proxy.
+func connectionManagerFor(sim *simulation.Simulation, call simulation.Call) (*hcm.HttpConnectionManager, error) {
+	res := sim.Run(call)
+	if res.Error != nil {
+		return nil, fmt.Errorf("%s:%d: %w", call.HostHeader, call.Port, res.Error)
+	}
+	l := xdstest.ExtractListener(res.ListenerMatched, sim.Listeners)
+	chains := append([]*listener.FilterChain{l.GetDefaultFilterChain()}, l.GetFilterChains()...)
+	for _, fc := range chains {
+		if fc != nil && fc.GetName() == res.FilterChainMatched {
+			return httpConnectionManager(fc)
+		}
+	}
+	return nil, fmt.Errorf("filter chain %q not found in listener %s", res.FilterChainMatched, res.ListenerMatched)
+}

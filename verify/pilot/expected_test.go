@@ -25,8 +25,9 @@ var want = expectations{
 		delay: delayFault{hop{"server1", "server2"}, 2 * time.Second, 100},
 	},
 	faultAbort: []abortFault{
-		{hop{"server1", "server2"}, 400, 50},
-		{hop{"client", "user-service"}, 503, 100},
+		// A partial abort must not be retried by the hops above it, or the rate would shrink.
+		{hop{"server1", "server2"}, 400, 50, []hop{{ingressCaller, "client"}, {"client", "server1"}}},
+		{hop{"client", "user-service"}, 503, 100, nil},
 	},
 	faultDelay: delayFault{hop{"server1", "server2"}, 3 * time.Second, 100},
 	retries: retryPolicy{
@@ -105,6 +106,7 @@ type abortFault struct {
 	hop    hop
 	status uint32
 	pct    float64
+	above  []hop // the hops the aborted status travels back through; none may retry it
 }
 
 type retryPolicy struct {

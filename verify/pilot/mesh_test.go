@@ -6,9 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
+
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/simulation"
 	"istio.io/istio/pilot/test/xds"
+	istiomesh "istio.io/istio/pkg/config/mesh"
 )
 
 const (
@@ -28,6 +31,9 @@ func spiffeID(ns, sa string) string {
 type pod struct {
 	name, namespace, ip, serviceAccount string
 	labels                              map[string]string
+	// proxyConfig is the mesh default merged with the pod's proxy.istio.io/config annotation,
+	// what the injected istio-agent reports to istiod; nil without the annotation.
+	proxyConfig *meshconfig.ProxyConfig
 }
 
 func (p pod) identity() string { return spiffeID(p.namespace, p.serviceAccount) }
@@ -169,6 +175,13 @@ func buildWorld(objs []object) (*mesh, string, string, error) {
 			sa = "default"
 		}
 		spec := mapAt(d, "spec", "template", "spec")
+		var pc *meshconfig.ProxyConfig
+		if ann := str(d, "spec", "template", "metadata", "annotations", proxyConfigAnnotation); ann != "" {
+			var err error
+			if pc, err = istiomesh.MergeProxyConfig(ann, istiomesh.DefaultMeshConfig().GetDefaultConfig()); err != nil {
+				return nil, "", "", fmt.Errorf("Deployment %s: %s: %w", d.name(), proxyConfigAnnotation, err)
+			}
+		}
 		for r := range replicas {
 			p := pod{
 				name:           fmt.Sprintf("%s-%d", d.name(), r),
@@ -176,6 +189,7 @@ func buildWorld(objs []object) (*mesh, string, string, error) {
 				ip:             fmt.Sprintf("10.244.0.%d", ipSeq),
 				serviceAccount: sa,
 				labels:         stringMap(d, "spec", "template", "metadata", "labels"),
+				proxyConfig:    pc,
 			}
 			ipSeq++
 			templates[p.name] = spec
@@ -381,6 +395,9 @@ func (m *mesh) proxy(p pod, typ model.NodeType) *model.Proxy {
 			ServiceAccount: p.serviceAccount,
 			IstioVersion:   istioVersion,
 			ClusterID:      "Kubernetes",
+			ProxyConfig:    (*model.NodeMetaProxyConfig)(p.proxyConfig),
 		},
 	})
 }
+
+const proxyConfigAnnotation = "proxy.istio.io/config"

@@ -9,6 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"istio.io/istio/pilot/pkg/simulation"
 )
 
 // One test per scenario component; the name is the component's directory name.
@@ -76,8 +81,68 @@ func headerRoutingChecks() []check {
 				}},
 			},
 		})
+		if strings.Contains(hr.header, "_") {
+			checks = append(checks, underscoreHeaderCheck(hr.header))
+		}
 	}
 	return checks
+}
+
+// underscoreHeaderCheck: Envoy rejects or drops headers with underscores when its connection
+// manager says so (Istio's EDGE connection profile does, for gateways). A routing header like
+// canary_id must pass every connection manager on the way: the gateway's, and each sidecar's
+// inbound and outbound ones.
+func underscoreHeaderCheck(header string) check {
+	return check{
+		name: "underscore-header-" + header + "-allowed-everywhere",
+		run: func(m *mesh) error {
+			hcms := map[string]simulationCall{
+				"ingress gateway": {m.ingress(), simulation.Call{
+					Port: want.gatewayListenerPort, HostHeader: want.gatewayHost, Protocol: simulation.HTTP,
+					CallMode: simulation.CallModeGateway,
+				}},
+			}
+			for _, p := range m.pods {
+				sim := m.simulate(p, sidecarType)
+				hcms[p.name+" inbound"] = simulationCall{sim, simulation.Call{
+					Address: p.ip, Port: want.appPort, Protocol: simulation.HTTP, TLS: simulation.MTLS,
+					HostHeader: p.labels["app"], CallMode: simulation.CallModeInbound,
+				}}
+				hcms[p.name+" outbound"] = simulationCall{sim, simulation.Call{
+					Address: m.services["server2"], Port: want.appPort, Protocol: simulation.HTTP,
+					HostHeader: "server2", CallMode: simulation.CallModeOutbound,
+				}}
+			}
+			var errs []error
+			for name, sc := range hcms {
+				h, err := connectionManagerFor(sc.sim, sc.call)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", name, err))
+					continue
+				}
+				if a := h.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); a != core.HttpProtocolOptions_ALLOW {
+					errs = append(errs, fmt.Errorf("%s: headers_with_underscores_action %v: %s would not arrive", name, a, header))
+				}
+			}
+			return errors.Join(errs...)
+		},
+		broken: []fixture{
+			{"server1-drops-underscore-headers", func(objs []object) error {
+				d, err := one(objs, "Deployment", "server1-v1")
+				if err != nil {
+					return err
+				}
+				setIn(d, `{"holdApplicationUntilProxyStarts": true, "connectionSettings": {"httpHeadersWithUnderscoresAction": "HEADERS_WITH_UNDERSCORES_DROP_HEADER"}}`,
+					"spec", "template", "metadata", "annotations", proxyConfigAnnotation)
+				return nil
+			}},
+		},
+	}
+}
+
+type simulationCall struct {
+	sim  *simulation.Simulation
+	call simulation.Call
 }
 
 // weighted-split: the route's weighted clusters are exactly the configured subsets and weights.
@@ -275,8 +340,78 @@ func faultAbortChecks() []check {
 				}},
 			},
 		})
+		if len(f.above) > 0 {
+			checks = append(checks, abortNotRetriedCheck(f))
+		}
 	}
 	return checks
+}
+
+// abortNotRetriedCheck: the aborted status travels back through the hops above; if any of their
+// routes retried it, the observed abort rate would be far below the configured one.
+func abortNotRetriedCheck(f abortFault) check {
+	return check{
+		name: fmt.Sprintf("%d-not-retried-above-%s", f.status, f.hop.from),
+		run: func(m *mesh) error {
+			var errs []error
+			for _, h := range f.above {
+				if h.from == ingressCaller {
+					r, err := m.gatewayRoute(paths[h.to], nil)
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					if retriesStatus(r.route.GetRoute().GetRetryPolicy(), f.status) {
+						errs = append(errs, fmt.Errorf("gateway -> %s (%s) retries %d", h.to, r, f.status))
+					}
+					continue
+				}
+				errs = append(errs, m.eachRoute(h, nil, func(r hopRoute) error {
+					if retriesStatus(r.routed.route.GetRoute().GetRetryPolicy(), f.status) {
+						return fmt.Errorf("retries %d (policy %v)", f.status, r.routed.route.GetRoute().GetRetryPolicy())
+					}
+					return nil
+				}))
+			}
+			return errors.Join(errs...)
+		},
+		broken: []fixture{
+			{"server1-retries-4xx", func(objs []object) error {
+				return editRoutes(objs, "server1", func(r map[string]any) bool {
+					r["retries"] = map[string]any{"attempts": 2, "retryOn": fmt.Sprintf("connect-failure,%d", f.status)}
+					return true
+				})
+			}},
+		},
+	}
+}
+
+// retriesStatus reports whether Envoy would retry an upstream response with status under p.
+func retriesStatus(p *route.RetryPolicy, status uint32) bool {
+	if p == nil || p.GetNumRetries() != nil && p.GetNumRetries().GetValue() == 0 {
+		return false
+	}
+	for _, on := range strings.Split(p.GetRetryOn(), ",") {
+		switch strings.TrimSpace(on) {
+		case "5xx":
+			if status >= 500 {
+				return true
+			}
+		case "gateway-error":
+			if status == 502 || status == 503 || status == 504 {
+				return true
+			}
+		case "retriable-4xx":
+			if status == 409 {
+				return true
+			}
+		case "retriable-status-codes":
+			if slices.Contains(p.GetRetriableStatusCodes(), status) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // fault-delay: the delay is applied and stays under every timeout on the way, so the call succeeds.
