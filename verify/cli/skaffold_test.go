@@ -220,15 +220,21 @@ func TestSkaffoldRenderEveryProfile(t *testing.T) {
 			if name != "default" {
 				args = []string{"-p", name}
 			}
-			r := skaffoldRender(t, root, args...)
+			// -o: skaffold also prints notices on stdout.
+			outFile := filepath.Join(t.TempDir(), "rendered.yaml")
+			r := skaffoldRender(t, root, append(args, "-o", outFile)...)
 			if r.err != nil {
 				t.Fatalf("skaffold render %v: %v\n%s", args, r.err, r.stderr)
+			}
+			rendered, err := os.ReadFile(outFile)
+			if err != nil {
+				t.Fatal(err)
 			}
 			want, err := sharedTree(t).Build(manifests.ScenarioDir(name))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, exp := objectIDs(t, []byte(r.stdout)), objectIDs(t, want)
+			got, exp := objectIDs(t, rendered), objectIDs(t, want)
 			if !slices.Equal(got, exp) {
 				t.Errorf("skaffold rendered %v\nkustomize rendered %v", got, exp)
 			}
