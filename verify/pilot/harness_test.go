@@ -33,7 +33,7 @@ func runScenario(t *testing.T, name string, checks []check) {
 		// What istio/base promises must survive every scenario; TestBase proves these checks bite.
 		for _, c := range baseChecks() {
 			t.Run("base/"+c.name, func(t *testing.T) {
-				if err := c.run(m); err != nil {
+				if err := c.run(m.in(t)); err != nil {
 					t.Error(err)
 				}
 			})
@@ -41,7 +41,7 @@ func runScenario(t *testing.T, name string, checks []check) {
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
-			if err := c.run(m); err != nil {
+			if err := c.run(m.in(t)); err != nil {
 				t.Error(err)
 			}
 			if len(c.broken) == 0 {

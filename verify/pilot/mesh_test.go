@@ -334,6 +334,13 @@ func mergeMap(base, extra map[string]any) map[string]any {
 	return out
 }
 
+// in returns the mesh bound to a subtest, so that Istio's helpers fail the test that runs them.
+func (m *mesh) in(t *testing.T) *mesh {
+	c := *m
+	c.t = t
+	return &c
+}
+
 // workloads returns the pods of app, one per version (replicas share the sidecar configuration).
 func (m *mesh) workloads(app string) ([]pod, error) {
 	seen := map[string]bool{}
