@@ -74,6 +74,13 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	ctx := context.Background()
+	// What `make test-containers` sets, for a plain `go test` too: ports are published on
+	// loopback only, and Ryuk would need a pulled image.
+	for k, v := range map[string]string{"TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1", "TESTCONTAINERS_RYUK_DISABLED": "true"} {
+		if _, set := os.LookupEnv(k); !set {
+			os.Setenv(k, v)
+		}
+	}
 	// testcontainers narrates every step; this package reports what matters itself.
 	if os.Getenv("MESHDEMO_TC_DEBUG") != "1" {
 		tclog.SetDefault(quietLogger{})
