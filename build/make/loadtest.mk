@@ -26,5 +26,6 @@ bench-loadtest: loadtest ## loadtest's request rate vs wrk's on loopback, same c
 	$(LOADTEST_GO) build -o $(BIN)/loadtest-bench ./cmd/loadtest-bench
 	$(BIN)/loadtest-bench --loadtest $(BIN)/loadtest $(BENCH_LOADTEST_FLAGS)
 
+# The build context is a two-file tar (Dockerfile + binary), not bin/ with every other tool in it.
 loadtest-image: loadtest ## image meshdemo/loadtest:dev: FROM scratch + the host-built bin/loadtest
-	docker build -f loadtest/Dockerfile -t $(LOADTEST_IMAGE) $(BIN)
+	tar -c -C loadtest Dockerfile -C $(BIN) loadtest | docker build -t $(LOADTEST_IMAGE) -
