@@ -1,0 +1,121 @@
+package pilot
+
+import (
+	"testing"
+
+	rbacpb "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// The scenario tests rely on two small evaluators of Envoy semantics (route header matching and
+// RBAC); these tables pin them to Envoy's documented behaviour.
+
+func exact(s string) *matcher.StringMatcher {
+	return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: s}}
+}
+
+func TestRouteMatches(t *testing.T) {
+	t.Parallel()
+	jason := &route.HeaderMatcher{Name: "end-user", HeaderMatchSpecifier: &route.HeaderMatcher_StringMatch{StringMatch: exact("jason")}}
+	notJason := &route.HeaderMatcher{Name: "end-user", InvertMatch: true, HeaderMatchSpecifier: &route.HeaderMatcher_StringMatch{StringMatch: exact("jason")}}
+	present := &route.HeaderMatcher{Name: "canary_id", HeaderMatchSpecifier: &route.HeaderMatcher_PresentMatch{PresentMatch: true}}
+	regex := &route.HeaderMatcher{Name: "canary_id", HeaderMatchSpecifier: &route.HeaderMatcher_SafeRegexMatch{
+		SafeRegexMatch: &matcher.RegexMatcher{Regex: "v[0-9]"},
+	}}
+	prefix := func(p string, hs ...*route.HeaderMatcher) *route.RouteMatch {
+		return &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: p}, Headers: hs}
+	}
+	tests := []struct {
+		name  string
+		match *route.RouteMatch
+		req   request
+		want  bool
+	}{
+		{"prefix only", prefix("/server1"), request{path: "/server1/server2"}, true},
+		{"prefix miss", prefix("/server2"), request{path: "/server1/server2"}, false},
+		{"exact path ignores query", &route.RouteMatch{PathSpecifier: &route.RouteMatch_Path{Path: "/a"}}, request{path: "/a?x=1"}, true},
+		{"header exact hit", prefix("/", jason), request{path: "/", headers: map[string]string{"end-user": "jason"}}, true},
+		{"header exact other value", prefix("/", jason), request{path: "/", headers: map[string]string{"end-user": "bob"}}, false},
+		{"header exact missing", prefix("/", jason), request{path: "/"}, false},
+		{"inverted other value", prefix("/", notJason), request{path: "/", headers: map[string]string{"end-user": "bob"}}, true},
+		{"inverted missing header does not match", prefix("/", notJason), request{path: "/"}, false},
+		{"present", prefix("/", present), request{path: "/", headers: map[string]string{"canary_id": ""}}, true},
+		{"present missing", prefix("/", present), request{path: "/"}, false},
+		{"regex is anchored", prefix("/", regex), request{path: "/", headers: map[string]string{"canary_id": "xv2"}}, false},
+		{"regex hit", prefix("/", regex), request{path: "/", headers: map[string]string{"canary_id": "v2"}}, true},
+		{"all headers must match", prefix("/", jason, present), request{path: "/", headers: map[string]string{"end-user": "jason"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := routeMatches(tt.match, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("routeMatches = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRBACAllows(t *testing.T) {
+	t.Parallel()
+	client := "spiffe://cluster.local/ns/meshdemo/sa/client"
+	server2 := "spiffe://cluster.local/ns/meshdemo/sa/server2"
+	byPrincipal := func(ids ...string) *rbacpb.Policy {
+		var or []*rbacpb.Principal
+		for _, id := range ids {
+			or = append(or, &rbacpb.Principal{Identifier: &rbacpb.Principal_FilterState{FilterState: &matcher.FilterStateMatcher{
+				Key: "io.istio.peer_principal", Matcher: &matcher.FilterStateMatcher_StringMatch{StringMatch: exact(id)},
+			}}})
+		}
+		return &rbacpb.Policy{
+			Permissions: []*rbacpb.Permission{{Rule: &rbacpb.Permission_Any{Any: true}}},
+			Principals:  []*rbacpb.Principal{{Identifier: &rbacpb.Principal_OrIds{OrIds: &rbacpb.Principal_Set{Ids: or}}}},
+		}
+	}
+	filter := func(action rbacpb.RBAC_Action, policies map[string]*rbacpb.Policy) *hcm.HttpFilter {
+		a, err := anypb.New(&rbachttp.RBAC{Rules: &rbacpb.RBAC{Action: action, Policies: policies}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &hcm.HttpFilter{Name: "envoy.filters.http.rbac", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: a}}
+	}
+	shadowOnly, err := anypb.New(&rbachttp.RBAC{ShadowRules: &rbacpb.RBAC{Action: rbacpb.RBAC_ALLOW}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		filters []*hcm.HttpFilter
+		peer    string
+		want    bool
+	}{
+		{"no rbac filter allows", nil, server2, true},
+		{"shadow rules never deny", []*hcm.HttpFilter{{Name: "envoy.filters.http.rbac", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: shadowOnly}}}, server2, true},
+		{"allow listed principal", []*hcm.HttpFilter{filter(rbacpb.RBAC_ALLOW, map[string]*rbacpb.Policy{"p": byPrincipal(client)})}, client, true},
+		{"allow denies others", []*hcm.HttpFilter{filter(rbacpb.RBAC_ALLOW, map[string]*rbacpb.Policy{"p": byPrincipal(client)})}, server2, false},
+		{"empty allow denies all", []*hcm.HttpFilter{filter(rbacpb.RBAC_ALLOW, nil)}, client, false},
+		{"deny wins over allow", []*hcm.HttpFilter{
+			filter(rbacpb.RBAC_DENY, map[string]*rbacpb.Policy{"d": byPrincipal(client)}),
+			filter(rbacpb.RBAC_ALLOW, map[string]*rbacpb.Policy{"p": byPrincipal(client)}),
+		}, client, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := rbacAllows(&hcm.HttpConnectionManager{HttpFilters: tt.filters}, peer{principal: tt.peer, method: "GET", path: "/", port: 8080})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("rbacAllows = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
