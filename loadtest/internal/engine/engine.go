@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,7 +73,7 @@ func (c Config) Validate() error {
 		return errors.New("timeout must be positive")
 	}
 	for _, h := range c.Headers {
-		if name, _, ok := bytes.Cut([]byte(h), []byte(":")); !ok || len(bytes.TrimSpace(name)) == 0 {
+		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" {
 			return fmt.Errorf("header %q: want \"Name: value\"", h)
 		}
 	}
