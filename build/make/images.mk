@@ -16,9 +16,9 @@ docker-engine: ## make sure a Docker engine answers (installs Debian's docker.io
 images: docker-engine ## build meshdemo/<workload>:dev for the four workloads, no registry pull (host-built binaries)
 	IMAGE_REPO=$(IMAGE_REPO) IMAGE_TAG=$(IMAGE_TAG) GO=$(GO) build/docker/build-images.sh $(WORKLOADS)
 
-images-multistage: ## build the four images with the self-contained multi-stage path (needs registry access)
+images-multistage: ## build the four images with the self-contained multi-stage path (needs registry access + BuildKit)
 	for w in $(WORKLOADS); do \
-		docker build -f build/Dockerfile --build-arg WORKLOAD=$$w -t $(IMAGE_REPO)/$$w:$(IMAGE_TAG) . || exit 1; \
+		DOCKER_BUILDKIT=1 docker build -f build/Dockerfile --build-arg WORKLOAD=$$w -t $(IMAGE_REPO)/$$w:$(IMAGE_TAG) . || exit 1; \
 	done
 
 compose-config: ## validate compose.yaml, with and without the observability profile
