@@ -237,11 +237,17 @@ func baseURL(ctx context.Context, ctr *testcontainers.DockerContainer, port stri
 func (s *suite) tearDown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	var wg sync.WaitGroup
 	for _, w := range s.w {
-		if err := testcontainers.TerminateContainer(w.ctr); err != nil {
-			fmt.Fprintf(os.Stderr, "container tests: terminate %s: %v\n", w.name, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := testcontainers.TerminateContainer(w.ctr); err != nil {
+				fmt.Fprintf(os.Stderr, "container tests: terminate %s: %v\n", w.name, err)
+			}
+		}()
 	}
+	wg.Wait()
 	if s.net != nil {
 		if err := s.net.Remove(ctx); err != nil {
 			fmt.Fprintf(os.Stderr, "container tests: remove network: %v\n", err)
