@@ -130,13 +130,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if o.warn {
 		levels = append(levels, "warn")
 	}
-	mini, err := startMinimal(ctx, o.minimal, logDir, "minimal")
+	mini, err := retry(func() (*chain, error) { return startMinimal(ctx, o.minimal, logDir, "minimal") })
 	if err != nil {
 		return err
 	}
 	chains = append(chains, mini)
 	for _, lvl := range levels {
-		c, err := startReal(ctx, o.bin, logDir, lvl, "bench-"+lvl, o.env)
+		c, err := retry(func() (*chain, error) { return startReal(ctx, o.bin, logDir, lvl, "bench-"+lvl, o.env) })
 		if err != nil {
 			return err
 		}
@@ -220,9 +220,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			var c *chain
 			var err error
 			if kind == "real" {
-				c, err = startReal(ctx, o.bin, logDir, "info", "trial-"+strconv.Itoa(t), o.env)
+				c, err = retry(func() (*chain, error) { return startReal(ctx, o.bin, logDir, "info", "trial-"+strconv.Itoa(t), o.env) })
 			} else {
-				c, err = startMinimal(ctx, o.minimal, logDir, "trial-"+strconv.Itoa(t))
+				c, err = retry(func() (*chain, error) { return startMinimal(ctx, o.minimal, logDir, "trial-"+strconv.Itoa(t)) })
 			}
 			if err != nil {
 				return err
@@ -323,6 +323,19 @@ func (c *chain) measureMemory() error {
 		c.peak = append(c.peak, peak)
 	}
 	return nil
+}
+
+// retry starts a chain again on fresh ports when a start fails: the free ports are
+// released before the workloads bind them, and another program may take one meanwhile.
+func retry(start func() (*chain, error)) (*chain, error) {
+	var err error
+	for range 3 {
+		var c *chain
+		if c, err = start(); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
 }
 
 // startReal starts server2, server1 and client (in that order) from bin.
