@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -209,6 +210,23 @@ func objectIDs(t testing.TB, stream []byte) []string {
 	return ids
 }
 
+func objectsByID(t testing.TB, stream []byte) map[string]map[string]any {
+	t.Helper()
+	objs, err := manifests.Decode(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for _, o := range objs {
+		var m map[string]any
+		if err := yaml.Unmarshal(o.YAML, &m); err != nil {
+			t.Fatal(err)
+		}
+		out[o.ID()] = m
+	}
+	return out
+}
+
 // Every profile renders through skaffold to the same objects the verify tests check.
 func TestSkaffoldRenderEveryProfile(t *testing.T) {
 	t.Parallel()
@@ -236,7 +254,15 @@ func TestSkaffoldRenderEveryProfile(t *testing.T) {
 			}
 			got, exp := objectIDs(t, rendered), objectIDs(t, want)
 			if !slices.Equal(got, exp) {
-				t.Errorf("skaffold rendered %v\nkustomize rendered %v", got, exp)
+				t.Fatalf("skaffold rendered %v\nkustomize rendered %v", got, exp)
+			}
+			// Not only the same objects: the same content (skaffold adds nothing offline with
+			// --digest-source=none, so the images stay meshdemo/<workload>:dev).
+			gotObjs, expObjs := objectsByID(t, rendered), objectsByID(t, want)
+			for id, o := range expObjs {
+				if !reflect.DeepEqual(gotObjs[id], o) {
+					t.Errorf("%s differs between skaffold and kustomize:\nskaffold: %v\nkustomize: %v", id, gotObjs[id], o)
+				}
 			}
 		})
 	}
