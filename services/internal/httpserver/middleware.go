@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -41,9 +42,27 @@ type Observer struct {
 	TextMap    propagation.TextMapPropagator
 	// Tracing says whether spans are exported; when false no span is started.
 	Tracing bool
+
+	identityOnce sync.Once
+	identityStr  string
 }
 
 type hopKey struct{}
+
+// identity renders the hop without attributes once; it is the same for every request.
+func (o *Observer) identity() string {
+	o.identityOnce.Do(func() { o.identityStr = o.Identity.String() })
+	return o.identityStr
+}
+
+func hasTraceHeader(h http.Header) bool {
+	for _, k := range [...]string{"Traceparent", "B3", "X-B3-Traceid"} {
+		if len(h[k]) > 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // SelfHop returns this hop's path header entry for the request (with its attempt).
 func SelfHop(ctx context.Context) pathheader.Hop {
@@ -74,20 +93,24 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 			defer cancel()
 		}
 
-		hop := o.Identity
+		hop, hopStr := o.Identity, o.identity()
 		attempt := 0
 		if a := r.Header.Get(HeaderAttemptCount); a != "" {
 			if n, err := strconv.Atoi(a); err == nil && n > 0 && n < 1000 {
 				attempt = n
 				hop.Attrs = map[string]string{"attempt": strconv.Itoa(n)}
+				hopStr = hop.String()
 			}
 		}
 		ctx = context.WithValue(ctx, hopKey{}, hop)
-		w.Header().Set(pathheader.Name, hop.String())
+		w.Header()[pathheader.Name] = []string{hopStr}
 
-		// Extracting the remote span context is cheap and gives logs a trace id even
-		// when export is off.
-		ctx = o.TextMap.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		// The remote span context gives logs a trace id even when export is off. The
+		// propagators cost allocations on every call, so they only run when a trace
+		// header is there to read.
+		if hasTraceHeader(r.Header) {
+			ctx = o.TextMap.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		}
 		var span trace.Span
 		if o.Tracing {
 			ctx, span = o.Tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),

@@ -103,7 +103,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 
-	k, err := NewKit(*common, *fcfg, stdout)
+	logOut := telemetry.NewBatchWriter(stdout, 100*time.Millisecond)
+	defer logOut.Close()
+	k, err := NewKit(*common, *fcfg, logOut)
 	if err != nil {
 		return err
 	}
