@@ -51,4 +51,6 @@ for w in "$@"; do
 		printf '%-28s %9d bytes (%s/%s)\n' "$image" "$size" "$TARGETOS" "$TARGETARCH"
 	fi
 done
+# A rebuilt tag leaves the previous image dangling; drop ours (and only ours).
+docker image prune -f --filter label=org.opencontainers.image.vendor=meshdemo >/dev/null || true
 exit $status
