@@ -14,9 +14,11 @@ include $(sort $(wildcard build/make/*.mk))
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
+# grpcnotrace keeps gRPC (pulled in by the OTLP exporter) from linking html/template,
+# which disables dead-code elimination: 12 MB binaries instead of 15.5 MB.
 build: ## build the four workloads into ./bin
 	@mkdir -p $(BIN)
-	cd services && for w in $(WORKLOADS); do CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/$$w ./$$w || exit 1; done
+	cd services && for w in $(WORKLOADS); do CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -o $(BIN)/$$w ./$$w || exit 1; done
 
 test: $(TEST_TARGETS) ## run every test (what CI runs)
 

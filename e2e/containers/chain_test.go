@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meshdemo/meshdemo/services/pathheader"
+	"github.com/meshdemo/meshdemo/services/propagated"
 )
 
 // server2Body is server2's answer, relayed byte for byte by server1 and client.
@@ -79,6 +80,24 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
+// checkCoversList fails when the table above and the workloads' list (package
+// propagated) differ, so a change to one cannot silently skip the other.
+func checkCoversList(t *testing.T, h map[string]string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, n := range propagated.Headers() {
+		want[strings.ToLower(n)] = true
+		if _, ok := h[strings.ToLower(n)]; !ok {
+			t.Errorf("listed header %s is not sent by this test", n)
+		}
+	}
+	for n := range h {
+		if !want[n] {
+			t.Errorf("test sends %s, which is not in the propagation list", n)
+		}
+	}
+}
+
 // TestHeaderPropagation sends the propagation headers to client and proves from the
 // containers' own logs that server1 and server2 received them: each hop logs the
 // x-request-id and the trace id it extracted (W3C or B3), with trace export off.
@@ -93,7 +112,7 @@ func TestHeaderPropagation(t *testing.T) {
 	}
 	cases := []tc{
 		{
-			// Every header of the propagation list (services/internal/propagation); the
+			// Every header of the propagation list (services/propagated); the
 			// trace headers agree on one trace id so that whichever propagator wins, the
 			// id is the same.
 			name: "every listed header",
@@ -122,6 +141,7 @@ func TestHeaderPropagation(t *testing.T) {
 					"cookie":                      "session=ct",
 					"canary_id":                   "ct",
 					"x-canary":                    "true",
+					"x-meshdemo-fault":            "nobody=abort:500", // aimed at no hop: forwarded only
 				}
 			},
 		},
@@ -149,6 +169,9 @@ func TestHeaderPropagation(t *testing.T) {
 			traceID := randomHex(t, 16)
 			requestID := "ct-" + randomHex(t, 8)
 			h := c.header(traceID)
+			if c.name == "every listed header" {
+				checkCoversList(t, h)
+			}
 			h["x-request-id"] = requestID
 			r := get(t, client.public+"/client/server1", h).expect(t, http.StatusOK)
 			checkPath(t, r.header, client, server1, server2)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshdemo/meshdemo/services/propagated"
 )
 
 // findRequest polls a workload's logs for the request line carrying traceID.
@@ -75,9 +77,9 @@ func TestPropagation(t *testing.T) {
 	}
 }
 
-// listedHeaders is the propagation list of the contract (services/internal/propagation), with
-// a well-formed value for each. The test states it again on purpose: a change to the list is
-// a change to the contract.
+// listedHeaders is the propagation list of the contract (services/propagated), with a
+// well-formed value for each. The test states it again on purpose: a change to the list is a
+// change to the contract; TestListedHeadersMatchContract keeps the two equal.
 var listedHeaders = [][2]string{
 	{"x-request-id", "e2e-req-1"},
 	{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
@@ -102,6 +104,26 @@ var listedHeaders = [][2]string{
 	{"canary_id", "v2"},
 	{"x-canary", "true"},
 	{"X-Meshdemo-Fault", "nobody=abort:500"},
+}
+
+// TestListedHeadersMatchContract: the table above is exactly the workloads' list.
+func TestListedHeadersMatchContract(t *testing.T) {
+	want := map[string]bool{}
+	for _, n := range propagated.Headers() {
+		want[strings.ToLower(n)] = true
+	}
+	got := map[string]bool{}
+	for _, h := range listedHeaders {
+		got[strings.ToLower(h[0])] = true
+		if !want[strings.ToLower(h[0])] {
+			t.Errorf("%s is tested but not in the propagation list", h[0])
+		}
+	}
+	for n := range want {
+		if !got[n] {
+			t.Errorf("listed header %s is not tested", n)
+		}
+	}
 }
 
 // TestEveryListedHeaderReachesServer2 puts a recorder in server2's place behind a real client

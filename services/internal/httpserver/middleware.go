@@ -158,8 +158,11 @@ func (o *Observer) finish(ctx context.Context, r *http.Request, rec *recorder, s
 		span.End()
 	}
 	level := slog.LevelInfo
-	if code >= 500 {
+	switch {
+	case code >= 500:
 		level = slog.LevelWarn
+	case code < 400 && (route == "/healthz" || route == "/readyz"):
+		level = slog.LevelDebug // kubelet and Docker health checks every few seconds are noise
 	}
 	if !o.Logger.Enabled(ctx, level) {
 		return

@@ -13,30 +13,15 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+
+	"github.com/meshdemo/meshdemo/services/propagated"
 )
 
 // FaultHeader carries per-call fault directives; every hop forwards it unchanged.
-const FaultHeader = "X-Meshdemo-Fault"
+const FaultHeader = propagated.FaultHeader
 
-// DefaultHeaders returns the canonical list (a fresh slice each call).
-func DefaultHeaders() []string {
-	return []string{
-		// Envoy / Istio
-		"x-request-id",
-		// W3C trace context and baggage
-		"traceparent", "tracestate", "baggage",
-		// Zipkin B3, single and multi header
-		"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
-		// Lightstep / OpenTracing, Google Cloud, gRPC, SkyWalking
-		"x-ot-span-context", "x-cloud-trace-context", "grpc-trace-bin", "sw8",
-		// Datadog
-		"x-datadog-trace-id", "x-datadog-parent-id", "x-datadog-sampling-priority",
-		// routing headers used by VirtualService matches
-		"end-user", "user-agent", "cookie", "canary_id", "x-canary",
-		// per-call app-level faults
-		FaultHeader,
-	}
-}
+// DefaultHeaders returns the canonical list (package propagated holds it).
+func DefaultHeaders() []string { return propagated.Headers() }
 
 // Propagator knows the full list of names for one workload. Safe for concurrent use.
 type Propagator struct {
