@@ -123,10 +123,11 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("Content-Type %q", hdr.Get("Content-Type"))
 			}
 			var p struct {
-				Status int    `json:"status"`
-				Detail string `json:"detail"`
+				Status  int    `json:"status"`
+				Detail  string `json:"detail"`
+				Service string `json:"service"`
 			}
-			if err := json.Unmarshal([]byte(body), &p); err != nil || p.Status != tc.wantCode || !strings.Contains(p.Detail, tc.detail) {
+			if err := json.Unmarshal([]byte(body), &p); err != nil || p.Status != tc.wantCode || !strings.Contains(p.Detail, tc.detail) || p.Service != "user-service" {
 				t.Fatalf("body %s (err %v), want detail containing %q", body, err, tc.detail)
 			}
 			// no state change

@@ -102,7 +102,7 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 				hopStr = hop.String()
 			}
 		}
-		ctx = context.WithValue(ctx, hopKey{}, hop)
+		ctx = problem.WithService(context.WithValue(ctx, hopKey{}, hop), hop.Service)
 		w.Header()[pathheader.Name] = []string{hopStr}
 
 		// The remote span context gives logs a trace id even when export is off. The

@@ -4,6 +4,7 @@
 package problem
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -48,7 +49,16 @@ func Write(w http.ResponseWriter, d Details) {
 	_, _ = w.Write(body)
 }
 
-// Error is the short form: a status and a detail for the request r.
+// Error is the short form: a status and a detail for the request r, naming the
+// service that answered when the request passed the kit's middleware.
 func Error(w http.ResponseWriter, r *http.Request, status int, detail string) {
-	Write(w, Details{Status: status, Detail: detail, Instance: r.URL.Path})
+	svc, _ := r.Context().Value(serviceKey{}).(string)
+	Write(w, Details{Status: status, Detail: detail, Instance: r.URL.Path, Service: svc})
+}
+
+type serviceKey struct{}
+
+// WithService records which service answers errors for this request.
+func WithService(ctx context.Context, service string) context.Context {
+	return context.WithValue(ctx, serviceKey{}, service)
 }
