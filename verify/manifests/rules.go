@@ -21,6 +21,8 @@ const GatewayHost = "client.meshdemo"
 
 const clusterDomain = "svc.cluster.local"
 
+const partOf = "app.kubernetes.io/part-of"
+
 // set is the rendered objects indexed for the rules.
 type set struct {
 	namespaces  []*corev1.Namespace
@@ -109,6 +111,11 @@ func (s *set) checkNamespace() []error {
 	for _, o := range s.all {
 		if o.Kind != "Namespace" && o.Meta.Namespace != Namespace {
 			errs = append(errs, fmt.Errorf("%s: not in namespace %s", o.ID(), Namespace))
+		}
+		// One label on everything, so that switching scenarios can prune what the last one added
+		// (kubectl apply --prune -l app.kubernetes.io/part-of=meshdemo).
+		if o.Meta.Labels[partOf] != "meshdemo" {
+			errs = append(errs, fmt.Errorf("%s: label %s=meshdemo missing", o.ID(), partOf))
 		}
 	}
 	return errs
