@@ -10,21 +10,18 @@ import (
 	"net/http"
 
 	"github.com/meshdemo/meshdemo/services/internal/config"
-	"github.com/meshdemo/meshdemo/services/internal/faults"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 )
 
 // Config is client's whole configuration.
 type Config struct {
-	config.Common
-	faults.Config
+	workload.Base
 	Server1URL     string `env:"SERVER1_URL" envDefault:"http://server1:8080"`
 	UserServiceURL string `env:"USER_SERVICE_URL" envDefault:"http://user-service:8080"`
 }
 
-func (c *Config) Shared() (*config.Common, *faults.Config) { return &c.Common, &c.Config }
 func (c *Config) Validate() error {
-	return errors.Join(c.Common.Validate(), c.Config.Validate(),
+	return errors.Join(c.Base.Validate(),
 		config.ValidateURL("SERVER1_URL", c.Server1URL), config.ValidateURL("USER_SERVICE_URL", c.UserServiceURL))
 }
 

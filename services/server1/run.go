@@ -9,20 +9,17 @@ import (
 	"net/http"
 
 	"github.com/meshdemo/meshdemo/services/internal/config"
-	"github.com/meshdemo/meshdemo/services/internal/faults"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 )
 
 // Config is server1's whole configuration.
 type Config struct {
-	config.Common
-	faults.Config
+	workload.Base
 	Server2URL string `env:"SERVER2_URL" envDefault:"http://server2:8080"`
 }
 
-func (c *Config) Shared() (*config.Common, *faults.Config) { return &c.Common, &c.Config }
 func (c *Config) Validate() error {
-	return errors.Join(c.Common.Validate(), c.Config.Validate(), config.ValidateURL("SERVER2_URL", c.Server2URL))
+	return errors.Join(c.Base.Validate(), config.ValidateURL("SERVER2_URL", c.Server2URL))
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -35,6 +35,19 @@ type Settings interface {
 	Validate() error
 }
 
+// Base is the configuration every workload has; a workload's config embeds it and
+// adds its upstream URLs (overriding Validate to check them too).
+type Base struct {
+	config.Common
+	faults.Config
+}
+
+// Shared implements Settings.
+func (b *Base) Shared() (*config.Common, *faults.Config) { return &b.Common, &b.Config }
+
+// Validate implements Settings.
+func (b *Base) Validate() error { return errors.Join(b.Common.Validate(), b.Config.Validate()) }
+
 // Kit is what a workload's NewServer gets: the shared pieces, built once.
 type Kit struct {
 	Common   config.Common
