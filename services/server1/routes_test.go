@@ -87,6 +87,19 @@ func TestRelay(t *testing.T) {
 			wantCode: 503, wantCT: "application/problem+json", wantBody: `{"status":503,"title":"sick"}`,
 		},
 		{
+			name: "redirect relayed, not followed",
+			upstream: func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/server2/end" {
+					w.WriteHeader(500) // a followed redirect lands here
+					return
+				}
+				w.Header().Set("Location", "/elsewhere")
+				w.WriteHeader(302)
+				_, _ = io.WriteString(w, `{"moved":true}`)
+			},
+			wantCode: 302, wantCT: "application/json", wantBody: `{"moved":true}`,
+		},
+		{
 			name: "teapot relayed",
 			upstream: func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(418)

@@ -28,7 +28,6 @@ import (
 
 	"github.com/meshdemo/meshdemo/services/internal/httpserver"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
-	prop "github.com/meshdemo/meshdemo/services/internal/propagation"
 	"github.com/meshdemo/meshdemo/services/internal/telemetry"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 )
@@ -54,9 +53,8 @@ type Options struct {
 
 // Upstream is one long-lived client for one upstream. Safe for concurrent use.
 type Upstream struct {
-	opts   Options
-	base   *url.URL
-	client *http.Client
+	opts Options
+	base *url.URL
 }
 
 // NewTransport is tuned for a hop that fans a whole workload's traffic into one
@@ -85,9 +83,11 @@ func New(o Options) (*Upstream, error) {
 	if o.Transport == nil {
 		o.Transport = NewTransport()
 	}
-	// No client Timeout: the per-call context carries it, so a timeout can be told
-	// apart from a caller that went away.
-	return &Upstream{opts: o, base: u, client: &http.Client{Transport: o.Transport}}, nil
+	// The transport is used without an http.Client: a relay must hand a 3xx back as it
+	// came (a Client would follow it, cloning headers on every call to be able to), and
+	// the per-call context carries the timeout, so a timeout can be told apart from a
+	// caller that went away.
+	return &Upstream{opts: o, base: u}, nil
 }
 
 // Name returns the upstream's service name.
@@ -125,7 +125,7 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 		u.fail(w, r, self, start, http.StatusInternalServerError, fmt.Sprintf("building request to %s: %v", u.opts.Name, err))
 		return
 	}
-	prop.FromContext(r.Context()).Apply(out.Header)
+	httpserver.Carried(r.Context()).Apply(out.Header)
 	if u.opts.Tracing {
 		u.opts.TextMap.Inject(ctx, propagation.HeaderCarrier(out.Header))
 	}
@@ -136,7 +136,7 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 		out.Header.Set("User-Agent", "meshdemo-"+self.Service) // the default Go UA says nothing useful
 	}
 
-	resp, err := u.client.Do(out)
+	resp, err := u.opts.Transport.RoundTrip(out)
 	if err != nil {
 		u.transportError(w, r, self, start, err)
 		return
@@ -145,7 +145,8 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, MaxBody+1))
+	lr := io.LimitedReader{R: resp.Body, N: MaxBody + 1}
+	n, err := buf.ReadFrom(&lr)
 	if err != nil {
 		u.transportError(w, r, self, start, err)
 		return

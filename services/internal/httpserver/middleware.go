@@ -47,7 +47,14 @@ type Observer struct {
 	identityStr  string
 }
 
-type hopKey struct{}
+type infoKey struct{}
+
+// requestInfo is what the middleware hands down to the handler and the outbound
+// client, stored as one context value.
+type requestInfo struct {
+	hop     pathheader.Hop
+	carried prop.Carried
+}
 
 // identity renders the hop without attributes once; it is the same for every request.
 func (o *Observer) identity() string {
@@ -66,8 +73,19 @@ func hasTraceHeader(h http.Header) bool {
 
 // SelfHop returns this hop's path header entry for the request (with its attempt).
 func SelfHop(ctx context.Context) pathheader.Hop {
-	h, _ := ctx.Value(hopKey{}).(pathheader.Hop)
-	return h
+	if ri, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+		return ri.hop
+	}
+	return pathheader.Hop{}
+}
+
+// Carried returns the propagated headers the request arrived with (plus a generated
+// x-request-id), to be applied to every outbound call.
+func Carried(ctx context.Context) prop.Carried {
+	if ri, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+		return ri.carried
+	}
+	return prop.Carried{}
 }
 
 // Middleware wraps the whole public router. It is the single place where a request
@@ -83,7 +101,6 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 			reqID = newRequestID()
 			carried.Set(HeaderRequestID, reqID)
 		}
-		ctx = prop.WithCarried(ctx, carried)
 
 		// Envoy tells each hop how long its caller will wait; nobody profits from work
 		// after that, so the request (and every outbound call) gets that deadline.
@@ -102,7 +119,7 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 				hopStr = hop.String()
 			}
 		}
-		ctx = problem.WithService(context.WithValue(ctx, hopKey{}, hop), hop.Service)
+		ctx = problem.WithService(context.WithValue(ctx, infoKey{}, &requestInfo{hop: hop, carried: carried}), hop.Service)
 		w.Header()[pathheader.Name] = []string{hopStr}
 
 		// The remote span context gives logs a trace id even when export is off. The

@@ -9,7 +9,6 @@
 package propagation
 
 import (
-	"context"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -100,17 +99,4 @@ func (c Carried) Apply(out http.Header) {
 	for i, k := range c.keys {
 		out[k] = append([]string(nil), c.values[i]...)
 	}
-}
-
-type ctxKey struct{}
-
-// WithCarried stores c in ctx for the outbound client.
-func WithCarried(ctx context.Context, c Carried) context.Context {
-	return context.WithValue(ctx, ctxKey{}, c)
-}
-
-// FromContext returns what the inbound request carried (empty when none).
-func FromContext(ctx context.Context) Carried {
-	c, _ := ctx.Value(ctxKey{}).(Carried)
-	return c
 }
