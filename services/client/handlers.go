@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,7 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/meshdemo/meshdemo/services/internal/httpclient"
-	"github.com/meshdemo/meshdemo/services/internal/problem"
+	"github.com/meshdemo/meshdemo/services/internal/httpserver"
 )
 
 // maxUserBody matches user-service's limit, so an oversized body is refused here with
@@ -36,14 +34,8 @@ func handleUsers(users *httpclient.Upstream) http.Handler {
 		}
 		var body io.Reader
 		if r.Method == http.MethodPost || r.Method == http.MethodPut {
-			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxUserBody))
-			if err != nil {
-				var tooBig *http.MaxBytesError
-				if errors.As(err, &tooBig) {
-					problem.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", maxUserBody))
-				} else {
-					problem.Error(w, r, http.StatusBadRequest, "reading body: "+err.Error())
-				}
+			b, ok := httpserver.ReadBody(w, r, maxUserBody)
+			if !ok {
 				return
 			}
 			body = bytes.NewReader(b)

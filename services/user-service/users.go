@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/meshdemo/meshdemo/services/internal/httpserver"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
 )
 
@@ -124,14 +125,8 @@ func decodeUsername(w http.ResponseWriter, r *http.Request) (string, bool) {
 		problem.Error(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send application/json", r.Header.Get("Content-Type")))
 		return "", false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			problem.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", maxBody))
-		} else {
-			problem.Error(w, r, http.StatusBadRequest, "reading body: "+err.Error())
-		}
+	body, ok := httpserver.ReadBody(w, r, maxBody)
+	if !ok {
 		return "", false
 	}
 	name, err := parseUserInput(body)
