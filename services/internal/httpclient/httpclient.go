@@ -53,8 +53,9 @@ type Options struct {
 
 // Upstream is one long-lived client for one upstream. Safe for concurrent use.
 type Upstream struct {
-	opts Options
-	base *url.URL
+	opts     Options
+	base     *url.URL
+	basePath string // base.EscapedPath(), computed once
 }
 
 // NewTransport is tuned for a hop that fans a whole workload's traffic into one
@@ -87,7 +88,7 @@ func New(o Options) (*Upstream, error) {
 	// came (a Client would follow it, cloning headers on every call to be able to), and
 	// the per-call context carries the timeout, so a timeout can be told apart from a
 	// caller that went away.
-	return &Upstream{opts: o, base: u}, nil
+	return &Upstream{opts: o, base: u, basePath: u.EscapedPath()}, nil
 }
 
 // Name returns the upstream's service name.
@@ -114,17 +115,18 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	}
 
 	target := *u.base
-	target.RawPath = u.base.EscapedPath() + escapedPath
+	target.RawPath = u.basePath + escapedPath
 	if target.Path, err = url.PathUnescape(target.RawPath); err != nil {
 		u.fail(w, r, self, start, http.StatusBadRequest, fmt.Sprintf("bad path %q: %v", escapedPath, err))
 		return
 	}
+	// The URL is set after construction so it is not rendered and parsed again.
 	out, err := http.NewRequestWithContext(ctx, method, "", body)
-	out.URL = &target
 	if err != nil {
 		u.fail(w, r, self, start, http.StatusInternalServerError, fmt.Sprintf("building request to %s: %v", u.opts.Name, err))
 		return
 	}
+	out.URL = &target
 	httpserver.Carried(r.Context()).Apply(out.Header)
 	if u.opts.Tracing {
 		u.opts.TextMap.Inject(ctx, propagation.HeaderCarrier(out.Header))
