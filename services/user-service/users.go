@@ -39,7 +39,7 @@ func (h *usersHandler) list(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, users)
+	httpserver.WriteJSON(w, r, http.StatusOK, users)
 }
 
 func (h *usersHandler) get(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +51,7 @@ func (h *usersHandler) get(w http.ResponseWriter, r *http.Request) {
 	if !h.storeOK(w, r, id, err) {
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
+	httpserver.WriteJSON(w, r, http.StatusOK, u)
 }
 
 func (h *usersHandler) create(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +64,7 @@ func (h *usersHandler) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/api/users/"+strconv.FormatInt(u.ID, 10))
-	writeJSON(w, http.StatusCreated, u)
+	httpserver.WriteJSON(w, r, http.StatusCreated, u)
 }
 
 func (h *usersHandler) update(w http.ResponseWriter, r *http.Request) {
@@ -80,7 +80,7 @@ func (h *usersHandler) update(w http.ResponseWriter, r *http.Request) {
 	if !h.storeOK(w, r, id, err) {
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
+	httpserver.WriteJSON(w, r, http.StatusOK, u)
 }
 
 func (h *usersHandler) delete(w http.ResponseWriter, r *http.Request) {
@@ -169,17 +169,4 @@ func parseUserInput(body []byte) (string, error) {
 		return "", errors.New("username must not contain control characters")
 	}
 	return name, nil
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Detail: "encoding response: " + err.Error()})
-		return
-	}
-	body = append(body, '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(code)
-	_, _ = w.Write(body)
 }

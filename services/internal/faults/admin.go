@@ -1,12 +1,11 @@
 package faults
 
 import (
-	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/meshdemo/meshdemo/services/internal/httpserver"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
 )
 
@@ -70,7 +69,7 @@ func (i *Injector) handleSwitch(sick bool) http.Handler {
 			return
 		}
 		i.SetSick(sick)
-		writeJSON(w, r, adminState{Service: i.service, Sick: i.Sick()})
+		httpserver.WriteJSON(w, r, http.StatusOK, adminState{Service: i.service, Sick: i.Sick()})
 	})
 }
 
@@ -81,7 +80,7 @@ func (i *Injector) handleFaults() http.Handler {
 			return
 		}
 		c := i.cfg
-		writeJSON(w, r, adminState{Service: i.service, Sick: i.Sick(), Config: &configView{
+		httpserver.WriteJSON(w, r, http.StatusOK, adminState{Service: i.service, Sick: i.Sick(), Config: &configView{
 			Delay: c.Delay.String(), Latency: c.Latency, ErrorRate: c.ErrorRate, ErrorCode: c.ErrorCode,
 			SickAtStart: c.Sick, SickCode: c.SickCode, HeaderEnabled: c.HeaderEnabled, Header: HeaderName,
 			MaxDelay: c.MaxDelay.String(),
@@ -96,17 +95,4 @@ func allow(w http.ResponseWriter, r *http.Request, method string) bool {
 	w.Header().Set("Allow", method)
 	problem.Error(w, r, http.StatusMethodNotAllowed, r.Method+" not allowed on "+r.URL.Path+"; use "+method)
 	return false
-}
-
-func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
-	body, err := json.Marshal(v)
-	if err != nil { // only plain fields: cannot fail
-		problem.Error(w, r, http.StatusInternalServerError, err.Error())
-		return
-	}
-	body = append(body, '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
 }
