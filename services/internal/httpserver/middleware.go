@@ -36,6 +36,7 @@ const (
 type Observer struct {
 	Identity   pathheader.Hop // service, version, instance (no attrs)
 	Logger     *slog.Logger
+	Access     *telemetry.AccessLog // the per-request line
 	Metrics    *telemetry.Metrics
 	Propagator *prop.Propagator
 	Tracer     trace.Tracer
@@ -104,10 +105,13 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 
 		// Envoy tells each hop how long its caller will wait; nobody profits from work
 		// after that, so the request (and every outbound call) gets that deadline.
-		if ms, err := strconv.Atoi(r.Header.Get(HeaderExpectedTimeout)); err == nil && ms > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
-			defer cancel()
+		// The header is absent outside a mesh; Atoi("") would allocate an error each time.
+		if v := r.Header.Get(HeaderExpectedTimeout); v != "" {
+			if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+				defer cancel()
+			}
 		}
 
 		hop, hopStr := o.Identity, o.identity()
@@ -181,25 +185,17 @@ func (o *Observer) finish(ctx context.Context, r *http.Request, rec *recorder, s
 	case code < 400 && (route == "/healthz" || route == "/readyz"):
 		level = slog.LevelDebug // kubelet and Docker health checks every few seconds are noise
 	}
-	if !o.Logger.Enabled(ctx, level) {
+	if !o.Access.Enabled(level) {
 		return
 	}
-	attrs := []slog.Attr{
-		slog.String("request_id", reqID),
-		slog.String("method", r.Method),
-		slog.String("route", route),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", code),
-		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-		slog.Int64("bytes", rec.bytes),
-	}
-	if attempt > 0 {
-		attrs = append(attrs, slog.Int("attempt", attempt))
+	e := telemetry.AccessEntry{
+		Time: start.Add(elapsed), Level: level, RequestID: reqID, Method: r.Method, Route: route, Path: r.URL.Path,
+		Status: code, Duration: elapsed, Bytes: rec.bytes, Attempt: attempt,
 	}
 	if sc.HasTraceID() {
-		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		e.TraceID, e.SpanID = sc.TraceID().String(), sc.SpanID().String()
 	}
-	o.Logger.LogAttrs(ctx, level, "request", attrs...)
+	o.Access.Log(e)
 }
 
 func newRequestID() string {

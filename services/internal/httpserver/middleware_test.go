@@ -26,17 +26,25 @@ func TestMetricsUseRoutePatterns(t *testing.T) {
 		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
 	}
 	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/api/users/3", nil))
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("X-MADE-UP-1", "/api/users/4", nil))
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("X-MADE-UP-2", "/api/users/5", nil))
+	// Every attempt series exists from the start, so the first retry shows as an increase.
 	want := `
 # HELP meshdemo_envoy_attempts_total Inbound requests by Envoy's x-envoy-attempt-count ("none" when absent, "5+" above 4): retries made visible.
 # TYPE meshdemo_envoy_attempts_total counter
-meshdemo_envoy_attempts_total{attempt="none",service="user-service",version="v1"} 6
+meshdemo_envoy_attempts_total{attempt="1",service="user-service",version="v1"} 0
+meshdemo_envoy_attempts_total{attempt="2",service="user-service",version="v1"} 0
+meshdemo_envoy_attempts_total{attempt="3",service="user-service",version="v1"} 0
+meshdemo_envoy_attempts_total{attempt="4",service="user-service",version="v1"} 0
+meshdemo_envoy_attempts_total{attempt="5+",service="user-service",version="v1"} 0
+meshdemo_envoy_attempts_total{attempt="none",service="user-service",version="v1"} 8
 `
 	if err := testutil.GatherAndCompare(k.Metrics.Registry, strings.NewReader(want), "meshdemo_envoy_attempts_total"); err != nil {
 		t.Error(err)
 	}
 	n, err := testutil.GatherAndCount(k.Metrics.Registry, "meshdemo_http_server_request_duration_seconds")
-	if err != nil || n != 3 { // {id} 204, unmatched GET 404, unmatched POST 405
-		t.Fatalf("series %d (%v), want 3", n, err)
+	if err != nil || n != 4 { // {id} 204, unmatched GET 404, unmatched POST 405, both made-up methods as one
+		t.Fatalf("series %d (%v), want 4", n, err)
 	}
 	mfs, _ := k.Metrics.Registry.Gather()
 	var labels []string
@@ -54,7 +62,7 @@ meshdemo_envoy_attempts_total{attempt="none",service="user-service",version="v1"
 	}
 	joined := strings.Join(labels, "\n")
 	for _, want := range []string{"code=204,method=GET,route=/api/users/{id},service=user-service,version=v1",
-		"code=404,method=GET,route=unmatched", "code=405,method=POST,route=unmatched"} {
+		"code=404,method=GET,route=unmatched", "code=405,method=POST,route=unmatched", "code=405,method=_OTHER,route=unmatched"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("missing series %s in\n%s", want, joined)
 		}
@@ -84,7 +92,12 @@ func TestAttemptAndLogs(t *testing.T) {
 	want := `
 # HELP meshdemo_envoy_attempts_total Inbound requests by Envoy's x-envoy-attempt-count ("none" when absent, "5+" above 4): retries made visible.
 # TYPE meshdemo_envoy_attempts_total counter
+meshdemo_envoy_attempts_total{attempt="1",service="server1",version="v1"} 0
+meshdemo_envoy_attempts_total{attempt="2",service="server1",version="v1"} 0
 meshdemo_envoy_attempts_total{attempt="3",service="server1",version="v1"} 1
+meshdemo_envoy_attempts_total{attempt="4",service="server1",version="v1"} 0
+meshdemo_envoy_attempts_total{attempt="5+",service="server1",version="v1"} 0
+meshdemo_envoy_attempts_total{attempt="none",service="server1",version="v1"} 0
 `
 	if err := testutil.GatherAndCompare(k.Metrics.Registry, strings.NewReader(want), "meshdemo_envoy_attempts_total"); err != nil {
 		t.Error(err)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +24,23 @@ type Metrics struct {
 	client   *prometheus.HistogramVec
 	attempts *prometheus.CounterVec
 	faults   *prometheus.CounterVec
+
+	// Resolved children, so a request costs one map lookup per series instead of
+	// label hashing under the vector's lock. Keys are bounded: routes are patterns,
+	// methods are normalised, codes are 100–999.
+	serverObs  sync.Map              // serverKey → prometheus.Observer
+	clientObs  sync.Map              // clientKey → prometheus.Observer
+	attemptCnt [6]prometheus.Counter // none, 1, 2, 3, 4, 5+
+}
+
+type serverKey struct {
+	route, method string
+	code          int
+}
+
+type clientKey struct {
+	upstream string
+	code     int
 }
 
 // latencyBuckets spans sub-millisecond loopback calls up to fault-injected delays.
@@ -58,6 +76,9 @@ func NewMetrics(service, version string) *Metrics {
 			ConstLabels: constLabels,
 		}, []string{"kind"}),
 	}
+	for i := range m.attemptCnt {
+		m.attemptCnt[i] = m.attempts.WithLabelValues(attemptLabel(i))
+	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "meshdemo_build_info",
 		Help:        "Always 1; carries the workload's service, version and Go version.",
@@ -75,26 +96,51 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
 
-// ObserveServer records one inbound request.
+// ObserveServer records one inbound request. Methods outside the standard set are
+// recorded as "_OTHER" (OpenTelemetry's convention), so made-up methods cannot grow the
+// series without bound.
 func (m *Metrics) ObserveServer(route, method string, code int, seconds float64) {
-	m.server.WithLabelValues(route, method, statusLabel(code)).Observe(seconds)
+	k := serverKey{route: route, method: MethodLabel(method), code: code}
+	o, ok := m.serverObs.Load(k)
+	if !ok {
+		o, _ = m.serverObs.LoadOrStore(k, m.server.WithLabelValues(k.route, k.method, statusLabel(code)))
+	}
+	o.(prometheus.Observer).Observe(seconds)
 }
 
 // ObserveClient records one outbound request.
 func (m *Metrics) ObserveClient(upstream string, code int, seconds float64) {
-	m.client.WithLabelValues(upstream, statusLabel(code)).Observe(seconds)
+	k := clientKey{upstream: upstream, code: code}
+	o, ok := m.clientObs.Load(k)
+	if !ok {
+		o, _ = m.clientObs.LoadOrStore(k, m.client.WithLabelValues(upstream, statusLabel(code)))
+	}
+	o.(prometheus.Observer).Observe(seconds)
 }
 
 // CountAttempt records Envoy's attempt count as the request arrived (0 = header absent).
 func (m *Metrics) CountAttempt(attempt int) {
-	label := "none"
+	m.attemptCnt[min(max(attempt, 0), len(m.attemptCnt)-1)].Inc()
+}
+
+func attemptLabel(i int) string {
 	switch {
-	case attempt >= 5:
-		label = "5+"
-	case attempt > 0:
-		label = strconv.Itoa(attempt)
+	case i == 0:
+		return "none"
+	case i >= 5:
+		return "5+"
 	}
-	m.attempts.WithLabelValues(label).Inc()
+	return strconv.Itoa(i)
+}
+
+// MethodLabel maps a request method to its metric label.
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "_OTHER"
 }
 
 // CountFault records one injected fault.

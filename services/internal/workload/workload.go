@@ -150,6 +150,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 
 // NewKit builds the shared pieces from validated config; logs go to logOut.
 func NewKit(common config.Common, fcfg faults.Config, logOut io.Writer) (*Kit, error) {
+	logOut = telemetry.SyncWriter(logOut) // the logger and the access log share it
 	logger := telemetry.NewLogger(logOut, common.LogLevel, common.ServiceName, common.ServiceVersion, common.Instance)
 	metrics := telemetry.NewMetrics(common.ServiceName, common.ServiceVersion)
 	tracing, err := telemetry.NewTracing(telemetry.TracingConfig{
@@ -169,6 +170,7 @@ func NewKit(common config.Common, fcfg faults.Config, logOut io.Writer) (*Kit, e
 		Observer: &httpserver.Observer{
 			Identity:   pathheader.Hop{Service: common.ServiceName, Version: common.ServiceVersion, Instance: common.Instance},
 			Logger:     logger,
+			Access:     telemetry.NewAccessLog(logOut, common.LogLevel, common.ServiceName, common.ServiceVersion, common.Instance),
 			Metrics:    metrics,
 			Propagator: propagation.New(common.PropagateHeaders),
 			Tracer:     tracing.Provider.Tracer("meshdemo/httpserver"),
