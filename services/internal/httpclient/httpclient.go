@@ -47,6 +47,9 @@ type Options struct {
 	Tracer  trace.Tracer
 	TextMap propagation.TextMapPropagator
 	Tracing bool
+	// UserAgent is sent when the inbound request had none ("meshdemo-<service>" when
+	// empty).
+	UserAgent string
 	// Transport overrides the tuned default (tests).
 	Transport http.RoundTripper
 }
@@ -134,8 +137,12 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	if contentType != "" {
 		out.Header.Set("Content-Type", contentType)
 	}
-	if out.Header.Get("User-Agent") == "" {
-		out.Header.Set("User-Agent", "meshdemo-"+self.Service) // the default Go UA says nothing useful
+	if out.Header.Get("User-Agent") == "" { // the default Go UA says nothing useful
+		ua := u.opts.UserAgent
+		if ua == "" {
+			ua = "meshdemo-" + self.Service
+		}
+		out.Header.Set("User-Agent", ua)
 	}
 
 	resp, err := u.opts.Transport.RoundTrip(out)

@@ -45,22 +45,26 @@ type Observer struct {
 	Tracing bool
 
 	identityOnce sync.Once
-	identityStr  string
+	identityHdr  []string // the path header value without attributes, shared by requests
 }
 
-type infoKey struct{}
-
 // requestInfo is what the middleware hands down to the handler and the outbound
-// client, stored as one context value.
+// client, stored as one context value (problem's, as it also names the service for
+// error bodies).
 type requestInfo struct {
 	hop     pathheader.Hop
 	carried prop.Carried
 }
 
+// AnsweringService implements problem.Answerer.
+func (ri *requestInfo) AnsweringService() string { return ri.hop.Service }
+
 // identity renders the hop without attributes once; it is the same for every request.
-func (o *Observer) identity() string {
-	o.identityOnce.Do(func() { o.identityStr = o.Identity.String() })
-	return o.identityStr
+// The slice is shared by every response's header map: net/http only reads it, and a
+// handler replacing the header (Relay, problem) installs a new slice.
+func (o *Observer) identity() []string {
+	o.identityOnce.Do(func() { o.identityHdr = []string{o.Identity.String()} })
+	return o.identityHdr[:1:1]
 }
 
 func hasTraceHeader(h http.Header) bool {
@@ -74,7 +78,7 @@ func hasTraceHeader(h http.Header) bool {
 
 // SelfHop returns this hop's path header entry for the request (with its attempt).
 func SelfHop(ctx context.Context) pathheader.Hop {
-	if ri, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+	if ri, ok := problem.AnswererFrom(ctx).(*requestInfo); ok {
 		return ri.hop
 	}
 	return pathheader.Hop{}
@@ -83,7 +87,7 @@ func SelfHop(ctx context.Context) pathheader.Hop {
 // Carried returns the propagated headers the request arrived with (plus a generated
 // x-request-id), to be applied to every outbound call.
 func Carried(ctx context.Context) prop.Carried {
-	if ri, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+	if ri, ok := problem.AnswererFrom(ctx).(*requestInfo); ok {
 		return ri.carried
 	}
 	return prop.Carried{}
@@ -114,17 +118,17 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 			}
 		}
 
-		hop, hopStr := o.Identity, o.identity()
+		hop, hopHdr := o.Identity, o.identity()
 		attempt := 0
 		if a := r.Header.Get(HeaderAttemptCount); a != "" {
 			if n, err := strconv.Atoi(a); err == nil && n > 0 && n < 1000 {
 				attempt = n
 				hop.Attrs = map[string]string{"attempt": strconv.Itoa(n)}
-				hopStr = hop.String()
+				hopHdr = []string{hop.String()}
 			}
 		}
-		ctx = problem.WithService(context.WithValue(ctx, infoKey{}, &requestInfo{hop: hop, carried: carried}), hop.Service)
-		w.Header()[pathheader.Name] = []string{hopStr}
+		ctx = problem.WithAnswerer(ctx, &requestInfo{hop: hop, carried: carried})
+		w.Header()[pathheader.Name] = hopHdr
 
 		// The remote span context gives logs a trace id even when export is off. The
 		// propagators cost allocations on every call, so they only run when a trace
@@ -146,7 +150,7 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 				}
 				o.Logger.LogAttrs(ctx, slog.LevelError, "panic", slog.String("request_id", reqID), slog.Any("panic", p))
 				if !rec.wrote {
-					problem.Error(rec, r, http.StatusInternalServerError, "internal error")
+					problem.Error(rec, r.WithContext(ctx), http.StatusInternalServerError, "internal error")
 				}
 			}
 			o.finish(ctx, r, rec, span, reqID, attempt, start)

@@ -143,3 +143,30 @@ func FuzzInboundHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestPanicAnswers500: a panicking handler gets a problem body naming the service, the
+// request is still counted, and the hop keeps serving.
+func TestPanicAnswers500(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	k := kittest.Kit(t, kittest.Common("server2"), faults.DefaultConfig(), &logs)
+	r := k.Router()
+	r.Get("/boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest("GET", "/boom", nil))
+	var body map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 500 {
+		t.Fatalf("status %d body %q (%v)", rec.Code, rec.Body, err)
+	}
+	if body["service"] != "server2" || body["status"] != 500.0 {
+		t.Errorf("body %v", body)
+	}
+	if !strings.Contains(logs.String(), `"msg":"panic"`) || !strings.Contains(logs.String(), `"status":500`) {
+		t.Errorf("logs lack the panic and the 500 line:\n%s", logs.String())
+	}
+	rec = httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 200 {
+		t.Errorf("readyz after panic: %d", rec.Code)
+	}
+}

@@ -52,13 +52,35 @@ func Write(w http.ResponseWriter, d Details) {
 // Error is the short form: a status and a detail for the request r, naming the
 // service that answered when the request passed the kit's middleware.
 func Error(w http.ResponseWriter, r *http.Request, status int, detail string) {
-	svc, _ := r.Context().Value(serviceKey{}).(string)
+	var svc string
+	if a := AnswererFrom(r.Context()); a != nil {
+		svc = a.AnsweringService()
+	}
 	Write(w, Details{Status: status, Detail: detail, Instance: r.URL.Path, Service: svc})
 }
 
+// Answerer is what a request's context knows of the service answering it.
+type Answerer interface{ AnsweringService() string }
+
 type serviceKey struct{}
+
+type serviceName string
+
+func (s serviceName) AnsweringService() string { return string(s) }
 
 // WithService records which service answers errors for this request.
 func WithService(ctx context.Context, service string) context.Context {
-	return context.WithValue(ctx, serviceKey{}, service)
+	return WithAnswerer(ctx, serviceName(service))
+}
+
+// WithAnswerer stores a richer per-request value that also names the service; its
+// owner reads it back with AnswererFrom, so one context value serves both packages.
+func WithAnswerer(ctx context.Context, a Answerer) context.Context {
+	return context.WithValue(ctx, serviceKey{}, a)
+}
+
+// AnswererFrom returns the value WithAnswerer or WithService stored, or nil.
+func AnswererFrom(ctx context.Context) Answerer {
+	a, _ := ctx.Value(serviceKey{}).(Answerer)
+	return a
 }

@@ -94,9 +94,12 @@ func (c *Carried) Set(name, value string) {
 	c.values = append(c.values, []string{value})
 }
 
-// Apply writes the captured headers into an outbound header map.
+// Apply writes the captured headers into an outbound header map. The value slices
+// are shared, capped so that an append on out reallocates instead of writing into
+// the inbound request's header; Header.Set replaces a slice, never edits it.
 func (c Carried) Apply(out http.Header) {
 	for i, k := range c.keys {
-		out[k] = append([]string(nil), c.values[i]...)
+		v := c.values[i]
+		out[k] = v[:len(v):len(v)]
 	}
 }

@@ -28,7 +28,9 @@ func TestCaptureApply(t *testing.T) {
 		t.Errorf("forwarded %v", out)
 	}
 	out.Set("Cookie", "changed") // outbound edits must not touch the inbound request
-	if in.Get("Cookie") != "a=1" {
+	out.Add("Baggage", "k3=v3")
+	out["Baggage"][0] = "edited" // (nothing in the kit edits in place; this pins that Add reallocates)
+	if in.Get("Cookie") != "a=1" || len(in["Baggage"]) != 2 || in["Baggage"][0] != "k=v" {
 		t.Error("Apply aliases the inbound values")
 	}
 	if (Carried{}).Len() != 0 {

@@ -76,6 +76,7 @@ func (k *Kit) Upstream(name, baseURL string) (*httpclient.Upstream, error) {
 		Metrics: k.Metrics, Logger: k.Logger,
 		Tracer:  k.Tracing.Provider.Tracer("meshdemo/httpclient"),
 		TextMap: k.Tracing.Propagator, Tracing: k.Tracing.Enabled,
+		UserAgent: "meshdemo-" + k.Common.ServiceName,
 	})
 }
 
