@@ -51,8 +51,8 @@ func NewAccessLog(w io.Writer, level slog.Level, service, version, instance stri
 	return &AccessLog{w: w, level: level, prefix: string(p)}
 }
 
-// Enabled says whether lines at level are written.
-func (a *AccessLog) Enabled(level slog.Level) bool { return level >= a.level }
+// Enabled says whether lines at level are written (never by a nil AccessLog).
+func (a *AccessLog) Enabled(level slog.Level) bool { return a != nil && level >= a.level }
 
 var accessBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 

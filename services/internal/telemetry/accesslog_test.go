@@ -150,6 +150,8 @@ func TestAccessLogLevel(t *testing.T) {
 	if _, m := keysAndValues(t, buf.Bytes()); m["level"] != "WARN" || m["status"] != 503.0 {
 		t.Fatalf("warn line %q", buf.String())
 	}
+	var none *AccessLog // an Observer built without one logs nothing rather than panicking
+	none.Log(AccessEntry{Level: slog.LevelError})
 }
 
 // TestSharedWriterKeepsLines: the access log and the slog logger writing to one plain
