@@ -47,8 +47,8 @@ type Options struct {
 	Tracer  trace.Tracer
 	TextMap propagation.TextMapPropagator
 	Tracing bool
-	// UserAgent is sent when the inbound request had none ("meshdemo-<service>" when
-	// empty).
+	// UserAgent is sent when the inbound request had none (the kit sets
+	// "meshdemo-<service>"; the default Go UA says nothing useful).
 	UserAgent string
 	// Transport overrides the tuned default (tests).
 	Transport http.RoundTripper
@@ -137,12 +137,8 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	if contentType != "" {
 		out.Header.Set("Content-Type", contentType)
 	}
-	if out.Header.Get("User-Agent") == "" { // the default Go UA says nothing useful
-		ua := u.opts.UserAgent
-		if ua == "" {
-			ua = "meshdemo-" + self.Service
-		}
-		out.Header.Set("User-Agent", ua)
+	if u.opts.UserAgent != "" && out.Header.Get("User-Agent") == "" {
+		out.Header.Set("User-Agent", u.opts.UserAgent)
 	}
 
 	resp, err := u.opts.Transport.RoundTrip(out)

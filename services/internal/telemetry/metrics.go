@@ -100,7 +100,7 @@ func (m *Metrics) Handler() http.Handler {
 // recorded as "_OTHER" (OpenTelemetry's convention), so made-up methods cannot grow the
 // series without bound.
 func (m *Metrics) ObserveServer(route, method string, code int, seconds float64) {
-	k := serverKey{route: route, method: MethodLabel(method), code: code}
+	k := serverKey{route: route, method: methodLabel(method), code: code}
 	o, ok := m.serverObs.Load(k)
 	if !ok {
 		o, _ = m.serverObs.LoadOrStore(k, m.server.WithLabelValues(k.route, k.method, statusLabel(code)))
@@ -133,8 +133,8 @@ func attemptLabel(i int) string {
 	return strconv.Itoa(i)
 }
 
-// MethodLabel maps a request method to its metric label.
-func MethodLabel(method string) string {
+// methodLabel maps a request method to its metric label.
+func methodLabel(method string) string {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
