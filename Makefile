@@ -9,7 +9,7 @@ TEST_TARGETS := test-services
 include $(sort $(wildcard build/make/*.mk))
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-services build run vet fmt-check bench
+.PHONY: help test test-services build run bench
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort

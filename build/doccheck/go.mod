@@ -1,0 +1,8 @@
+module github.com/meshdemo/meshdemo/build/doccheck
+
+go 1.26.0
+
+require (
+	github.com/yuin/goldmark v1.8.7
+	mvdan.cc/sh/v3 v3.14.1
+)
