@@ -1,7 +1,9 @@
 package doccheck
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -40,7 +42,17 @@ func TestRepositoryDocs(t *testing.T) {
 	if st.Pages < 3 || st.Links == 0 || st.Anchors == 0 || st.MakeTargets == 0 {
 		t.Errorf("checked too little to mean anything: %+v", st)
 	}
+	// The README is a front door: details go to docs/<topic>.md.
+	readme, err := os.ReadFile(root + "/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(readme, []byte("\n")); n > maxReadmeLines {
+		t.Errorf("README.md has %d lines, more than %d: move details to a page under docs/", n, maxReadmeLines)
+	}
 }
+
+const maxReadmeLines = 250
 
 // TestBrokenFixture proves the check fails: testdata/site holds one of each mistake.
 func TestBrokenFixture(t *testing.T) {
