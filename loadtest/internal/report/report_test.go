@@ -67,7 +67,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Errorf("decoded %+v", back.Summary)
 	}
 	// The field names are the documented interface.
-	for _, key := range []string{`"throughput_rps"`, `"p99_9_ms"`, `"hops"`, `"timeline"`, `"expectations"`, `"min_samples"`, `"passed"`} {
+	for _, key := range []string{`"throughput_rps"`, `"p99_9_ms"`, `"hops"`, `"timeline"`, `"seconds"`, `"expectations"`, `"min_samples"`, `"passed"`} {
 		if !bytes.Contains(b, []byte(key)) {
 			t.Errorf("JSON lacks %s", key)
 		}
