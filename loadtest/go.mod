@@ -7,6 +7,7 @@ require (
 	fortio.org/log v1.18.3
 	github.com/meshdemo/meshdemo/services v0.0.0
 	github.com/prometheus/client_golang v1.25.0
+	gonum.org/v1/gonum v0.17.0
 )
 
 require (

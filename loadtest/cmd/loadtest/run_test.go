@@ -352,3 +352,88 @@ func TestInterrupted(t *testing.T) {
 		t.Errorf("no report:\n%s", stdout.String())
 	}
 }
+
+// TestChartsPlotRatesToTheEnd runs for a time that is not a whole number of seconds
+// (and, as a limit case, for exactly one second) and reads the status chart of the HTML
+// report back: every point is responses per second, so the last, partial second must
+// stand as high as the full ones instead of dropping by the part of it the run missed.
+//
+// The rate per second is what is measured, so this test does not run in parallel with
+// the package's other tests: on a busy machine they can starve fortio's pacer for a
+// good part of a second, and the requests it then sends late land in a later second.
+func TestChartsPlotRatesToTheEnd(t *testing.T) {
+	cases := []struct {
+		name   string
+		args   []string
+		delay  time.Duration
+		points int
+	}{
+		// fortio's open schedule spreads the calls over [0, duration], ends included.
+		{"open model, 1.5 s", []string{"--rate", "200", "--duration", "1500ms"}, 0, 2},
+		{"open model, 1 s: the call due at 1.000 s is no second of its own", []string{"--rate", "200", "--duration", "1s"}, 0, 1},
+		// Closed model: two connections, each request held 20 ms, about 100 req/s.
+		{"closed model, 1.5 s", []string{"--concurrency", "2", "--duration", "1500ms"}, 20 * time.Millisecond, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv, _ := fakeServer(t, fakemesh.Config{Seed: 1, Delay: c.delay})
+			htmlPath := filepath.Join(t.TempDir(), "r.html")
+			args := append(append([]string{}, c.args...), "--progress", "0", "--html", htmlPath, srv.URL)
+			if o := runCLI(t, nil, args...); o.code != exitOK {
+				t.Fatalf("exit %d: %v\n%s", o.code, o.err, o.stdout)
+			}
+			page, err := os.ReadFile(htmlPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			heights := chartHeights(t, string(page), "chart-status", "200")
+			t.Logf("heights above the axis: %.1f", heights)
+			if len(heights) != c.points {
+				t.Fatalf("%d points, want %d (one per second the run covered)", len(heights), c.points)
+			}
+			first, last := heights[0], heights[len(heights)-1]
+			// Without the fix the last point stands at half the first; the closed
+			// model's rate itself varies by a few tens of percent on a busy machine.
+			if last < first*2/3 || last > first*3/2 {
+				t.Errorf("last second at %.1f against %.1f for the first: the chart does not show a rate", last, first)
+			}
+		})
+	}
+}
+
+// chartHeights returns, for one series of a line chart, how far each point stands above
+// the chart's x axis (in SVG units, which are proportional to the value).
+func chartHeights(t *testing.T, page, chartID, series string) []float64 {
+	t.Helper()
+	svg := regexp.MustCompile(`(?s)<svg id="` + chartID + `".*?</svg>`).FindString(page)
+	if svg == "" {
+		t.Fatalf("chart %s missing", chartID)
+	}
+	axis := regexp.MustCompile(`<line x1="[^"]*" y1="([^"]*)" x2="[^"]*" y2="([^"]*)" class="axis"/>`).FindAllStringSubmatch(svg, -1)
+	base := -1.0
+	for _, a := range axis {
+		if a[1] == a[2] { // the horizontal one
+			base = parseFloat(t, a[1])
+		}
+	}
+	pm := regexp.MustCompile(`data-series="` + regexp.QuoteMeta(series) + `"[^>]*points="([^"]*)"`).FindStringSubmatch(svg)
+	if base < 0 || pm == nil {
+		t.Fatalf("chart %s: x axis or series %s missing", chartID, series)
+	}
+	var out []float64
+	for _, pt := range strings.Fields(pm[1]) {
+		_, y, _ := strings.Cut(pt, ",")
+		out = append(out, base-parseFloat(t, y))
+	}
+	return out
+}
+
+func parseFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	var v float64
+	if _, err := fmt.Sscan(s, &v); err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return v
+}

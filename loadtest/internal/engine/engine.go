@@ -102,8 +102,9 @@ func Probe(ctx context.Context, rawURL string, timeout time.Duration) error {
 }
 
 // Run sends the load and records it; it returns the elapsed time from the first
-// request due to the last response. Cancelling ctx stops the schedule; requests in
-// flight finish (bounded by the request timeout).
+// request due to the last response, and marks on rec (Finish) when the schedule
+// ended, which is where the timeline's last second ends. Cancelling ctx stops the
+// schedule; requests in flight finish (bounded by the request timeout).
 func Run(ctx context.Context, cfg Config, rec *result.Recorder) (time.Duration, error) {
 	if err := cfg.Validate(); err != nil {
 		return 0, err
@@ -157,6 +158,10 @@ func Run(ctx context.Context, cfg Config, rec *result.Recorder) (time.Duration, 
 	defer stop()
 	start := time.Now()
 	runner.Run()
+	// The schedule is over: in the open model the last tick has been handed to a
+	// worker, in the closed model the last request has been answered. No request is
+	// due after this, so the timeline's last second ends here.
+	rec.Finish(time.Now())
 	close(e.jobs)
 	e.wg.Wait()
 	e.closeWorkers()

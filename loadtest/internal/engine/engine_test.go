@@ -224,3 +224,30 @@ func FuzzHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestRunMarksWhereTheLoadEnds: the timeline's last second ends when the schedule
+// stops, not when the last slow response arrives, so a 1.5 s run against a target
+// that answers in 300 ms ends with a second that lasted half a second (0.8 s if the
+// drain were counted).
+func TestRunMarksWhereTheLoadEnds(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(fakemesh.New(fakemesh.Config{Seed: 1, Delay: 300 * time.Millisecond}))
+	defer srv.Close()
+	rec := result.NewRecorder(time.Now(), nil)
+	elapsed, err := Run(context.Background(), Config{URL: srv.URL, Rate: 100, MaxInFlight: 100, Duration: 1500 * time.Millisecond, Timeout: 5 * time.Second}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := rec.Summary(elapsed)
+	if len(sum.Timeline) != 2 {
+		t.Fatalf("timeline of %d seconds, want 2", len(sum.Timeline))
+	}
+	first, last := sum.Timeline[0], sum.Timeline[1]
+	t.Logf("elapsed %v; last second lasted %.3fs with %d requests, first %d", elapsed, last.Seconds, last.Requests, first.Requests)
+	if first.Seconds != 1 || last.Seconds < 0.45 || last.Seconds > 0.7 {
+		t.Errorf("seconds lasted %v and %v, want 1 and about 0.5", first.Seconds, last.Seconds)
+	}
+	if elapsed < 1700*time.Millisecond {
+		t.Errorf("elapsed %v: the 300 ms responses should have been waited for", elapsed)
+	}
+}

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -66,7 +67,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Errorf("decoded %+v", back.Summary)
 	}
 	// The field names are the documented interface.
-	for _, key := range []string{`"throughput_rps"`, `"p99_9_ms"`, `"hops"`, `"timeline"`, `"expectations"`, `"min_samples"`, `"passed"`} {
+	for _, key := range []string{`"throughput_rps"`, `"p99_9_ms"`, `"hops"`, `"timeline"`, `"seconds"`, `"expectations"`, `"min_samples"`, `"passed"`} {
 		if !bytes.Contains(b, []byte(key)) {
 			t.Errorf("JSON lacks %s", key)
 		}
@@ -143,5 +144,68 @@ func TestWriteText(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("text lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestTimeChartsPlotRates: the time charts divide every second's count by how long
+// that second lasted, so the last, partial second of a 2.5 s run shows the same
+// 100 req/s as the others, and a last second of a few milliseconds (one request due
+// at 3.000 s in a 3 s run) is left out rather than drawn as a spike.
+func TestTimeChartsPlotRates(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		last     time.Duration // the last request is due at this offset
+		finish   time.Duration
+		wantSecs int // seconds charted
+	}{
+		{"2.5 s run", 2490 * time.Millisecond, 2500 * time.Millisecond, 3},
+		{"3 s run with a call due at its end", 3000 * time.Millisecond, 3002 * time.Millisecond, 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			rec := result.NewRecorder(start, nil)
+			s := rec.NewShard()
+			for at := time.Duration(0); at <= c.last; at += 10 * time.Millisecond {
+				code := 200
+				if at%(50*time.Millisecond) == 0 {
+					code = 503 // one in five: 20 req/s
+				}
+				s.Record(start.Add(at), time.Millisecond, code, "", []byte("client/v1@c"))
+			}
+			rec.Finish(start.Add(c.finish))
+			sum := rec.Summary(c.finish + 50*time.Millisecond)
+			seconds := charted(sum.Timeline)
+			if len(seconds) != c.wantSecs {
+				t.Fatalf("%d seconds charted, want %d (timeline %+v)", len(seconds), c.wantSecs, sum.Timeline)
+			}
+			for _, line := range []struct {
+				sr   series
+				want float64
+			}{
+				{perSecond("200", seconds, func(sec result.Second) int64 { return sec.Status[200] }), 80},
+				{perSecond("503", seconds, func(sec result.Second) int64 { return sec.Status[503] }), 20},
+				{perSecond("client/v1", seconds, func(sec result.Second) int64 { return sec.Versions["client/v1"] }), 100},
+			} {
+				for i, v := range line.sr.Values {
+					if math.Abs(v-line.want) > 1e-6 {
+						t.Errorf("%s, second %d: %v per second, want %v", line.sr.Name, i, v, line.want)
+					}
+				}
+			}
+			// The page draws those seconds, in both time charts.
+			b, err := RenderHTML(Document{Tool: ToolName, Run: Run{Model: "open", Started: start}, Summary: sum})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"200", "503", "client/v1"} {
+				pm := regexp.MustCompile(`data-series="` + regexp.QuoteMeta(name) + `"[^>]*points="([^"]*)"`).FindSubmatch(b)
+				if pm == nil || len(strings.Fields(string(pm[1]))) != c.wantSecs {
+					t.Errorf("series %s: points %q, want %d", name, pm, c.wantSecs)
+				}
+			}
+		})
 	}
 }

@@ -47,6 +47,7 @@ type Recorder struct {
 
 	mu     sync.Mutex
 	shards []*Shard
+	end    time.Time // when the load stopped; zero until Finish
 }
 
 // NewRecorder starts a recording whose timeline counts seconds from start; obs may be nil.
@@ -56,6 +57,16 @@ func NewRecorder(start time.Time, obs Observer) *Recorder {
 
 // Start is the instant the timeline counts from.
 func (r *Recorder) Start() time.Time { return r.start }
+
+// Finish marks the instant the load stopped: no request is due or sent after it (the
+// responses still in flight may be recorded later). It is where the timeline's last
+// second ends, so a run that did not last a whole number of seconds ends with a
+// partial second whose length Summary reports.
+func (r *Recorder) Finish(at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.end = at
+}
 
 // NewShard returns a shard for one worker.
 func (r *Recorder) NewShard() *Shard {
@@ -236,7 +247,11 @@ type Bucket struct {
 
 // Second is one second of the run, counted by when requests were due.
 type Second struct {
-	Second   int           `json:"second"`
+	Second int `json:"second"`
+	// Seconds is how much of this second the load lasted: 1, except in the last second
+	// of a run that did not last a whole number of seconds (2.5 s ends with 0.5). The
+	// counts divided by it are rates.
+	Seconds  float64       `json:"seconds"`
 	Requests int64         `json:"requests"`
 	Status   map[int]int64 `json:"status"`
 	Errors   int64         `json:"errors"`
@@ -244,7 +259,8 @@ type Second struct {
 	Versions map[string]int64 `json:"versions"`
 }
 
-// Summary merges the shards; call it after every worker has stopped.
+// Summary merges the shards; call it after every worker has stopped. The timeline ends
+// where Finish said the load stopped or, if it was not called, elapsed after Start.
 func (r *Recorder) Summary(elapsed time.Duration) Summary {
 	hist := stats.NewHistogram(0, Resolution)
 	sum := Summary{
@@ -286,6 +302,16 @@ func (r *Recorder) Summary(elapsed time.Duration) Summary {
 			}
 		}
 		s.mu.Unlock()
+	}
+	r.mu.Lock()
+	end := r.end
+	r.mu.Unlock()
+	if end.IsZero() {
+		end = r.start.Add(elapsed)
+	}
+	for i := range sum.Timeline {
+		lasted := end.Sub(r.start) - time.Duration(i)*time.Second
+		sum.Timeline[i].Seconds = min(time.Second, max(0, lasted)).Seconds()
 	}
 	sum.Requests = hist.Count
 	if elapsed > 0 {

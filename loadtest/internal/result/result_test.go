@@ -115,3 +115,51 @@ func TestCountsHopsAndErrors(t *testing.T) {
 		t.Errorf("services = %v", got)
 	}
 }
+
+// TestLastSecondLength: the timeline says how long each second lasted, so that a
+// partial last second can be read as a rate; Finish bounds it, and without Finish the
+// run is taken to end elapsed after the start.
+func TestLastSecondLength(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	cases := []struct {
+		name    string
+		finish  time.Duration // 0: Finish not called
+		elapsed time.Duration
+		want    []float64
+	}{
+		{"2.5 s run", 2500 * time.Millisecond, 2600 * time.Millisecond, []float64{1, 1, 0.5}},
+		{"without Finish, elapsed bounds it", 0, 2250 * time.Millisecond, []float64{1, 1, 0.25}},
+		{"whole seconds", 3 * time.Second, 3100 * time.Millisecond, []float64{1, 1, 1}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			rec := NewRecorder(start, nil)
+			s := rec.NewShard()
+			// 100 req/s, the last one due 10 ms before the load ends.
+			end := c.finish
+			if end == 0 {
+				end = c.elapsed
+			}
+			for at := time.Duration(0); at < end; at += 10 * time.Millisecond {
+				s.Record(start.Add(at), time.Millisecond, 200, "", nil)
+			}
+			if c.finish > 0 {
+				rec.Finish(start.Add(c.finish))
+			}
+			sum := rec.Summary(c.elapsed)
+			if len(sum.Timeline) != len(c.want) {
+				t.Fatalf("%d seconds, want %d", len(sum.Timeline), len(c.want))
+			}
+			for i, sec := range sum.Timeline {
+				if math.Abs(sec.Seconds-c.want[i]) > 1e-9 {
+					t.Errorf("second %d lasted %v, want %v", i, sec.Seconds, c.want[i])
+				}
+				if rate := float64(sec.Requests) / sec.Seconds; math.Abs(rate-100) > 1e-6 {
+					t.Errorf("second %d: %d requests in %vs = %v req/s, want 100", i, sec.Requests, sec.Seconds, rate)
+				}
+			}
+		})
+	}
+}

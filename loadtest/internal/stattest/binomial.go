@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"sort"
+
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // Binomial is the outcome of an exact two-sided binomial test.
@@ -27,6 +29,17 @@ func BinomialTest(k, n int64, p, alpha float64) (Binomial, error) {
 	if p < 0 || p > 1 || math.IsNaN(p) {
 		return Binomial{}, errors.New("probability outside [0, 1]")
 	}
+	if p == 0 || p == 1 {
+		// One outcome is certain and every other has probability 0 (gonum's Binomial
+		// wants p strictly inside (0, 1) for its probabilities).
+		certain := n * int64(p)
+		res := Binomial{AcceptLo: certain, AcceptHi: certain}
+		if k == certain {
+			res.P = 1
+		}
+		return res, nil
+	}
+	dist := distuv.Binomial{N: float64(n), P: p}
 	// Outcomes more than 40 standard deviations from the mean have probability far
 	// below float64 resolution; leaving them out keeps the test linear in the window.
 	mean := float64(n) * p
@@ -35,7 +48,7 @@ func BinomialTest(k, n int64, p, alpha float64) (Binomial, error) {
 	hi := min(n, int64(math.Ceil(mean+40*sd+10)))
 	pmf := make([]float64, hi-lo+1)
 	for i := range pmf {
-		pmf[i] = binomialPMF(lo+int64(i), n, p)
+		pmf[i] = dist.Prob(float64(lo + int64(i)))
 	}
 	at := func(i int64) float64 {
 		if i < lo || i > hi {
@@ -90,23 +103,4 @@ func BinomialTest(k, n int64, p, alpha float64) (Binomial, error) {
 		res.AcceptHi = lo + int64(i)
 	}
 	return res, nil
-}
-
-func binomialPMF(k, n int64, p float64) float64 {
-	switch {
-	case p == 0:
-		if k == 0 {
-			return 1
-		}
-		return 0
-	case p == 1:
-		if k == n {
-			return 1
-		}
-		return 0
-	}
-	ln, _ := math.Lgamma(float64(n) + 1)
-	lk, _ := math.Lgamma(float64(k) + 1)
-	lnk, _ := math.Lgamma(float64(n-k) + 1)
-	return math.Exp(ln - lk - lnk + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
 }

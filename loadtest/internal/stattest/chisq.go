@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"gonum.org/v1/gonum/mathext"
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // GoF is the outcome of a chi-square goodness-of-fit test.
@@ -188,19 +191,47 @@ func weighted(p []float64) []int {
 }
 
 // exactPower2 is the probability, when the first of two categories has probability
-// p1, that the two-category X² = (k - n p0)² / (n p0 (1-p0)) exceeds crit.
+// p1, that the two-category X² = (k - n p0)² / (n p0 (1-p0)) exceeds crit, that is that
+// k falls outside n p0 ± √(crit n p0 (1-p0)): the two tails of Binomial(n, p1).
 func exactPower2(n int64, p0, p1, crit float64) float64 {
-	mean := float64(n) * p1
-	sd := math.Sqrt(float64(n) * p1 * (1 - p1))
-	lo := max(int64(0), int64(math.Floor(mean-40*sd-10)))
-	hi := min(n, int64(math.Ceil(mean+40*sd+10)))
-	v := float64(n) * p0 * (1 - p0)
-	var pw float64
-	for k := lo; k <= hi; k++ {
-		d := float64(k) - float64(n)*p0
-		if d*d/v > crit {
-			pw += binomialPMF(k, n, p1)
+	mid := float64(n) * p0
+	r := math.Sqrt(crit * mid * (1 - p0))
+	alt := distuv.Binomial{N: float64(n), P: p1}
+	below := math.Ceil(mid-r) - 1 // the largest k < mid - r
+	above := math.Floor(mid + r)  // every k > mid + r is > above
+	return alt.CDF(below) + alt.Survival(above)
+}
+
+// ChiSquareSF is the survival function (upper tail probability) of the chi-square
+// distribution with df degrees of freedom: the p-value of a statistic x.
+func ChiSquareSF(x float64, df int) float64 {
+	return distuv.ChiSquared{K: float64(df)}.Survival(x)
+}
+
+// ChiSquareCritical is the value the statistic must exceed for a test at level alpha
+// to reject: the inverse of ChiSquareSF. distuv.ChiSquared.Quantile(1-alpha) would
+// lose alpha's digits in 1-alpha (at alpha 1e-12 its answer has a tail of 9.99978e-13),
+// so the upper tail is inverted directly with the function Survival itself uses.
+func ChiSquareCritical(alpha float64, df int) float64 {
+	return 2 * mathext.GammaIncRegCompInv(float64(df)/2, alpha)
+}
+
+// noncentralChiSquareCDF is P(X <= x) for X ~ chi-square(df, lambda), as the Poisson
+// mixture of central chi-square distributions with df+2j degrees of freedom (gonum has
+// no non-central chi-square).
+func noncentralChiSquareCDF(x float64, df int, lambda float64) float64 {
+	if lambda == 0 {
+		return distuv.ChiSquared{K: float64(df)}.CDF(x)
+	}
+	weight := distuv.Poisson{Lambda: lambda / 2}
+	var sum, weightSum float64
+	for j := 0; j < 100000; j++ {
+		w := weight.Prob(float64(j))
+		sum += w * distuv.ChiSquared{K: float64(df + 2*j)}.CDF(x)
+		weightSum += w
+		if float64(j) > lambda/2 && 1-weightSum < 1e-14 {
+			break
 		}
 	}
-	return pw
+	return sum
 }

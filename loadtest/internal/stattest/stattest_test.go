@@ -36,6 +36,8 @@ func TestChiSquareSF(t *testing.T) {
 		})
 	}
 	near(t, "critical(0.001, 1)", ChiSquareCritical(0.001, 1), 10.827566170662733, 1e-6)
+	// A tiny alpha keeps its digits: for df=2 the critical value is -2 ln(alpha).
+	near(t, "critical(1e-12, 2)", ChiSquareCritical(1e-12, 2), -2*math.Log(1e-12), 1e-9)
 }
 
 func TestGoodnessOfFit(t *testing.T) {
@@ -173,6 +175,9 @@ func TestBinomialTest(t *testing.T) {
 		{"fair coin, all tails", 0, 10, 0.5, 0.05, 2.0 / 1024, 2, 8},
 		{"fair coin, nine heads", 9, 10, 0.5, 0.05, 22.0 / 1024, 2, 8},
 		{"skewed", 0, 20, 0.1, 0.05, 0.2545299784, 0, 4},
+		{"share 0, none seen", 0, 10, 0, 0.05, 1, 0, 0},
+		{"share 0, one seen", 1, 10, 0, 0.05, 0, 0, 0},
+		{"share 1, all seen", 10, 10, 1, 0.05, 1, 10, 10},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
