@@ -79,6 +79,9 @@ func (c Config) DeployedScenarios() ([]string, error) {
 	return out, nil
 }
 
+// PartOfLabel marks every meshdemo object (deploy/base labels; verify/ checks it).
+const PartOfLabel = "app.kubernetes.io/part-of"
+
 // Stale is what switching to name must delete: every object (by group, kind, namespace and
 // name; the API version does not matter) that some scenario under deploy/scenarios renders
 // and name does not. It is a superset of "the previous scenario minus this one" for any
@@ -107,6 +110,10 @@ func (c Config) Stale(ctx context.Context, name string) ([]Object, error) {
 			k := o.PruneKey()
 			if keep[k] || seen[k] {
 				continue
+			}
+			if l, _ := dig(o.Doc, "metadata", "labels", PartOfLabel).(string); l != "meshdemo" {
+				// Only meshdemo's own objects are ever deleted (verify/ checks every one carries it).
+				return nil, fmt.Errorf("%s %s in %s lacks the label %s=meshdemo: refusing to delete it", o.Kind, o.Name, other, PartOfLabel)
 			}
 			if o.Kind == "Namespace" {
 				// Deleting a namespace deletes everything in it: never part of a switch.

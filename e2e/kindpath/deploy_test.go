@@ -163,6 +163,13 @@ spec:
 	if got := strings.Join(del, " "); !strings.HasSuffix(got, "delete --ignore-not-found -n meshdemo destinationrule.networking.istio.io/server2-extra virtualservice.networking.istio.io/server2-extra") {
 		t.Errorf("delete step %q", got)
 	}
+
+	// An object without the part-of label is not meshdemo's to delete: refused.
+	write("deploy/scenarios/unlabelled/kustomization.yaml", "resources: ["+rel("deploy/scenarios/unlabelled")+", cm.yaml]\n")
+	write("deploy/scenarios/unlabelled/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: someone-else, namespace: meshdemo}\n")
+	if _, err := c.Stale(context.Background(), "default"); err == nil || !strings.Contains(err.Error(), "lacks the label") {
+		t.Errorf("unlabelled object: got %v", err)
+	}
 }
 
 func TestDeployUnknownScenario(t *testing.T) {
