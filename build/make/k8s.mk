@@ -1,6 +1,7 @@
 # Kubernetes and Istio: render scenarios, validate them offline (verify/), and run them on kind.
 # The whole kind flow with the end-to-end suite is `make e2e` (e2e/kindpath); the targets here
-# are its steps for working by hand: kind-up, istio-install, deploy [SCENARIO=x], addons, kind-down.
+# are its steps for working by hand: kind-up, istio-install, deploy [SCENARIO=x], addons, kind-down
+# (istio-install and deploy run e2e/kindpath's own commands, so the two paths cannot drift).
 # The Istio version is pinned once, in build/istio-version; the CLIs are built from pinned Go
 # modules (build/tools: istioctl + kustomize, build/tools/skaffold: skaffold) into ./bin.
 TEST_TARGETS += test-verify
@@ -53,12 +54,15 @@ test-verify: tools ## offline validation of deploy/, istio/, skaffold.yaml and b
 kind-up: $(KIND) ## create the kind cluster (gateway on http://127.0.0.1:8880)
 	$(KIND) create cluster --config build/kind/cluster.yaml --wait 120s
 
-istio-install: $(ISTIOCTL) ## install Istio $(ISTIO_VERSION) with a laptop-sized footprint
-	$(ISTIOCTL) --context $(KUBE_CONTEXT) install -y -f build/kind/istio.yaml --set tag=$(ISTIO_VERSION)
-	$(KUBECTL) -n istio-system rollout status deploy/istiod deploy/istio-ingressgateway --timeout=180s
+istio-install: $(if $(filter 1,$(DRY_RUN)),,$(ISTIOCTL)) ## install Istio $(ISTIO_VERSION) with a laptop-sized footprint (the commands of `make e2e`, from e2e/kindpath)
+	cd e2e && $(GO) run ./kindpath/cmd/e2e-kind -cluster $(KIND_CLUSTER) -istio-install $(if $(filter 1,$(DRY_RUN)),-dry-run)
 
-deploy: $(SKAFFOLD) $(KUSTOMIZE) ## build the images and deploy a scenario with skaffold: make deploy SCENARIO=retries
-	PATH="$(BIN):$$PATH" $(SKAFFOLD) run --kube-context $(KUBE_CONTEXT) $(if $(filter-out default,$(SCENARIO)),-p $(SCENARIO)) --status-check=true
+# One deploy path, the one `make e2e` and the suite use (e2e/kindpath Deploy): skaffold only builds
+# (meshdemo/<w>:dev), kind loads the images, `kubectl apply -k deploy/scenarios/$(SCENARIO)`, then
+# `kubectl delete` of every object another scenario renders and this one does not (apply and
+# skaffold's kubectl deployer never prune), then rollout status. DRY_RUN=1 prints the commands.
+deploy: $(if $(filter 1,$(DRY_RUN)),,$(SKAFFOLD) $(KIND)) ## build the images, load them into kind, switch to a scenario and prune the previous one: make deploy SCENARIO=retries
+	cd e2e && $(GO) run ./kindpath/cmd/e2e-kind -cluster $(KIND_CLUSTER) -deploy $(SCENARIO) $(if $(filter 1,$(DRY_RUN)),-dry-run)
 
 addons: ## Prometheus, Grafana, Jaeger and Kiali of the pinned Istio release
 	for a in prometheus grafana jaeger kiali; do \

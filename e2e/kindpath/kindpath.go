@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -159,8 +158,9 @@ func (c Config) kubectl(args ...string) []string {
 	return append([]string{"kubectl", "--context", c.Context()}, args...)
 }
 
-// Flow is the whole `make e2e` sequence, in order.
-func (c Config) Flow() []Step {
+// Flow is the whole `make e2e` sequence, in order. The workloads are deployed once, by
+// Deploy (kubectl apply -k of the baseline), never by skaffold as well: skaffold only builds.
+func (c Config) Flow(ctx context.Context) ([]Step, error) {
 	var s []Step
 	add := func(st Step) { s = append(s, st) }
 	// kind at the version k8s.mk pins, built from source into bin/ like the other CLIs.
@@ -180,21 +180,13 @@ func (c Config) Flow() []Step {
 		Args: []string{"go", "build", "-o", "../bin/loadtest", "./cmd/loadtest"}})
 	add(Step{Name: "cluster", Args: []string{"bin/kind", "create", "cluster", "--name", c.Cluster, "--config", "build/kind/cluster.yaml", "--wait", "120s"},
 		Unless: c.kubectl("get", "namespace", "kube-system")})
-	add(Step{Name: "istio", Args: []string{"bin/istioctl", "install", "--context", c.Context(), "-y", "-f", "build/kind/istio.yaml", "--set", "tag=" + c.IstioTag}})
-	add(Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istiod", "--timeout=300s")})
-	add(Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istio-ingressgateway", "--timeout=300s")})
-	// skaffold builds the four images, tags them :dev (the tag the scenario manifests name),
-	// loads them into the kind node and deploys the baseline.
-	add(Step{Name: "deploy", BinOnPath: true, Args: []string{"bin/skaffold", "run", "--kube-context", c.Context(), "-p", Baseline, "--tag", "dev", "--status-check=true"},
-		Kustomize: ScenarioDir(Baseline)})
-	// skaffold deploys its own immutable image references; the suite applies scenarios with
-	// kubectl (images :dev, pullPolicy Never), so the :dev images must be in the node too.
-	load := []string{"bin/kind", "load", "docker-image", "--name", c.Cluster}
-	for _, w := range Workloads {
-		load = append(load, "meshdemo/"+w+":dev")
+	s = append(s, c.IstioInstall()...)
+	s = append(s, c.Images()...)
+	deploy, err := c.Deploy(ctx, Baseline)
+	if err != nil {
+		return nil, err
 	}
-	add(Step{Name: "deploy", Args: load})
-	s = append(s, c.Apply(Baseline)...)
+	s = append(s, deploy...)
 	testArgs := append([]string{"go", "test", "-tags", "e2e", "-count=1", "-timeout", "60m", "-v", "./suite"}, c.TestArgs...)
 	add(Step{Name: "test", Dir: "e2e", Args: testArgs, Env: []string{
 		"E2E_TARGET=kind", "E2E_BASE_URL=" + c.GatewayURL, "E2E_HOST=" + c.Host, "E2E_KUBE_CONTEXT=" + c.Context(),
@@ -203,89 +195,38 @@ func (c Config) Flow() []Step {
 	if !c.KeepCluster {
 		add(Step{Name: "teardown", Args: []string{"bin/kind", "delete", "cluster", "--name", c.Cluster}, Always: true})
 	}
-	return s
+	return s, nil
+}
+
+// IstioInstall installs the pinned Istio with build/kind/istio.yaml and waits for istiod and
+// the ingress gateway (`make istio-install` runs the same commands).
+func (c Config) IstioInstall() []Step {
+	return []Step{
+		{Name: "istio", Args: []string{"bin/istioctl", "install", "--context", c.Context(), "-y", "-f", "build/kind/istio.yaml", "--set", "tag=" + c.IstioTag}},
+		{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istiod", "--timeout=300s")},
+		{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istio-ingressgateway", "--timeout=300s")},
+	}
+}
+
+// Images builds the four images and puts them in the kind node. skaffold only builds here
+// (`skaffold build --tag dev`: the local daemon ends up holding meshdemo/<w>:dev, also on a
+// cache hit, which re-tags); it does not deploy, because skaffold's deploy would name its
+// own image references (meshdemo/<w>:<image id>) and add its run-id label, so a
+// `kubectl apply -k` of the same scenario afterwards would roll every Deployment out again.
+// The scenario manifests name :dev with imagePullPolicy Never, which `kind load` satisfies.
+func (c Config) Images() []Step {
+	load := []string{"bin/kind", "load", "docker-image", "--name", c.Cluster}
+	for _, w := range Workloads {
+		load = append(load, "meshdemo/"+w+":dev")
+	}
+	return []Step{
+		{Name: "images", BinOnPath: true, Args: []string{"bin/skaffold", "build", "--kube-context", c.Context(), "--tag", "dev", "--push=false"}},
+		{Name: "images", Args: load},
+	}
 }
 
 // ScenarioDir is the kustomization of a scenario, relative to the root.
 func ScenarioDir(name string) string { return "deploy/scenarios/" + name }
-
-// Apply applies a scenario and waits for every Deployment it renders to be rolled out.
-func (c Config) Apply(name string) []Step {
-	s := []Step{{Name: "apply " + name, Args: c.kubectl("apply", "-k", ScenarioDir(name)), Kustomize: ScenarioDir(name)}}
-	for _, d := range c.deploymentsOf(name) {
-		s = append(s, Step{Name: "apply " + name, Args: c.kubectl("-n", c.Namespace, "rollout", "status", "deployment/"+d, "--timeout=180s")})
-	}
-	return s
-}
-
-// Restore returns from a scenario to the baseline: apply the baseline, then delete what the
-// scenario added and the baseline does not have (AuthorizationPolicies, for example).
-func (c Config) Restore(name string) ([]Step, error) {
-	extra, err := c.Extra(name)
-	if err != nil {
-		return nil, err
-	}
-	s := c.Apply(Baseline)
-	for _, o := range extra {
-		resource := strings.ToLower(o.Kind)
-		if g := group(o.APIVersion); g != "" {
-			resource += "." + g
-		}
-		args := c.kubectl("delete", "--ignore-not-found", resource+"/"+o.Name)
-		if o.Namespace != "" {
-			args = slices.Insert(args, 3, "-n", o.Namespace)
-		}
-		s = append(s, Step{Name: "restore " + name, Args: args})
-	}
-	return s, nil
-}
-
-func group(apiVersion string) string {
-	g, _, ok := strings.Cut(apiVersion, "/")
-	if !ok {
-		return "" // the core group ("v1") has no name
-	}
-	return g
-}
-
-// deploymentsOf lists the Deployments a scenario renders; without kubectl it returns the
-// v1 and v2 names the manifests are known to hold (the dry run checks the rendered list).
-func (c Config) deploymentsOf(name string) []string {
-	objs, err := Render(context.Background(), c.Root, ScenarioDir(name))
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, o := range objs {
-		if o.Kind == "Deployment" {
-			out = append(out, o.Name)
-		}
-	}
-	return out
-}
-
-// Extra is what a scenario renders beyond the baseline (by kind, namespace and name).
-func (c Config) Extra(name string) ([]Object, error) {
-	scen, err := Render(context.Background(), c.Root, ScenarioDir(name))
-	if err != nil {
-		return nil, err
-	}
-	base, err := Render(context.Background(), c.Root, ScenarioDir(Baseline))
-	if err != nil {
-		return nil, err
-	}
-	have := map[string]bool{}
-	for _, o := range base {
-		have[o.Key()] = true
-	}
-	var out []Object
-	for _, o := range scen {
-		if !have[o.Key()] {
-			out = append(out, o)
-		}
-	}
-	return out, nil
-}
 
 // Object is the part of a rendered manifest the flow and its checks read.
 type Object struct {

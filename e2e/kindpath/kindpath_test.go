@@ -40,7 +40,7 @@ func TestDryRun(t *testing.T) {
 	}
 
 	// The phases come in this order, each at least once.
-	order := []string{"kind", "istioctl", "skaffold", "cluster", "istio", "deploy", "apply " + Baseline, "test", "teardown"}
+	order := []string{"kind", "istioctl", "skaffold", "cluster", "istio", "images", "deploy " + Baseline, "test", "teardown"}
 	last := -1
 	for _, phase := range order {
 		i := slices.IndexFunc(plan, func(s Step) bool { return s.Name == phase })
@@ -107,46 +107,14 @@ func TestEveryComponentIsTested(t *testing.T) {
 	}
 }
 
-func TestRestoreDeletesWhatTheScenarioAdded(t *testing.T) {
-	c := config(t)
-	tests := []struct {
-		scenario string
-		deletes  []string
-	}{
-		{"authz", []string{"allow-nothing", "client", "server1", "server2", "user-service"}},
-		{"weighted-split", nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.scenario, func(t *testing.T) {
-			steps, err := c.Restore(tt.scenario)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var deleted []string
-			for _, s := range steps {
-				if slices.Contains(s.Args, "delete") {
-					ref := s.Args[len(s.Args)-1]
-					if !strings.HasPrefix(ref, "authorizationpolicy.security.istio.io/") {
-						t.Errorf("unexpected delete %s", ref)
-					}
-					deleted = append(deleted, ref[strings.Index(ref, "/")+1:])
-				}
-			}
-			slices.Sort(deleted)
-			if !slices.Equal(deleted, tt.deletes) {
-				t.Errorf("deleted %v, want %v", deleted, tt.deletes)
-			}
-			if steps[0].Kustomize != ScenarioDir(Baseline) {
-				t.Errorf("restore starts with %s, want the baseline", steps[0])
-			}
-		})
-	}
-}
-
 func TestKeepClusterDropsTeardown(t *testing.T) {
 	c := config(t)
 	c.KeepCluster = true
-	for _, s := range c.Flow() {
+	flow, err := c.Flow(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range flow {
 		if s.Name == "teardown" {
 			t.Fatalf("KeepCluster still tears down: %s", s)
 		}

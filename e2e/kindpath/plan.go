@@ -16,37 +16,154 @@ var Scenarios = []string{
 	"retries", "outlier-detection", "mirroring", "authz", "hardening",
 }
 
-// Plan is everything the kind path would run, in order: the flow with, in the place of the
-// test step, each scenario's apply and restore. It renders and validates every manifest on
-// the way, so an error means the path is not well formed.
+// Plan is everything the kind path would run, in order: the flow with, after the test step,
+// what the suite runs on the cluster: the baseline's meshed calls, then for each scenario
+// its switch, its meshed calls and the switch back to the baseline. It renders and validates
+// every manifest on the way and checks the whole sequence (CheckPlan), so an error means
+// the path is not well formed.
 func Plan(ctx context.Context, c Config) ([]Step, error) {
-	flow := c.Flow()
+	flow, err := c.Flow(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var plan []Step
-	for _, s := range flow {
-		if err := c.check(ctx, s); err != nil {
-			return nil, err
+	suite := func(name string, steps ...Step) {
+		for _, st := range steps {
+			st.Name = "suite: " + name
+			plan = append(plan, st)
 		}
+	}
+	calls := func(scenario string) {
+		for _, call := range MeshCalls[scenario] {
+			suite(scenario+" call", Step{Args: c.Exec(call)})
+		}
+	}
+	restore, err := c.Deploy(ctx, Baseline)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range flow {
+		plan = append(plan, s)
 		if s.Name != "test" {
-			plan = append(plan, s)
 			continue
 		}
-		plan = append(plan, s)
+		calls(Baseline)
 		for _, name := range Scenarios {
-			apply := c.Apply(name)
-			restore, err := c.Restore(name)
+			apply, err := c.Deploy(ctx, name)
 			if err != nil {
 				return nil, err
 			}
-			for _, st := range append(apply, restore...) {
-				if err := c.check(ctx, st); err != nil {
-					return nil, err
-				}
-				st.Name = "suite: " + st.Name
-				plan = append(plan, st)
-			}
+			suite("deploy "+name, apply...)
+			calls(name)
+			suite("deploy "+Baseline, restore...)
 		}
 	}
+	for _, s := range plan {
+		if err := c.check(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	// The meshed calls above are the table; the tests could still build their own.
+	if err := CheckSuiteSources(filepath.Join(c.Root, "e2e", "suite")); err != nil {
+		return nil, err
+	}
+	if err := c.CheckPlan(ctx, plan); err != nil {
+		return nil, err
+	}
 	return plan, nil
+}
+
+// CheckPlan checks the sequence as a whole, following a model of the cluster (Cluster):
+//   - one deploy path: skaffold only builds (`skaffold run`, `deploy` or `dev` would deploy
+//     its own image references next to the `kubectl apply -k` of the same scenario and roll
+//     everything out twice), and every apply is `kubectl apply -k deploy/scenarios/<name>`;
+//   - one deploy per scenario: the baseline once before the tests, then every scenario of
+//     Scenarios once, each followed by one return to the baseline; never the same scenario
+//     twice in a row;
+//   - after each switch the cluster holds exactly what the new scenario renders (nothing of
+//     the previous one is left behind);
+//   - every kubectl exec passes CheckExec against the scenario deployed at that moment (no
+//     meshed call from the istio-proxy container).
+func (c Config) CheckPlan(ctx context.Context, plan []Step) error {
+	render := func(dir string) ([]Object, error) { return Render(ctx, c.Root, dir) }
+	cluster := NewCluster(nil, render)
+	var current []Object // what the last switch deployed
+	var currentName, pending string
+	deploys := map[string]int{}
+	beforeTests, testSeen := 0, false
+	settle := func() error {
+		if pending == "" {
+			return nil
+		}
+		if diff := cluster.Equal(current); diff != "" {
+			return fmt.Errorf("after switching to %s the cluster is not what %s renders: %s", pending, pending, diff)
+		}
+		pending = ""
+		return nil
+	}
+	for i, s := range plan {
+		if len(s.Args) == 0 {
+			return fmt.Errorf("step %d %q has no command", i, s.Name)
+		}
+		if filepath.Base(s.Args[0]) == "skaffold" && (len(s.Args) < 2 || s.Args[1] != "build") {
+			return fmt.Errorf("step %q: %s: skaffold may only build; the one deploy path is `kubectl apply -k` (Deploy)", s.Name, s)
+		}
+		k, isKubectl := parseKubectl(s.Args)
+		if pending != "" && (!isKubectl || (k.Verb != "delete" && k.Verb != "rollout")) {
+			if err := settle(); err != nil {
+				return err
+			}
+		}
+		if s.Name == "test" {
+			testSeen = true
+		}
+		switch {
+		case isKubectl && k.Verb == "apply":
+			dir := flagValue(k.Args, "-k")
+			name, ok := strings.CutPrefix(dir, ScenarioDir(""))
+			if !ok {
+				return fmt.Errorf("step %q: %s: deploy with `kubectl apply -k %s<name>`", s.Name, s, ScenarioDir(""))
+			}
+			if name == currentName {
+				return fmt.Errorf("step %q: %s deployed twice in a row", s.Name, name)
+			}
+			if !testSeen {
+				beforeTests++
+			} else {
+				deploys[name]++
+			}
+			objs, err := render(dir)
+			if err != nil {
+				return err
+			}
+			current, currentName, pending = objs, name, name
+		case isKubectl && k.Verb == "exec":
+			if current == nil {
+				return fmt.Errorf("step %q: exec before anything is deployed", s.Name)
+			}
+			if err := CheckExec(current, s.Args); err != nil {
+				return fmt.Errorf("step %q: %w", s.Name, err)
+			}
+		}
+		if err := cluster.Run(s); err != nil {
+			return err
+		}
+	}
+	if err := settle(); err != nil {
+		return err
+	}
+	if beforeTests != 1 {
+		return fmt.Errorf("%d deploys before the tests, want 1 (the baseline %s)", beforeTests, Baseline)
+	}
+	for _, name := range Scenarios {
+		if deploys[name] != 1 {
+			return fmt.Errorf("the suite deploys %s %d times, want 1", name, deploys[name])
+		}
+	}
+	if deploys[Baseline] != len(Scenarios) {
+		return fmt.Errorf("the suite returns to %s %d times, want %d (once after each scenario)", Baseline, deploys[Baseline], len(Scenarios))
+	}
+	return nil
 }
 
 // check validates one step: the files and folders it names exist, and a kustomization it

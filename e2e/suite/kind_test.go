@@ -11,16 +11,23 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshdemo/meshdemo/e2e/kindpath"
 )
 
-// withScenario applies an Istio scenario (kindpath: kubectl apply -k deploy/scenarios/<name>
-// and rollout status), polls until inEffect reports the new behaviour, and restores the
-// baseline when the test ends, waiting until the base routes answer again.
+// withScenario switches the cluster to an Istio scenario (kindpath.Deploy: kubectl apply -k
+// deploy/scenarios/<name>, delete what other scenarios left, rollout status), polls until
+// inEffect reports the new behaviour, and switches back to the baseline when the test ends
+// (which deletes what the scenario added), waiting until the base routes answer again.
 func withScenario(t *testing.T, name string, inEffect func() error) {
 	t.Helper()
 	needMesh(t)
 	k := tgt.kube
-	restore, err := k.cfg.Restore(name)
+	restore, err := k.cfg.Deploy(t.Context(), kindpath.Baseline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply, err := k.cfg.Deploy(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +35,7 @@ func withScenario(t *testing.T, name string, inEffect func() error) {
 		k.runSteps(t, restore)
 		eventually(t, 2*time.Minute, "baseline restored after "+name, baselineInEffect)
 	})
-	k.runSteps(t, k.cfg.Apply(name))
+	k.runSteps(t, apply)
 	eventually(t, 2*time.Minute, "scenario "+name+" in effect", inEffect)
 }
 
@@ -213,7 +220,35 @@ func TestOutlierDetection(t *testing.T) {
 	if r, err := requestURL(t.Context(), direct+"/server2/end", "", http.MethodGet, nil, nil); err != nil || r.status != http.StatusServiceUnavailable {
 		t.Fatalf("the sick pod answers %v %d, want 503", err, r.status)
 	}
-	// Ejected: twenty calls in a row succeed and none reaches the sick instance.
+	// Ejected: server1's sidecar flags the sick endpoint in Envoy's admin `clusters` output
+	// (its stats would not say: Istio's default stats inclusion list, pkg/bootstrap/config.go,
+	// drops outlier_detection.*). The admin port listens on the pod's loopback only, which a
+	// port-forward reaches; nothing runs in the istio-proxy container.
+	server1 := tgt.kube.pods(t, "app=server1,version=v1")
+	if len(server1) != 1 {
+		t.Fatalf("server1 v1 pods %v, want 1", server1)
+	}
+	envoy := tgt.kube.portForward(t, server1[0], 15000)
+	endpoint := "outbound|8080|v1|server2.meshdemo.svc.cluster.local::" + tgt.kube.podIP(t, sick) + ":8080::health_flags::"
+	eventually(t, time.Minute, sick+" flagged by server1's sidecar", func() error {
+		for range 5 { // keep calling: ejection needs consecutive 5xx from the sick pod
+			get(t, "/client/server1", nil)
+		}
+		r, err := requestURL(t.Context(), envoy+"/clusters", "", http.MethodGet, nil, nil)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(r.body), "\n") {
+			if flags, ok := strings.CutPrefix(line, endpoint); ok {
+				if strings.Contains(flags, "/failed_outlier_check") {
+					return nil
+				}
+				return fmt.Errorf("%s", line)
+			}
+		}
+		return fmt.Errorf("no line starting %q in /clusters", endpoint)
+	})
+	// Twenty calls in a row succeed and none reaches the sick instance.
 	eventually(t, time.Minute, sick+" ejected", func() error {
 		for i := range 20 {
 			r := get(t, "/client/server1", nil)
@@ -261,25 +296,26 @@ func TestMirroring(t *testing.T) {
 	}
 }
 
-// proxyCurl calls url from inside a meshed pod's istio-proxy container (its image has curl),
-// so the call carries that workload's identity; it returns the HTTP status.
-func proxyCurl(t *testing.T, deploy, url string, header ...string) string {
+// meshCalls makes the scenario's in-mesh calls (kindpath.MeshCalls, which the dry run prints
+// and checks), each from a workload's application container, and checks their status.
+func meshCalls(t *testing.T, scenario string) {
 	t.Helper()
-	args := []string{"exec", "deploy/" + deploy, "-c", "istio-proxy", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10"}
-	for _, h := range header {
-		args = append(args, "-H", h)
+	calls := kindpath.MeshCalls[scenario]
+	if len(calls) == 0 {
+		t.Fatalf("kindpath.MeshCalls has no calls for %s", scenario)
 	}
-	out, err := tgt.kube.run(t.Context(), append(args, url)...)
-	if err != nil {
-		t.Fatalf("curl from %s: %v", deploy, err)
+	for _, c := range calls {
+		if code := tgt.kube.meshCall(t, c); code != c.Want {
+			t.Errorf("%s -> %s: %d, want %d (%s)", c.From, c.URL, code, c.Want, c.Why)
+		}
 	}
-	return strings.TrimSpace(string(out))
 }
 
 func TestAuthz(t *testing.T) {
+	first := kindpath.MeshCalls["authz"][0]
 	withScenario(t, "authz", func() error {
-		if code := proxyCurl(t, "server1-v1", "http://user-service:8080/api/users"); code != "403" {
-			return fmt.Errorf("server1 -> user-service: %s", code)
+		if code := tgt.kube.meshCall(t, first); code != first.Want {
+			return fmt.Errorf("%s -> %s: %d", first.From, first.URL, code)
 		}
 		return nil
 	})
@@ -288,12 +324,7 @@ func TestAuthz(t *testing.T) {
 			t.Errorf("real graph %s: %s", path, chainStatus(r))
 		}
 	}
-	if code := proxyCurl(t, "client-v1", "http://server2:8080/server2/end"); code != "403" {
-		t.Errorf("client -> server2 (outside the graph): %s, want 403", code)
-	}
-	if code := proxyCurl(t, "server1-v1", "http://server2:8080/server2/end"); code != "200" {
-		t.Errorf("server1 -> server2 (in the graph): %s, want 200", code)
-	}
+	meshCalls(t, "authz")
 }
 
 func TestHardening(t *testing.T) {
@@ -309,33 +340,31 @@ func TestHardening(t *testing.T) {
 			t.Fatalf("through the gateway: %s, want 200 (directive removed)", chainStatus(r))
 		}
 	}
-	if code := proxyCurl(t, "client-v1", "http://server1:8080/server1/server2", "X-Meshdemo-Fault: server2=abort:503@100"); code != "503" {
-		t.Errorf("in-mesh caller: %s, want 503 (the directive still works inside)", code)
-	}
+	meshCalls(t, "hardening") // an in-mesh caller's directive still works: 503
 }
 
 // TestMTLSStrict: with PeerAuthentication STRICT a plaintext call from a pod without a
-// sidecar fails while a meshed call to the same service succeeds.
+// sidecar fails while a meshed call to the same service succeeds. The plaintext caller is
+// the client image itself (`/workload get`; loaded in the node, never pulled).
 func TestMTLSStrict(t *testing.T) {
 	needMesh(t)
 	ns := "meshdemo-e2e-plain"
 	k := tgt.kube
 	k.must(t, "create", "namespace", ns) // no istio-injection label: no sidecar
 	t.Cleanup(func() { _, _ = k.run(ctxBG(), "delete", "namespace", ns, "--wait=false") })
-	out, err := k.run(t.Context(), "-n", ns, "run", "plain-curl", "--image=curlimages/curl:8.11.1", "--restart=Never",
-		"--rm", "-i", "--pod-running-timeout=3m", "--command", "--",
-		"curl", "-sS", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", "http://server2.meshdemo:8080/server2/end")
+	url := "http://server2.meshdemo:8080/server2/end"
+	out, err := k.run(t.Context(), "-n", ns, "run", "plain-get", "--image=meshdemo/client:dev", "--image-pull-policy=Never",
+		"--restart=Never", "--rm", "-i", "--pod-running-timeout=3m", "--", "get", "-timeout", "10s", url)
 	t.Logf("plaintext call: %v %s", err, out)
-	if strings.HasSuffix(strings.TrimSpace(string(out)), "200") {
-		t.Fatal("a plaintext call from outside the mesh got 200 under STRICT mTLS")
+	if code, perr := kindpath.ParseGet(out); perr == nil {
+		t.Fatalf("a plaintext call from outside the mesh got an HTTP answer (%d) under STRICT mTLS", code)
 	}
-	// curl ran and its connection failed (http_code 000): not a pod that never started.
-	if !strings.Contains(string(out), "000") {
-		t.Fatalf("want curl's 000 (connection reset by the STRICT sidecar), got %v %q", err, out)
+	// get ran and reported no answer (the STRICT sidecar resets the connection): not a pod
+	// that never started. kubectl run -i streams the container's stderr, which err carries.
+	if all := fmt.Sprint(string(out), err); !strings.Contains(all, "get "+url+":") {
+		t.Fatalf("want get's own error for %s (connection reset), got %q", url, all)
 	}
-	if code := proxyCurl(t, "server1-v1", "http://server2:8080/server2/end"); code != "200" {
-		t.Errorf("meshed call: %s, want 200", code)
-	}
+	meshCalls(t, kindpath.Baseline) // the meshed call server1 -> server2: 200
 }
 
 // TestTelemetryAccessLog: the Telemetry resource turns on Envoy access logs; the request id

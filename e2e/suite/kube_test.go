@@ -21,18 +21,44 @@ type kube struct {
 	cfg kindpath.Config
 }
 
+// run runs kubectl in the run's context and namespace.
 func (k *kube) run(ctx context.Context, args ...string) ([]byte, error) {
-	argv := append([]string{"--context", k.cfg.Context(), "-n", k.cfg.Namespace}, args...)
-	cmd := exec.CommandContext(ctx, "kubectl", argv...)
+	return k.runArgv(ctx, append([]string{"kubectl", "--context", k.cfg.Context(), "-n", k.cfg.Namespace}, args...))
+}
+
+// runArgv runs a whole kubectl argv. Every kubectl command of the suite passes here, and
+// kindpath.GuardKubectl refuses to run anything in a sidecar container: a call from
+// istio-proxy (UID 1337) is not captured, so it has no identity and STRICT mTLS resets it.
+func (k *kube) runArgv(ctx context.Context, argv []string) ([]byte, error) {
+	if err := kindpath.GuardKubectl(argv); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
 		if ee, ok := err.(*exec.ExitError); ok {
 			stderr = string(ee.Stderr)
 		}
-		return out, fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, stderr)
+		return out, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, stderr)
 	}
 	return out, nil
+}
+
+// meshCall makes an in-mesh call from the application container of call.From (kindpath.Exec:
+// `kubectl exec ... -c <app> -- /workload get URL`), so it carries that workload's identity,
+// and returns the status code.
+func (k *kube) meshCall(t *testing.T, call kindpath.MeshCall) int {
+	t.Helper()
+	out, err := k.runArgv(t.Context(), k.cfg.Exec(call))
+	if err != nil {
+		t.Fatalf("call from %s to %s: %v", call.From, call.URL, err)
+	}
+	code, err := kindpath.ParseGet(out)
+	if err != nil {
+		t.Fatalf("call from %s to %s: %v", call.From, call.URL, err)
+	}
+	return code
 }
 
 func (k *kube) must(t *testing.T, args ...string) string {
@@ -53,12 +79,21 @@ func (k *kube) appLogs(ctx context.Context, service string) ([]logLine, error) {
 	return parseLogs(out), nil
 }
 
-// pods lists the names of the running pods matching a label selector.
+// pods lists the pods matching a label selector that are running, ready and not being
+// deleted (kindpath.LivePods): after a rollout, the old pods may still be terminating.
 func (k *kube) pods(t *testing.T, selector string) []string {
 	t.Helper()
-	out := k.must(t, "get", "pods", "-l", selector, "--field-selector=status.phase=Running",
-		"-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}")
-	return strings.Fields(out)
+	names, err := kindpath.LivePods([]byte(k.must(t, "get", "pods", "-l", selector, "-o", "json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// podIP is a pod's IP address.
+func (k *kube) podIP(t *testing.T, pod string) string {
+	t.Helper()
+	return strings.TrimSpace(k.must(t, "get", "pod", pod, "-o", "jsonpath={.status.podIP}"))
 }
 
 // portForward forwards a free local port to port of a pod and returns its base URL.

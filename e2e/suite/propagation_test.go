@@ -63,10 +63,10 @@ func TestPropagation(t *testing.T) {
 		{"traceparent", "Traceparent", "00-%s-%s-01"},
 		{"b3 single header", "B3", "%s-%s-1"},
 	} {
+		// On kind too: the pinned Istio configures no tracer by default (values.yaml
+		// global.proxy.tracer "none", no tracing in the default ProxyConfig), so Envoy passes
+		// trace headers through unchanged and the workloads continue the caller's trace.
 		t.Run(tc.name+" reaches server2", func(t *testing.T) {
-			if tgt.name == "kind" {
-				t.Skip("on kind the gateway's Zipkin tracer starts or continues a B3 trace, which the workloads' propagator reads after W3C; the multi-header case covers kind")
-			}
 			traceID := randHex(16)
 			h := hdr(tc.header, fmt.Sprintf(tc.value, traceID, randHex(8)))
 			if r := get(t, "/client/server1", h); r.status != http.StatusOK {

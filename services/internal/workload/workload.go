@@ -90,9 +90,13 @@ type Spec struct {
 	OnListen func(public, admin net.Addr)
 }
 
-// Main is run(...) for every workload. args[1] == "healthcheck" probes the local
-// /readyz instead of serving, for container images that have no curl.
+// Main is run(...) for every workload. Instead of serving, for container images that have
+// no curl: args[1] == "healthcheck" probes the local /readyz, and "get URL" makes one GET
+// from the workload's own container (see get).
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, spec Spec) error {
+	if len(args) > 1 && args[1] == "get" { // needs no configuration: runs in any pod
+		return get(ctx, spec.Name, args[2:], stdout, stderr)
+	}
 	if err := config.Parse(getenv, spec.Settings); err != nil {
 		return err
 	}
@@ -111,7 +115,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		if args[1] == "healthcheck" {
 			return healthcheck(ctx, common.Port, stdout)
 		}
-		return fmt.Errorf("unknown argument %q (usage: %s [healthcheck])", args[1], spec.Name)
+		return fmt.Errorf("unknown argument %q (usage: %s [healthcheck | get [-H 'Name: value']... URL])", args[1], spec.Name)
 	}
 	if err := spec.Settings.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)

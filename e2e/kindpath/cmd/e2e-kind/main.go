@@ -1,6 +1,10 @@
-// Command e2e-kind runs the whole kind end-to-end flow (`make e2e`): cluster, Istio, skaffold,
-// baseline, the suite, teardown. -dry-run prints every command instead and renders every
-// manifest the flow and the scenario tests would apply.
+// Command e2e-kind runs the whole kind end-to-end flow (`make e2e`): cluster, Istio, images
+// (skaffold build, kind load), the baseline, the suite, teardown. -dry-run prints every
+// command instead and renders and checks every manifest the flow and the scenario tests
+// would apply. The hand steps of build/make/k8s.mk run the same commands: -istio-install
+// (`make istio-install`), and -deploy NAME (`make deploy SCENARIO=NAME`), which builds and
+// loads the images and switches the cluster to one scenario, pruning what the previous
+// scenario left.
 package main
 
 import (
@@ -28,10 +32,13 @@ func run(ctx context.Context, args []string) error {
 	dry := fs.Bool("dry-run", false, "print the commands and render the manifests; run nothing")
 	keep := fs.Bool("keep-cluster", os.Getenv("KEEP_CLUSTER") == "1", "leave the kind cluster running (KEEP_CLUSTER=1)")
 	run := fs.String("run", "", "passed to go test -run")
+	deploy := fs.String("deploy", "", "only build and load the images and switch the cluster to this scenario (deploy/scenarios/<name>)")
+	istio := fs.Bool("istio-install", false, "only install Istio on the cluster and wait for istiod and the gateway")
+	cluster := fs.String("cluster", "meshdemo", "kind cluster name (context kind-<name>)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := kindpath.Config{KeepCluster: *keep}
+	cfg := kindpath.Config{KeepCluster: *keep, Cluster: *cluster}
 	if *run != "" {
 		cfg.TestArgs = []string{"-run", *run}
 	}
@@ -42,6 +49,16 @@ func run(ctx context.Context, args []string) error {
 	fmt.Printf("# meshdemo kind e2e, written against kind %s, kubectl %s, Docker %s, Istio %s (build/istio-version)\n",
 		kindpath.KindVersion, kindpath.KubectlVersion, kindpath.DockerVersion, cfg.IstioTag)
 	r := kindpath.Runner{Root: cfg.Root, DryRun: *dry, Out: os.Stdout, Stdout: os.Stdout, Stderr: os.Stderr}
+	if *istio {
+		return r.Run(ctx, cfg.IstioInstall())
+	}
+	if *deploy != "" {
+		steps, err := cfg.Deploy(ctx, *deploy)
+		if err != nil {
+			return err
+		}
+		return r.Run(ctx, append(cfg.Images(), steps...))
+	}
 	if *dry {
 		plan, err := kindpath.Plan(ctx, cfg)
 		if err != nil {
@@ -49,5 +66,9 @@ func run(ctx context.Context, args []string) error {
 		}
 		return r.Run(ctx, plan)
 	}
-	return r.Run(ctx, cfg.Flow())
+	flow, err := cfg.Flow(ctx)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx, flow)
 }

@@ -1,0 +1,94 @@
+package kindpath
+
+import (
+	"go/token"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestExecRunsGetInTheAppContainer(t *testing.T) {
+	c := config(t)
+	got := strings.Join(c.Exec(MeshCall{From: "user-service-v2", URL: "http://server2:8080/server2/end", Header: []string{"canary_id: v2"}}), " ")
+	want := "kubectl --context kind-meshdemo -n meshdemo exec deploy/user-service-v2 -c user-service -- /workload get -timeout 10s -H canary_id: v2 http://server2:8080/server2/end"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestGuardKubectl(t *testing.T) {
+	tests := []struct {
+		argv []string
+		want string // "" = allowed
+	}{
+		{[]string{"kubectl", "--context", "k", "-n", "meshdemo", "exec", "deploy/server1-v1", "-c", "istio-proxy", "--", "curl", "http://x"}, "UID 1337"},
+		{[]string{"kubectl", "exec", "-n", "meshdemo", "--container=istio-proxy", "deploy/server1-v1", "--", "pilot-agent"}, "UID 1337"},
+		{[]string{"kubectl", "exec", "deploy/server1-v1", "--", "/workload", "get", "http://x"}, "without -c"},
+		{[]string{"kubectl", "exec", "deploy/server1-v1", "-c", "server1", "--", "/workload", "get", "http://x"}, ""},
+		{[]string{"kubectl", "logs", "deploy/server1-v1", "-c", "istio-proxy"}, ""},
+		{[]string{"kubectl", "-n", "x", "run", "plain", "--image=meshdemo/client:dev", "--", "get", "http://x"}, ""},
+	}
+	for _, tt := range tests {
+		err := GuardKubectl(tt.argv)
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%v: got %v, want %q", tt.argv, err, tt.want)
+		}
+	}
+}
+
+func TestLivePods(t *testing.T) {
+	list := `{"items":[
+ {"metadata":{"name":"server2-v1-new-a"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}},
+ {"metadata":{"name":"server2-v1-old","deletionTimestamp":"2026-12-01T00:00:00Z"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}},
+ {"metadata":{"name":"server2-v1-starting"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"False"}]}},
+ {"metadata":{"name":"server2-v1-pending"},"status":{"phase":"Pending"}},
+ {"metadata":{"name":"server2-v1-new-b"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}
+]}`
+	got, err := LivePods([]byte(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"server2-v1-new-a", "server2-v1-new-b"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if _, err := LivePods([]byte("error: the server doesn't have a resource type")); err == nil {
+		t.Error("garbage accepted")
+	}
+}
+
+func TestParseGet(t *testing.T) {
+	for out, want := range map[string]int{"403\nRBAC: access denied\n": 403, "200\n{}\n": 200, "503\n": 503} {
+		if got, err := ParseGet([]byte(out)); err != nil || got != want {
+			t.Errorf("%q: %d %v", out, got, err)
+		}
+	}
+	for _, out := range []string{"", "000", "RBAC: access denied", "42\n"} {
+		if _, err := ParseGet([]byte(out)); err == nil {
+			t.Errorf("%q accepted", out)
+		}
+	}
+}
+
+// TestSuiteSourceCheckRejectsProxyCurl: the source check finds the proxyCurl the suite used
+// to have, and lets reading the proxy's logs through.
+func TestSuiteSourceCheckRejectsProxyCurl(t *testing.T) {
+	src := `package suite
+func proxyCurl(deploy, url string) {
+	args := []string{"exec", "deploy/" + deploy, "-c", "istio-proxy", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10"}
+	_ = args
+}
+func proxyLogs(w string) { run("logs", "deploy/"+w, "-c", "istio-proxy", "--tail=-1") }
+func other(w string) { run("exec", "deploy/"+w, "-c", w, "--", "/workload", "get", "http://x") }
+`
+	got, err := sidecarUses(token.NewFileSet(), "old.go", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "old.go:3:") {
+		t.Fatalf("got %v, want the composite literal on line 3 only", got)
+	}
+	if err := CheckSuiteSources(filepath.Join(config(t).Root, "e2e", "suite")); err != nil {
+		t.Error(err)
+	}
+}
