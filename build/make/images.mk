@@ -21,9 +21,10 @@ images-multistage: ## build the four images with the self-contained multi-stage 
 		DOCKER_BUILDKIT=1 docker build -f build/Dockerfile --build-arg WORKLOAD=$$w -t $(IMAGE_REPO)/$$w:$(IMAGE_TAG) . || exit 1; \
 	done
 
-compose-config: ## validate compose.yaml, with and without the observability profile
+compose-config: ## validate compose.yaml, with and without the observability profile, and with compose.postgres.yaml
 	$(COMPOSE) -f compose.yaml config -q
 	$(COMPOSE) -f compose.yaml --profile observability config -q
+	$(COMPOSE) -f compose.yaml -f compose.postgres.yaml config -q
 
 compose-up: images ## start the four workloads with docker compose (client on http://127.0.0.1:8080)
 	$(COMPOSE) -f compose.yaml up -d

@@ -74,6 +74,7 @@ type composeFile struct {
 		} `yaml:"depends_on"`
 		Ports    []any    `yaml:"ports"`
 		Profiles []string `yaml:"profiles"`
+		Volumes  []any    `yaml:"volumes"`
 	} `yaml:"services"`
 }
 
@@ -141,6 +142,115 @@ func TestComposeFile(t *testing.T) {
 	} {
 		if got := f.Services[u.svc].Environment[u.key]; got != u.want {
 			t.Errorf("%s: %s=%q, want %q", u.svc, u.key, got, u.want)
+		}
+	}
+}
+
+// postgresFile is the override that puts user-service v1 and v2 on one PostgreSQL.
+const postgresFile = "compose.postgres.yaml"
+
+// TestComposePostgresFile validates compose.yaml with compose.postgres.yaml and checks what the
+// override promises on the resolved form: a pinned, hardened, health-checked postgres with its
+// own volume; v1 and v2 of user-service on the same DATABASE_URL, started only once the
+// database is healthy; v2 identical to v1 but for its version and host ports (the file repeats
+// compose.yaml's settings, which must not drift). And compose.yaml alone has no database at all,
+// so the plain `compose up` never pulls an image.
+func TestComposePostgresFile(t *testing.T) {
+	read := func(args ...string) composeFile {
+		t.Helper()
+		out, err := compose(t.Context(), t, nil, append(args, "config")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f composeFile
+		if err := yaml.Unmarshal(out, &f); err != nil {
+			t.Fatalf("compose config output: %v\n%s", err, out)
+		}
+		return f
+	}
+	plain := read()
+	if _, ok := plain.Services["postgres"]; ok {
+		t.Error("compose.yaml alone starts postgres: the plain `compose up` would pull an image")
+	}
+	if u := plain.Services["user-service"].Environment["DATABASE_URL"]; u != "" {
+		t.Errorf("compose.yaml alone: user-service DATABASE_URL %q, want none (memory store)", u)
+	}
+
+	f := read("-f", postgresFile)
+	pg, ok := f.Services["postgres"]
+	if !ok {
+		t.Fatalf("%s: no postgres service", postgresFile)
+	}
+	if repo, tag, _ := strings.Cut(pg.Image, ":"); repo != "postgres" || tag == "" || tag == "latest" {
+		t.Errorf("postgres image %q, want the official image pinned by tag", pg.Image)
+	}
+	if !pg.ReadOnly || pg.User == "" || strings.HasPrefix(pg.User, "0") || !slices.Equal(pg.CapDrop, []string{"ALL"}) {
+		t.Errorf("postgres: read_only=%v user=%q cap_drop=%v, want true, non-root, [ALL]", pg.ReadOnly, pg.User, pg.CapDrop)
+	}
+	if !slices.Contains(pg.Healthcheck.Test, "pg_isready") {
+		t.Errorf("postgres: healthcheck %v, want pg_isready", pg.Healthcheck.Test)
+	}
+	dataVolume := false
+	for _, v := range pg.Volumes {
+		// v1 prints "postgres-data:/var/lib/postgresql/data:rw", the plugin a map.
+		switch v := v.(type) {
+		case string:
+			src, rest, _ := strings.Cut(v, ":")
+			dst, _, _ := strings.Cut(rest, ":")
+			dataVolume = dataVolume || (src == "postgres-data" && dst == "/var/lib/postgresql/data")
+		case map[string]any:
+			dataVolume = dataVolume || (v["source"] == "postgres-data" && v["target"] == "/var/lib/postgresql/data")
+		}
+	}
+	if !dataVolume {
+		t.Errorf("postgres: volumes %v, want the named volume postgres-data on /var/lib/postgresql/data", pg.Volumes)
+	}
+	if pw := pg.Environment["POSTGRES_PASSWORD"]; pw == "" || pg.Environment["POSTGRES_USER"] == "" || pg.Environment["POSTGRES_DB"] == "" {
+		t.Errorf("postgres: environment %v lacks user, password or database", pg.Environment)
+	}
+	wantURL := fmt.Sprintf("postgres://%s:%s@postgres:5432/%s?sslmode=disable",
+		pg.Environment["POSTGRES_USER"], pg.Environment["POSTGRES_PASSWORD"], pg.Environment["POSTGRES_DB"])
+
+	v1, v2 := f.Services["user-service"], f.Services["user-service-v2"]
+	for name, svc := range map[string]struct{ version string }{"user-service": {"v1"}, "user-service-v2": {"v2"}} {
+		s := f.Services[name]
+		if got := s.Environment["DATABASE_URL"]; got != wantURL {
+			t.Errorf("%s: DATABASE_URL %q, want %q", name, got, wantURL)
+		}
+		if s.DependsOn["postgres"].Condition != "service_healthy" {
+			t.Errorf("%s: depends_on postgres %q, want service_healthy", name, s.DependsOn["postgres"].Condition)
+		}
+		if got := s.Environment["SERVICE_VERSION"]; got != svc.version {
+			t.Errorf("%s: SERVICE_VERSION %q, want %s", name, got, svc.version)
+		}
+	}
+	if v2.Image != v1.Image || v2.ReadOnly != v1.ReadOnly || v2.User != v1.User || !slices.Equal(v2.CapDrop, v1.CapDrop) ||
+		!slices.Equal(v2.Healthcheck.Test, v1.Healthcheck.Test) {
+		t.Errorf("user-service-v2 differs from user-service: image %q/%q read_only %v/%v user %q/%q cap_drop %v/%v healthcheck %v/%v",
+			v2.Image, v1.Image, v2.ReadOnly, v1.ReadOnly, v2.User, v1.User, v2.CapDrop, v1.CapDrop, v2.Healthcheck.Test, v1.Healthcheck.Test)
+	}
+	for k, want := range v1.Environment {
+		if k != "SERVICE_VERSION" && v2.Environment[k] != want {
+			t.Errorf("user-service-v2: %s=%q, user-service has %q", k, v2.Environment[k], want)
+		}
+	}
+	for k := range v2.Environment {
+		if _, ok := v1.Environment[k]; !ok {
+			t.Errorf("user-service-v2: %s is set, user-service has no such variable", k)
+		}
+	}
+	for name, svc := range map[string][]any{"postgres": pg.Ports, "user-service-v2": v2.Ports} {
+		for _, p := range svc {
+			var hostIP string
+			switch p := p.(type) {
+			case string:
+				hostIP, _, _ = strings.Cut(p, ":")
+			case map[string]any:
+				hostIP, _ = p["host_ip"].(string)
+			}
+			if hostIP != "127.0.0.1" {
+				t.Errorf("%s: port %v is not published on 127.0.0.1 only", name, p)
+			}
 		}
 	}
 }

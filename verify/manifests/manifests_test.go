@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -46,7 +47,7 @@ func render(t testing.TB, tree *Tree, target string) ([]byte, error) {
 	case "pilot":
 		return tree.Render(Composition{
 			Resources:  []string{"deploy/overlays/kind", "istio/base"},
-			Components: []string{"deploy/components/canary", "istio/components/" + name},
+			Components: append(slices.Clone(CanaryComponents), "istio/components/"+name),
 		})
 	case "dir":
 		return tree.Build(name)
@@ -284,5 +285,94 @@ func overlay(t *testing.T, tree *Tree, dir string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The database the issue asks for: with the canary (every deploy/scenarios entry but default),
+// one PostgreSQL StatefulSet behind a TCP Service, and every version of user-service pointed at
+// it; the default preset keeps user-service in memory; the component alone (base, no canary)
+// still reaches v1, so other compositions (the later Istio flavours) can reuse it.
+func TestPostgresSharedByEveryUserService(t *testing.T) {
+	t.Parallel()
+	tree := loadTree(t)
+	const url = "postgres://meshdemo:$(DATABASE_PASSWORD)@postgres.meshdemo.svc.cluster.local:5432/meshdemo?sslmode=disable"
+	for _, tc := range []struct {
+		name     string
+		comp     Composition
+		postgres bool
+		users    []string // user-service Deployments expected, all with DATABASE_URL when postgres
+	}{
+		{"canary", Scenario("canary"), true, []string{"user-service-v1", "user-service-v2"}},
+		{"authz", Scenario("authz"), true, []string{"user-service-v1", "user-service-v2"}},
+		{"default", Scenario("default"), false, []string{"user-service-v1"}},
+		{"component-without-canary", Composition{Resources: []string{"deploy/base"}, Components: []string{"deploy/components/postgres"}}, true, []string{"user-service-v1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := tree.Render(tc.comp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := Decode(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var users []string
+			var sts *appsv1.StatefulSet
+			var svc *corev1.Service
+			for _, o := range objs {
+				switch x := o.Typed.(type) {
+				case *appsv1.StatefulSet:
+					sts = x
+				case *corev1.Service:
+					if x.Name == "postgres" {
+						svc = x
+					}
+				case *appsv1.Deployment:
+					if x.Spec.Template.Labels["app"] != "user-service" {
+						continue
+					}
+					users = append(users, x.Name)
+					got := ""
+					for _, e := range x.Spec.Template.Spec.Containers[0].Env {
+						if e.Name == "DATABASE_URL" {
+							got = e.Value
+						}
+					}
+					if tc.postgres && got != url {
+						t.Errorf("%s: DATABASE_URL %q, want %q", x.Name, got, url)
+					}
+					if !tc.postgres && got != "" {
+						t.Errorf("%s: DATABASE_URL %q, want none (memory store)", x.Name, got)
+					}
+				}
+			}
+			slices.Sort(users)
+			if !slices.Equal(users, tc.users) {
+				t.Errorf("user-service Deployments %v, want %v", users, tc.users)
+			}
+			if !tc.postgres {
+				if sts != nil || svc != nil {
+					t.Errorf("PostgreSQL rendered without the canary")
+				}
+				return
+			}
+			if sts == nil || svc == nil {
+				t.Fatalf("StatefulSet %v, Service %v: want both", sts != nil, svc != nil)
+			}
+			c := sts.Spec.Template.Spec.Containers[0]
+			// The kind component pins meshdemo's images to :dev with pull policy Never; PostgreSQL
+			// must keep its own tag and be pulled by the node.
+			if c.Image != "postgres:17-alpine" || c.ImagePullPolicy == corev1.PullNever {
+				t.Errorf("postgres image %q pull policy %q", c.Image, c.ImagePullPolicy)
+			}
+			p := svc.Spec.Ports
+			if len(p) != 1 || p[0].Name != "tcp-postgres" || p[0].Port != 5432 || p[0].AppProtocol == nil || *p[0].AppProtocol != "tcp" {
+				t.Errorf("Service postgres ports %+v, want tcp-postgres 5432 appProtocol tcp", p)
+			}
+			if len(sts.Spec.VolumeClaimTemplates) != 1 || sts.Spec.VolumeClaimTemplates[0].Labels[partOf] != "meshdemo" {
+				t.Errorf("volume claim templates %+v, want one labelled %s=meshdemo", sts.Spec.VolumeClaimTemplates, partOf)
+			}
+		})
 	}
 }

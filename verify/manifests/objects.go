@@ -37,10 +37,12 @@ func (o Object) ID() string { return fmt.Sprintf("%s %s/%s", o.Kind, o.Meta.Name
 
 // kubeTypes are the Kubernetes kinds meshdemo renders, by apiVersion/kind.
 var kubeTypes = map[string]func() any{
-	"v1/Namespace":       func() any { return &corev1.Namespace{} },
-	"v1/ServiceAccount":  func() any { return &corev1.ServiceAccount{} },
-	"v1/Service":         func() any { return &corev1.Service{} },
-	"apps/v1/Deployment": func() any { return &appsv1.Deployment{} },
+	"v1/Namespace":        func() any { return &corev1.Namespace{} },
+	"v1/ServiceAccount":   func() any { return &corev1.ServiceAccount{} },
+	"v1/Service":          func() any { return &corev1.Service{} },
+	"v1/Secret":           func() any { return &corev1.Secret{} },
+	"apps/v1/Deployment":  func() any { return &appsv1.Deployment{} },
+	"apps/v1/StatefulSet": func() any { return &appsv1.StatefulSet{} },
 }
 
 // istioTypes are the Istio kinds, at the v1 APIs only: a v1alpha3 or v1beta1 apiVersion has no

@@ -3,6 +3,8 @@ package manifests
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -12,40 +14,71 @@ import (
 // Drain budget of the workloads (contract: DRAIN_DELAY 5s + SHUTDOWN_TIMEOUT 10s).
 const drainBudgetSeconds = 15
 
-// checkPods: the pod conventions of the issue, for every Deployment (v1 and v2 alike).
+// imagePrefix marks meshdemo's own images (meshdemo/<workload>); every other image is a
+// third-party backing service (PostgreSQL), with conventions of its own.
+const imagePrefix = "meshdemo/"
+
+// workload is a pod template with its controller: a Deployment (meshdemo's workloads) or a
+// StatefulSet (PostgreSQL).
+type workload struct {
+	kind, name string
+	labels     map[string]string // the controller's own labels
+	selector   map[string]string // spec.selector.matchLabels
+	template   corev1.PodTemplateSpec
+}
+
+func (w workload) id() string { return w.kind + " " + w.name }
+
+func deploymentWorkload(d *appsv1.Deployment) workload {
+	w := workload{kind: "Deployment", name: d.Name, labels: d.Labels, template: d.Spec.Template}
+	if d.Spec.Selector != nil {
+		w.selector = d.Spec.Selector.MatchLabels
+	}
+	return w
+}
+
+func statefulSetWorkload(s *appsv1.StatefulSet) workload {
+	w := workload{kind: "StatefulSet", name: s.Name, labels: s.Labels, template: s.Spec.Template}
+	if s.Spec.Selector != nil {
+		w.selector = s.Spec.Selector.MatchLabels
+	}
+	return w
+}
+
+// ownImage reports whether the pod runs one of meshdemo's binaries (docs/contract.md applies).
+func (w workload) ownImage() bool {
+	cs := w.template.Spec.Containers
+	return len(cs) > 0 && strings.HasPrefix(cs[0].Image, imagePrefix)
+}
+
+// checkPods: the pod conventions of the issue. Every pod, meshdemo's or not, meets the Pod
+// Security Standard "restricted" (plus a read-only root file system, resources and its own
+// service account); meshdemo's own workloads also follow the contract (ports, probes, version).
 func (s *set) checkPods() []error {
 	var errs []error
-	for _, d := range s.deployments {
-		for _, msg := range podProblems(d) {
-			errs = append(errs, fmt.Errorf("Deployment %s: %s", d.Name, msg))
+	for _, w := range s.workloads {
+		problems := securityProblems(w)
+		if w.ownImage() {
+			problems = append(problems, contractProblems(w)...)
+		} else {
+			problems = append(problems, backingServiceProblems(w)...)
+		}
+		for _, msg := range problems {
+			errs = append(errs, fmt.Errorf("%s: %s", w.id(), msg))
 		}
 	}
 	return errs
 }
 
-func podProblems(d *appsv1.Deployment) []string {
+// securityProblems: what every pod of meshdemo must satisfy, whatever it runs.
+func securityProblems(w workload) []string {
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
-	t := d.Spec.Template
-	for _, k := range []string{"app", "version", "app.kubernetes.io/name", "app.kubernetes.io/version", "app.kubernetes.io/part-of"} {
+	t := w.template
+	for _, k := range []string{"app", "app.kubernetes.io/name", "app.kubernetes.io/part-of"} {
 		if t.Labels[k] == "" {
 			add("pod label %s missing", k)
 		}
-	}
-	if d.Labels["version"] != t.Labels["version"] || d.Spec.Selector == nil || d.Spec.Selector.MatchLabels["version"] != t.Labels["version"] {
-		add("version label differs between Deployment, selector and pod template")
-	}
-	if g := t.Spec.TerminationGracePeriodSeconds; g == nil || *g <= drainBudgetSeconds {
-		add("terminationGracePeriodSeconds must exceed the drain budget of %ds", drainBudgetSeconds)
-	}
-	var pc struct {
-		Hold bool `json:"holdApplicationUntilProxyStarts"`
-	}
-	if err := json.Unmarshal([]byte(t.Annotations["proxy.istio.io/config"]), &pc); err != nil || !pc.Hold {
-		add(`annotation proxy.istio.io/config must hold {"holdApplicationUntilProxyStarts": true}`)
-	}
-	if t.Annotations["prometheus.io/scrape"] != "true" || t.Annotations["prometheus.io/port"] != "9090" {
-		add("Prometheus scrape annotations for the admin port 9090 missing")
 	}
 	ps := t.Spec.SecurityContext
 	if ps == nil || ps.RunAsNonRoot == nil || !*ps.RunAsNonRoot {
@@ -76,17 +109,13 @@ func podProblems(d *appsv1.Deployment) []string {
 		if sc.Privileged != nil && *sc.Privileged {
 			add("privileged must not be true")
 		}
-		if sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
-			add("capabilities must drop ALL")
+		if sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" || len(sc.Capabilities.Add) != 0 {
+			add("capabilities must drop ALL and add none")
+		}
+		if sc.RunAsUser != nil && *sc.RunAsUser == 0 {
+			add("container runAsUser must not be 0")
 		}
 	}
-	probe := func(name string, pr *corev1.Probe, path string) {
-		if pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != path {
-			add("%s must be an httpGet probe on %s", name, path)
-		}
-	}
-	probe("readinessProbe", c.ReadinessProbe, "/readyz")
-	probe("livenessProbe", c.LivenessProbe, "/healthz")
 	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 		req, lim := c.Resources.Requests[r], c.Resources.Limits[r]
 		if req.IsZero() || lim.IsZero() {
@@ -96,6 +125,45 @@ func podProblems(d *appsv1.Deployment) []string {
 	if m := c.Resources.Requests[corev1.ResourceMemory]; m.Cmp(mustQuantity("128Mi")) > 0 {
 		add("memory request %s is too big for a laptop kind cluster (<= 128Mi)", m.String())
 	}
+	return p
+}
+
+// contractProblems: docs/contract.md for meshdemo's own binaries.
+func contractProblems(w workload) []string {
+	var p []string
+	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	t := w.template
+	for _, k := range []string{"version", "app.kubernetes.io/version"} {
+		if t.Labels[k] == "" {
+			add("pod label %s missing", k)
+		}
+	}
+	if w.labels["version"] != t.Labels["version"] || w.selector["version"] != t.Labels["version"] {
+		add("version label differs between %s, selector and pod template", w.kind)
+	}
+	if g := t.Spec.TerminationGracePeriodSeconds; g == nil || *g <= drainBudgetSeconds {
+		add("terminationGracePeriodSeconds must exceed the drain budget of %ds", drainBudgetSeconds)
+	}
+	var pc struct {
+		Hold bool `json:"holdApplicationUntilProxyStarts"`
+	}
+	if err := json.Unmarshal([]byte(t.Annotations["proxy.istio.io/config"]), &pc); err != nil || !pc.Hold {
+		add(`annotation proxy.istio.io/config must hold {"holdApplicationUntilProxyStarts": true}`)
+	}
+	if t.Annotations["prometheus.io/scrape"] != "true" || t.Annotations["prometheus.io/port"] != "9090" {
+		add("Prometheus scrape annotations for the admin port 9090 missing")
+	}
+	if len(t.Spec.Containers) != 1 {
+		return p // reported by securityProblems
+	}
+	c := t.Spec.Containers[0]
+	probe := func(name string, pr *corev1.Probe, path string) {
+		if pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != path {
+			add("%s must be an httpGet probe on %s", name, path)
+		}
+	}
+	probe("readinessProbe", c.ReadinessProbe, "/readyz")
+	probe("livenessProbe", c.LivenessProbe, "/healthz")
 	ports := map[string]int32{}
 	for _, cp := range c.Ports {
 		ports[cp.Name] = cp.ContainerPort
@@ -112,6 +180,27 @@ func podProblems(d *appsv1.Deployment) []string {
 	}
 	if !versionFromLabel {
 		add("SERVICE_VERSION must come from the pod label version through the downward API")
+	}
+	return p
+}
+
+// pinnedTag is an image reference with an explicit tag other than latest (a digest also pins).
+var pinnedTag = regexp.MustCompile(`^[^@]+:[A-Za-z0-9_][A-Za-z0-9_.-]*$|@sha256:[0-9a-f]{64}$`)
+
+// backingServiceProblems: a third-party image (PostgreSQL) has none of meshdemo's endpoints,
+// but it is pinned, and it says when it is ready, so that callers are not routed to it early.
+func backingServiceProblems(w workload) []string {
+	var p []string
+	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	if len(w.template.Spec.Containers) != 1 {
+		return p // reported by securityProblems
+	}
+	c := w.template.Spec.Containers[0]
+	if !pinnedTag.MatchString(c.Image) || strings.HasSuffix(c.Image, ":latest") {
+		add("image %q must be pinned by a tag other than latest (or a digest)", c.Image)
+	}
+	if c.ReadinessProbe == nil {
+		add("readinessProbe missing")
 	}
 	return p
 }

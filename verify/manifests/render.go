@@ -38,12 +38,14 @@ type Composition struct {
 }
 
 // Scenario is the composition deployed for a scenario on kind (deploy/scenarios/<name>): the
-// base, the canary, the scenario component, and the kind component last so its image tag and
-// pull policy reach the v2 Deployments too. "default" and "canary" are the presets.
+// base, the canary with the PostgreSQL that v1 and v2 of user-service share (after the canary,
+// so its DATABASE_URL patch reaches user-service-v2), the scenario component, and the kind
+// component last so its image tag and pull policy reach the v2 Deployments too. "default" (v1
+// only, user-service in memory) and "canary" are the presets.
 func Scenario(name string) Composition {
 	c := Composition{Resources: []string{"deploy/base", "istio/base"}}
 	if name != "default" {
-		c.Components = append(c.Components, "deploy/components/canary")
+		c.Components = append(c.Components, CanaryComponents...)
 	}
 	if name != "default" && name != "canary" {
 		c.Components = append(c.Components, "istio/components/"+name)
@@ -51,6 +53,9 @@ func Scenario(name string) Composition {
 	c.Components = append(c.Components, "deploy/components/kind")
 	return c
 }
+
+// CanaryComponents are the components that make v1 and v2 run side by side, in order.
+var CanaryComponents = []string{"deploy/components/canary", "deploy/components/postgres"}
 
 // Alone is a scenario component applied without the canary: the kind overlay plus the Istio base.
 func Alone(name string) Composition {

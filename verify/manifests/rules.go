@@ -25,18 +25,20 @@ const partOf = "app.kubernetes.io/part-of"
 
 // set is the rendered objects indexed for the rules.
 type set struct {
-	namespaces  []*corev1.Namespace
-	services    map[string]*corev1.Service // by FQDN
-	deployments []*appsv1.Deployment
-	vs          []Object
-	dr          map[string]*networking.DestinationRule // by host
-	gateways    map[string]*networking.Gateway         // by namespace/name
-	all         []Object
+	namespaces []*corev1.Namespace
+	services   map[string]*corev1.Service // by FQDN
+	workloads  []workload                 // Deployments and StatefulSets
+	secrets    map[string]*corev1.Secret  // by name
+	vs         []Object
+	dr         map[string]*networking.DestinationRule // by host
+	gateways   map[string]*networking.Gateway         // by namespace/name
+	all        []Object
 }
 
 func index(objs []Object) (*set, []error) {
 	s := &set{
 		services: map[string]*corev1.Service{},
+		secrets:  map[string]*corev1.Secret{},
 		dr:       map[string]*networking.DestinationRule{},
 		gateways: map[string]*networking.Gateway{},
 		all:      objs,
@@ -48,8 +50,12 @@ func index(objs []Object) (*set, []error) {
 			s.namespaces = append(s.namespaces, t)
 		case *corev1.Service:
 			s.services[fmt.Sprintf("%s.%s.%s", t.Name, t.Namespace, clusterDomain)] = t
+		case *corev1.Secret:
+			s.secrets[t.Name] = t
 		case *appsv1.Deployment:
-			s.deployments = append(s.deployments, t)
+			s.workloads = append(s.workloads, deploymentWorkload(t))
+		case *appsv1.StatefulSet:
+			s.workloads = append(s.workloads, statefulSetWorkload(t))
 		case *networking.VirtualService:
 			s.vs = append(s.vs, o)
 		case *networking.DestinationRule:
@@ -76,6 +82,7 @@ func Check(objs []Object) error {
 		(*set).checkVersionSubsets,
 		(*set).checkGateway,
 		(*set).checkPods,
+		(*set).checkEnv,
 	} {
 		errs = append(errs, rule(s)...)
 	}
@@ -88,6 +95,7 @@ func CheckKubernetes(objs []Object) error {
 	s, errs := index(objs)
 	errs = append(errs, s.checkNamespace()...)
 	errs = append(errs, s.checkPods()...)
+	errs = append(errs, s.checkEnv()...)
 	return errors.Join(errs...)
 }
 
@@ -252,16 +260,15 @@ func (s *set) checkRouteSubsets() []error {
 	return errs
 }
 
-// checkVersionSubsets: every Deployment has a version label, and for every Service selecting its
-// pods, the DestinationRule of that Service has a subset selecting them.
+// checkVersionSubsets: every pod is selected by a Service, and a Service's DestinationRule
+// agrees with the versions of the pods behind it. A versioned pod (label version, as every
+// meshdemo workload has) needs a subset selecting it. An unversioned pod (PostgreSQL: one
+// version, nothing to route between) needs a DestinationRule without subsets, if it has one at
+// all: a subset selects by labels, and routes to it would find the pod missing.
 func (s *set) checkVersionSubsets() []error {
 	var errs []error
-	for _, d := range s.deployments {
-		pod := labels.Set(d.Spec.Template.Labels)
-		if pod["version"] == "" {
-			errs = append(errs, fmt.Errorf("Deployment %s: pod template has no version label", d.Name))
-			continue
-		}
+	for _, w := range s.workloads {
+		pod := labels.Set(w.template.Labels)
 		selected := false
 		for host, svc := range s.services {
 			if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(pod) {
@@ -269,18 +276,21 @@ func (s *set) checkVersionSubsets() []error {
 			}
 			selected = true
 			dr, ok := s.dr[host]
-			if !ok {
-				errs = append(errs, fmt.Errorf("Deployment %s: no DestinationRule for %s", d.Name, host))
-				continue
-			}
-			if !slices.ContainsFunc(dr.GetSubsets(), func(ss *networking.Subset) bool {
+			switch {
+			case pod["version"] == "":
+				if ok && len(dr.GetSubsets()) > 0 {
+					errs = append(errs, fmt.Errorf("%s: pods without a version label, but the DestinationRule for %s defines subsets", w.id(), host))
+				}
+			case !ok:
+				errs = append(errs, fmt.Errorf("%s: no DestinationRule for %s", w.id(), host))
+			case !slices.ContainsFunc(dr.GetSubsets(), func(ss *networking.Subset) bool {
 				return labels.SelectorFromSet(ss.GetLabels()).Matches(pod)
-			}) {
-				errs = append(errs, fmt.Errorf("Deployment %s: version %q has no subset in the DestinationRule for %s", d.Name, pod["version"], host))
+			}):
+				errs = append(errs, fmt.Errorf("%s: version %q has no subset in the DestinationRule for %s", w.id(), pod["version"], host))
 			}
 		}
 		if !selected {
-			errs = append(errs, fmt.Errorf("Deployment %s: no Service selects its pods", d.Name))
+			errs = append(errs, fmt.Errorf("%s: no Service selects its pods", w.id()))
 		}
 	}
 	return errs

@@ -3,9 +3,14 @@ package pilot
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+
 	"istio.io/istio/pilot/pkg/simulation"
+	"istio.io/istio/pilot/test/xdstest"
 )
 
 // TestBase covers what every scenario inherits from istio/base: the gateway's Host routing and
@@ -51,6 +56,36 @@ func baseChecks() []check {
 					// "*" itself is invalid next to the mesh gateway, and "*.meshdemo" next to
 					// client.meshdemo is a duplicate: istiod rejects both.
 					vs.spec()["hosts"] = []any{fqdn("client"), "*.meshdemo"}
+					return nil
+				}},
+			},
+		},
+		{
+			name: "user-service-reaches-database-over-mtls-tcp",
+			run:  databaseOverTCP,
+			broken: []fixture{
+				{"database-port-as-http", func(objs []object) error {
+					svc, err := one(objs, "Service", want.database.name)
+					if err != nil {
+						return err
+					}
+					for _, sp := range listAt(svc, "spec", "ports") {
+						sp.(map[string]any)["appProtocol"] = "http"
+					}
+					return nil
+				}},
+				{"destination-rule-disables-tls", func(objs []object) error {
+					// The fixture cannot add an object, so it turns client's DestinationRule into
+					// one for the database that turns mutual TLS off.
+					dr, err := destinationRuleFor(objs, "client")
+					if err != nil {
+						return err
+					}
+					dr["metadata"] = map[string]any{"name": want.database.name, "namespace": namespace}
+					dr["spec"] = map[string]any{
+						"host":          fqdn(want.database.name),
+						"trafficPolicy": map[string]any{"tls": map[string]any{"mode": "DISABLE"}},
+					}
 					return nil
 				}},
 			},
@@ -128,25 +163,81 @@ func gatewayRefusesUnknownHost(m *mesh) error {
 	return nil
 }
 
-// mtlsStrict: every sidecar's inbound listener serves the public port to mTLS callers only; a
-// plaintext connection matches no filter chain.
+// mtlsStrict: every sidecar's inbound listener serves each port of the Services in front of its
+// pod (the workloads' HTTP port, PostgreSQL's TCP port) to mTLS callers only; a plaintext or
+// plain-TLS connection matches no filter chain.
 func mtlsStrict(m *mesh) error {
 	var errs []error
 	for _, p := range m.pods {
 		sim := m.simulate(p, sidecarType)
-		if _, err := inboundChain(sim, p, want.appPort); err != nil {
-			errs = append(errs, err)
+		if len(m.ports[p.name]) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no Service selects the pod", p.name))
+		}
+		for _, sp := range m.ports[p.name] {
+			proto := sp.protocol()
+			if _, err := inboundChainFor(sim, p, sp.targetPort, proto); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, tls := range []simulation.TLSMode{simulation.Plaintext, simulation.TLS} {
+				res := sim.Run(simulation.Call{
+					Address: p.ip, Port: sp.targetPort, Protocol: proto, TLS: tls,
+					HostHeader: p.labels["app"], CallMode: simulation.CallModeInbound,
+				})
+				if res.Error == nil {
+					errs = append(errs, fmt.Errorf("%s accepts %s %s on port %d (chain %s, cluster %s)",
+						p.name, tls, proto, sp.targetPort, res.FilterChainMatched, res.ClusterMatched))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// databaseOverTCP: every user-service version's sidecar sends a connection to the database's
+// Service address and port through a TCP proxy (no HTTP connection manager: the PostgreSQL wire
+// protocol is not HTTP) to the database's cluster, and that cluster originates Istio mutual TLS
+// to injected endpoints (auto mTLS), which the database's STRICT inbound requires.
+func databaseOverTCP(m *mesh) error {
+	db := want.database
+	callers, err := m.workloads(db.callers[0])
+	if err != nil {
+		return err
+	}
+	ip, ok := m.services[db.name]
+	if !ok {
+		return fmt.Errorf("no Service %s rendered", db.name)
+	}
+	wantCluster := fmt.Sprintf("outbound|%d||%s", db.port, fqdn(db.name))
+	var errs []error
+	for _, c := range callers {
+		sim := m.simulate(c, sidecarType)
+		res := sim.Run(simulation.Call{Address: ip, Port: db.port, Protocol: simulation.TCP, CallMode: simulation.CallModeOutbound})
+		if res.Error != nil {
+			errs = append(errs, fmt.Errorf("%s -> %s:%d: %w", c.name, db.name, db.port, res.Error))
 			continue
 		}
-		for _, tls := range []simulation.TLSMode{simulation.Plaintext, simulation.TLS} {
-			res := sim.Run(simulation.Call{
-				Address: p.ip, Port: want.appPort, Protocol: simulation.HTTP, TLS: tls,
-				HostHeader: p.labels["app"], CallMode: simulation.CallModeInbound,
-			})
-			if res.Error == nil {
-				errs = append(errs, fmt.Errorf("%s accepts %s HTTP on port %d (chain %s, cluster %s)",
-					p.name, tls, want.appPort, res.FilterChainMatched, res.ClusterMatched))
+		if res.ClusterMatched != wantCluster {
+			errs = append(errs, fmt.Errorf("%s -> %s:%d: cluster %q, want %s", c.name, db.name, db.port, res.ClusterMatched, wantCluster))
+		}
+		l := xdstest.ExtractListener(res.ListenerMatched, sim.Listeners)
+		for _, fc := range append([]*listener.FilterChain{l.GetDefaultFilterChain()}, l.GetFilterChains()...) {
+			if fc == nil || fc.GetName() != res.FilterChainMatched {
+				continue
 			}
+			if _, err := httpConnectionManager(fc); err == nil {
+				errs = append(errs, fmt.Errorf("%s -> %s:%d: listener %s treats the connection as HTTP", c.name, db.name, db.port, res.ListenerMatched))
+			}
+		}
+		cl, err := clusterNamed(sim, wantCluster)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+			continue
+		}
+		if !slices.ContainsFunc(cl.GetTransportSocketMatches(), func(tm *cluster.Cluster_TransportSocketMatch) bool {
+			return tm.GetName() == "tlsMode-istio" && tm.GetTransportSocket() != nil
+		}) {
+			errs = append(errs, fmt.Errorf("%s: cluster %s does not originate Istio mTLS (no tlsMode-istio transport socket match)", c.name, wantCluster))
 		}
 	}
 	return errors.Join(errs...)

@@ -3,10 +3,12 @@ package pilot
 import (
 	"testing"
 
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacpb "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbactcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -115,6 +117,64 @@ func TestRBACAllows(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("rbacAllows = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// The network RBAC filter of a TCP chain: same rules, evaluated per connection on the principal
+// and the destination port; the filter count lets callers insist that a filter exists at all.
+func TestNetworkRBACAllows(t *testing.T) {
+	t.Parallel()
+	userService := "spiffe://cluster.local/ns/meshdemo/sa/user-service"
+	client := "spiffe://cluster.local/ns/meshdemo/sa/client"
+	policy := func(port uint32, id string) *rbacpb.Policy {
+		return &rbacpb.Policy{
+			Permissions: []*rbacpb.Permission{{Rule: &rbacpb.Permission_AndRules{AndRules: &rbacpb.Permission_Set{Rules: []*rbacpb.Permission{
+				{Rule: &rbacpb.Permission_DestinationPort{DestinationPort: port}},
+			}}}}},
+			Principals: []*rbacpb.Principal{{Identifier: &rbacpb.Principal_Authenticated_{Authenticated: &rbacpb.Principal_Authenticated{
+				PrincipalName: exact(id),
+			}}}},
+		}
+	}
+	filter := func(action rbacpb.RBAC_Action, policies map[string]*rbacpb.Policy) *listener.Filter {
+		a, err := anypb.New(&rbactcp.RBAC{StatPrefix: "tcp.", Rules: &rbacpb.RBAC{Action: action, Policies: policies}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &listener.Filter{Name: "envoy.filters.network.rbac", ConfigType: &listener.Filter_TypedConfig{TypedConfig: a}}
+	}
+	tcpProxy := &listener.Filter{Name: "envoy.filters.network.tcp_proxy"}
+	allowUS := filter(rbacpb.RBAC_ALLOW, map[string]*rbacpb.Policy{"p": policy(5432, userService)})
+	tests := []struct {
+		name        string
+		filters     []*listener.Filter
+		peer        string
+		port        int
+		want        bool
+		wantFilters int
+	}{
+		{"no rbac filter allows, and says so", []*listener.Filter{tcpProxy}, client, 5432, true, 0},
+		{"allowed principal on its port", []*listener.Filter{allowUS, tcpProxy}, userService, 5432, true, 1},
+		{"allowed principal on another port", []*listener.Filter{allowUS, tcpProxy}, userService, 5433, false, 1},
+		{"other principal", []*listener.Filter{allowUS, tcpProxy}, client, 5432, false, 1},
+		{"no principal (plaintext)", []*listener.Filter{allowUS, tcpProxy}, "", 5432, false, 1},
+		{"deny before allow", []*listener.Filter{filter(rbacpb.RBAC_DENY, map[string]*rbacpb.Policy{"d": policy(5432, userService)}), allowUS}, userService, 5432, false, 2},
+		{"empty allow denies all", []*listener.Filter{filter(rbacpb.RBAC_ALLOW, nil), tcpProxy}, userService, 5432, false, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, n, err := networkRBACAllows(&listener.FilterChain{Filters: tt.filters}, peer{principal: tt.peer, port: tt.port})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("networkRBACAllows = %v, want %v", got, tt.want)
+			}
+			if n < 1 && tt.wantFilters > 0 || n > 0 && tt.wantFilters == 0 {
+				t.Errorf("%d RBAC filters seen, want %d", n, tt.wantFilters)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	fault "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbactcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
@@ -328,12 +329,26 @@ func clusterNamed(sim *simulation.Simulation, name string) (*cluster.Cluster, er
 // inboundChain returns the filter chain of the sidecar's virtualInbound listener that accepts an
 // mTLS HTTP connection on port.
 func inboundChain(sim *simulation.Simulation, p pod, port int) (*listener.FilterChain, error) {
+	return inboundChainFor(sim, p, port, simulation.HTTP)
+}
+
+// protocol is how a caller speaks to the port: HTTP for appProtocol http, raw TCP otherwise.
+func (sp servicePort) protocol() simulation.Protocol {
+	if sp.appProtocol == "http" {
+		return simulation.HTTP
+	}
+	return simulation.TCP
+}
+
+// inboundChainFor returns the filter chain of the sidecar's virtualInbound listener that accepts
+// an mTLS connection speaking proto on port.
+func inboundChainFor(sim *simulation.Simulation, p pod, port int, proto simulation.Protocol) (*listener.FilterChain, error) {
 	res := sim.Run(simulation.Call{
-		Address: p.ip, Port: port, Protocol: simulation.HTTP, TLS: simulation.MTLS,
+		Address: p.ip, Port: port, Protocol: proto, TLS: simulation.MTLS,
 		HostHeader: "inbound", CallMode: simulation.CallModeInbound,
 	})
 	if res.Error != nil {
-		return nil, fmt.Errorf("%s: mTLS call to %s:%d: %w", p.name, p.ip, port, res.Error)
+		return nil, fmt.Errorf("%s: mTLS %s call to %s:%d: %w", p.name, proto, p.ip, port, res.Error)
 	}
 	l := xdstest.ExtractListener(model.VirtualInboundListenerName, sim.Listeners)
 	for _, fc := range l.GetFilterChains() {
@@ -378,35 +393,62 @@ func rbacAllows(h *hcm.HttpConnectionManager, p peer) (bool, error) {
 		if err := f.GetTypedConfig().UnmarshalTo(cfg); err != nil {
 			return false, err
 		}
-		rules := cfg.GetRules()
-		if rules == nil {
-			continue
-		}
 		if cfg.GetMatcher() != nil {
 			return false, errors.New("RBAC matcher API not supported by this evaluator")
 		}
-		matched := false
-		for name, pol := range rules.GetPolicies() {
-			ok, err := policyMatches(pol, p)
-			if err != nil {
-				return false, fmt.Errorf("policy %s: %w", name, err)
-			}
-			matched = matched || ok
-		}
-		switch rules.GetAction() {
-		case rbacpb.RBAC_ALLOW:
-			if !matched {
-				return false, nil
-			}
-		case rbacpb.RBAC_DENY:
-			if matched {
-				return false, nil
-			}
-		default:
-			return false, fmt.Errorf("unsupported RBAC action %v", rules.GetAction())
+		if ok, err := rulesAllow(cfg.GetRules(), p); err != nil || !ok {
+			return false, err
 		}
 	}
 	return true, nil
+}
+
+// networkRBACAllows evaluates the network RBAC filters (envoy.filters.network.rbac) of a TCP
+// filter chain for a new connection, in the same way: Envoy runs the chain's filters in order and
+// the first one that denies closes the connection. istiod puts them there for TCP ports, where
+// no HTTP connection manager exists. At least one RBAC filter must be present: a chain without
+// one would allow everyone, and that is asserted by the expected values, not assumed here.
+func networkRBACAllows(fc *listener.FilterChain, p peer) (allowed bool, filters int, err error) {
+	for _, f := range fc.GetFilters() {
+		if f.GetName() != "envoy.filters.network.rbac" {
+			continue
+		}
+		filters++
+		cfg := &rbactcp.RBAC{}
+		if err := f.GetTypedConfig().UnmarshalTo(cfg); err != nil {
+			return false, filters, err
+		}
+		if cfg.GetMatcher() != nil {
+			return false, filters, errors.New("RBAC matcher API not supported by this evaluator")
+		}
+		if ok, err := rulesAllow(cfg.GetRules(), p); err != nil || !ok {
+			return false, filters, err
+		}
+	}
+	return true, filters, nil
+}
+
+// rulesAllow applies one RBAC filter's enforcing rules (nil: no enforcing rules, allow).
+func rulesAllow(rules *rbacpb.RBAC, p peer) (bool, error) {
+	if rules == nil {
+		return true, nil
+	}
+	matched := false
+	for name, pol := range rules.GetPolicies() {
+		ok, err := policyMatches(pol, p)
+		if err != nil {
+			return false, fmt.Errorf("policy %s: %w", name, err)
+		}
+		matched = matched || ok
+	}
+	switch rules.GetAction() {
+	case rbacpb.RBAC_ALLOW:
+		return matched, nil
+	case rbacpb.RBAC_DENY:
+		return !matched, nil
+	default:
+		return false, fmt.Errorf("unsupported RBAC action %v", rules.GetAction())
+	}
 }
 
 func policyMatches(pol *rbacpb.Policy, p peer) (bool, error) {

@@ -49,6 +49,9 @@ var want = expectations{
 		"user-service": {"client"},
 	},
 	hardening: hardening{header: "x-meshdemo-fault", inMesh: hop{"server1", "client"}},
+	// deploy/components/postgres, in every render with the canary: a TCP port, reached by
+	// user-service alone (authz scenario), under the namespace's STRICT mTLS (base).
+	database: tcpService{name: "postgres", port: 5432, callers: []string{"user-service"}},
 }
 
 // ingressCaller names the ingress gateway among callers in authzAllowed.
@@ -74,6 +77,15 @@ type expectations struct {
 	mirror        mirrorPolicy
 	authzAllowed  map[string][]string // callee app -> allowed callers; everyone else is denied
 	hardening     hardening
+	database      tcpService
+}
+
+// tcpService is a Service whose port is plain TCP (appProtocol tcp): its callers reach it
+// through a TCP proxy, and authorization happens on the connection (network RBAC filter).
+type tcpService struct {
+	name    string
+	port    int
+	callers []string // the only apps allowed to connect in the authz scenario
 }
 
 // hop is one call of the graph: the sidecar of from routes the call to service to.

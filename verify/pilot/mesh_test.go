@@ -38,12 +38,20 @@ type pod struct {
 
 func (p pod) identity() string { return spiffeID(p.namespace, p.serviceAccount) }
 
+// servicePort is one port of a Service as a pod behind it serves it.
+type servicePort struct {
+	service     string
+	targetPort  int    // the container port: what the pod's inbound listener matches
+	appProtocol string // "http" or "tcp" (every meshdemo Service port declares one)
+}
+
 // mesh is one rendered scenario loaded into Istio's control plane.
 type mesh struct {
 	t        *testing.T
 	fds      *xds.FakeDiscoveryServer
 	pods     []pod
-	services map[string]string // name -> cluster IP
+	services map[string]string        // name -> cluster IP
+	ports    map[string][]servicePort // pod name -> ports of the Services selecting it
 	gateway  pod
 }
 
@@ -138,14 +146,15 @@ func newMesh(t *testing.T, objs []object) *mesh {
 }
 
 func buildWorld(objs []object) (*mesh, string, string, error) {
-	m := &mesh{services: map[string]string{}, gateway: gatewayPod}
+	m := &mesh{services: map[string]string{}, ports: map[string][]servicePort{}, gateway: gatewayPod}
 	var istioObjs, kubeObjs []object
 	var deployments, services []object
 	for _, o := range objs {
 		switch {
 		case o.isIstio():
 			istioObjs = append(istioObjs, o)
-		case o.kind() == "Deployment":
+		case o.kind() == "Deployment", o.kind() == "StatefulSet":
+			// A StatefulSet's pod is <name>-0, the same name scheme as below.
 			deployments = append(deployments, o)
 		case o.kind() == "Service":
 			services = append(services, o)
@@ -217,6 +226,25 @@ func buildWorld(objs []object) (*mesh, string, string, error) {
 		kubeObjs = append(kubeObjs, svc)
 		if eps := endpointSlice(s, m.pods, templates); eps != nil {
 			kubeObjs = append(kubeObjs, eps)
+		}
+		selector := stringMap(s, "spec", "selector")
+		for _, p := range m.pods {
+			if len(selector) == 0 || p.namespace != s.namespace() || !labelsMatch(selector, p.labels) {
+				continue
+			}
+			for _, raw := range listAt(s, "spec", "ports") {
+				sp, _ := raw.(map[string]any)
+				target := intOf(sp["port"])
+				switch tp := sp["targetPort"].(type) {
+				case string:
+					target = containerPort(templates[p.name], tp)
+				case nil:
+				default:
+					target = intOf(tp)
+				}
+				ap, _ := sp["appProtocol"].(string)
+				m.ports[p.name] = append(m.ports[p.name], servicePort{service: s.name(), targetPort: target, appProtocol: ap})
+			}
 		}
 	}
 	kube, err := toYAML(kubeObjs)
@@ -408,3 +436,13 @@ func (m *mesh) proxy(p pod, typ model.NodeType) *model.Proxy {
 }
 
 const proxyConfigAnnotation = "proxy.istio.io/config"
+
+// servesHTTP reports whether a Service in front of p has its HTTP port (the meshdemo workloads).
+func (m *mesh) servesHTTP(p pod) bool {
+	for _, sp := range m.ports[p.name] {
+		if sp.appProtocol == "http" && sp.targetPort == want.appPort {
+			return true
+		}
+	}
+	return false
+}

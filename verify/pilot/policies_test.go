@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"istio.io/istio/pilot/pkg/simulation"
 )
 
 // outlier-detection: connection pool and outlier detection on every cluster of the service.
@@ -197,11 +200,113 @@ func authzChecks() []check {
 				return nil
 			}},
 		},
+	}, {
+		name: fmt.Sprintf("rbac-%s-tcp-%d-only-%s", want.database.name, want.database.port, strings.Join(want.database.callers, "-")),
+		run:  rbacDatabase,
+		broken: []fixture{
+			editDatabasePolicy("principal-client", func(spec map[string]any) bool {
+				for _, rule := range listAt(spec, "rules") {
+					for _, from := range listAt(rule.(map[string]any), "from") {
+						setIn(from.(map[string]any), []any{"cluster.local/ns/meshdemo/sa/client"}, "source", "principals")
+					}
+				}
+				return true
+			}),
+			// An HTTP field makes istiod drop the rule from the TCP chain: user-service is denied.
+			editDatabasePolicy("rule-with-http-method", func(spec map[string]any) bool {
+				changed := false
+				for _, rule := range listAt(spec, "rules") {
+					for _, to := range listAt(rule.(map[string]any), "to") {
+						setIn(to.(map[string]any), []any{"GET"}, "operation", "methods")
+						changed = true
+					}
+				}
+				return changed
+			}),
+			editDatabasePolicy("selector-misses-the-pod", func(spec map[string]any) bool {
+				setIn(spec, map[string]any{"app": "database"}, "selector", "matchLabels")
+				return true
+			}),
+			editDatabasePolicy("other-port", func(spec map[string]any) bool {
+				changed := false
+				for _, rule := range listAt(spec, "rules") {
+					for _, to := range listAt(rule.(map[string]any), "to") {
+						setIn(to.(map[string]any), []any{"5433"}, "operation", "ports")
+						changed = true
+					}
+				}
+				return changed
+			}),
+			{"allow-nothing-removed-and-policy-any-principal", func(objs []object) error {
+				if err := removeObjects(objs, "AuthorizationPolicy", func(o object) bool { return o.name() == "allow-nothing" }); err != nil {
+					return err
+				}
+				ap, err := one(objs, "AuthorizationPolicy", want.database.name)
+				if err != nil {
+					return err
+				}
+				ap["spec"].(map[string]any)["rules"] = []any{map[string]any{}}
+				return nil
+			}},
+		},
 	}}
 }
 
-func rbacCallGraph(m *mesh) error {
-	// Every identity that exists in the mesh, plus one that only looks like the gateway.
+// editDatabasePolicy breaks the AuthorizationPolicy named after the database.
+func editDatabasePolicy(name string, edit func(spec map[string]any) bool) fixture {
+	return fixture{name, func(objs []object) error {
+		ap, err := one(objs, "AuthorizationPolicy", want.database.name)
+		if err != nil {
+			return err
+		}
+		if !edit(ap.spec()) {
+			return fmt.Errorf("%w: AuthorizationPolicy %s has no rule to break", errNoTarget, ap.name())
+		}
+		return nil
+	}}
+}
+
+// rbacDatabase: the database's inbound TCP chain on its port carries network RBAC filters that
+// let a connection from user-service's identity through and close one from every other
+// identity (the other workloads, the database's own account, a look-alike gateway).
+func rbacDatabase(m *mesh) error {
+	db := want.database
+	pods, err := m.workloads(db.name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range pods {
+		fc, err := inboundChainFor(m.simulate(p, sidecarType), p, db.port, simulation.TCP)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := httpConnectionManager(fc); err == nil {
+			errs = append(errs, fmt.Errorf("%s: port %d is served by an HTTP connection manager, want a TCP proxy", p.name, db.port))
+			continue
+		}
+		for name, id := range m.identities() {
+			ok, n, err := networkRBACAllows(fc, peer{principal: id, port: db.port})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+				continue
+			}
+			if n == 0 {
+				errs = append(errs, fmt.Errorf("%s: filter chain %s on port %d has no network RBAC filter", p.name, fc.GetName(), db.port))
+				break
+			}
+			if wantOK := slices.Contains(db.callers, name); ok != wantOK {
+				errs = append(errs, fmt.Errorf("%s:%d allows %s (%s): %v, want %v", p.name, db.port, name, id, ok, wantOK))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// identities are the callers the RBAC checks try: every identity that exists in the mesh, plus
+// one that only looks like the gateway.
+func (m *mesh) identities() map[string]string {
 	callers := map[string]string{
 		ingressCaller:     m.gateway.identity(),
 		"foreign-gateway": spiffeID("other", m.gateway.serviceAccount),
@@ -209,6 +314,11 @@ func rbacCallGraph(m *mesh) error {
 	for _, p := range m.pods {
 		callers[p.labels["app"]] = p.identity()
 	}
+	return callers
+}
+
+func rbacCallGraph(m *mesh) error {
+	callers := m.identities()
 	var errs []error
 	for callee, allowed := range want.authzAllowed {
 		pods, err := m.workloads(callee)

@@ -125,12 +125,13 @@ func loadManifests(t testing.TB) filesys.FileSystem {
 }
 
 // render builds the documented layout of a scenario: resources deploy/base and istio/base,
-// components deploy/components/canary and istio/components/<scenario> ("" renders the base
-// alone, with the canary).
+// components deploy/components/canary, deploy/components/postgres (the database v1 and v2 of
+// user-service share) and istio/components/<scenario> ("" renders the base alone, with the
+// canary and the database).
 func render(t testing.TB, scenario string) []object {
 	t.Helper()
 	mem := loadManifests(t)
-	components := []string{"../deploy/components/canary"}
+	components := []string{"../deploy/components/canary", "../deploy/components/postgres"}
 	if scenario != "" {
 		dir := "/repo/istio/components/" + scenario
 		if !mem.Exists(path.Join(dir, "kustomization.yaml")) {

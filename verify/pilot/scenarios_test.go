@@ -103,6 +103,9 @@ func underscoreHeaderCheck(header string) check {
 				}},
 			}
 			for _, p := range m.pods {
+				if !m.servesHTTP(p) {
+					continue // the database: a TCP port, no connection manager to configure
+				}
 				sim := m.simulate(p, sidecarType)
 				hcms[p.name+" inbound"] = simulationCall{sim, simulation.Call{
 					Address: p.ip, Port: want.appPort, Protocol: simulation.HTTP, TLS: simulation.MTLS,
