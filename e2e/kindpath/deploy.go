@@ -12,7 +12,7 @@ import (
 // Deploy switches the cluster to a scenario, whatever was deployed before: `kubectl apply -k`
 // of its kustomization, then `kubectl delete` of every object some other scenario renders
 // and this one does not (the AuthorizationPolicies of authz, the v2 Deployments of canary when
-// going to default, ...), then `rollout status` of each Deployment it renders. It is the one
+// going to default, ...), then `rollout status` of each StatefulSet and Deployment it renders. It is the one
 // way meshdemo is deployed on kind: the baseline of `make e2e`, `make deploy SCENARIO=x`, and
 // every scenario switch of the suite.
 //
@@ -52,9 +52,13 @@ func (c Config) Deploy(ctx context.Context, name string) ([]Step, error) {
 		}
 		s = append(s, Step{Name: step, Args: append(args, byNS[ns]...)})
 	}
-	for _, o := range objs {
-		if o.Kind == "Deployment" {
-			s = append(s, Step{Name: step, Args: c.kubectl("-n", o.Namespace, "rollout", "status", "deployment/"+o.Name, "--timeout=180s")})
+	// StatefulSets first: the database must be up before user-service can report ready (a
+	// fresh cluster pulls the image and runs initdb, which may take longer than a Deployment).
+	for _, kind := range []string{"StatefulSet", "Deployment"} {
+		for _, o := range objs {
+			if o.Kind == kind {
+				s = append(s, Step{Name: step, Args: c.kubectl("-n", o.Namespace, "rollout", "status", strings.ToLower(kind)+"/"+o.Name, "--timeout=180s")})
+			}
 		}
 	}
 	return s, nil
