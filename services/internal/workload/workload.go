@@ -93,9 +93,9 @@ type Spec struct {
 // Main is run(...) for every workload. args[1] == "healthcheck" probes the local
 // /readyz instead of serving, for container images that have no curl.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, spec Spec) error {
-	if err := config.Parse(getenv, spec.Settings); err != nil {
-		return err
-	}
+	// A value that does not parse is reported with everything Validate finds in the
+	// rest (Parse leaves defaults in the fields that failed), in one go.
+	parseErr := config.Parse(getenv, spec.Settings)
 	common, fcfg := spec.Settings.Shared()
 	if common.ServiceName == "" {
 		common.ServiceName = spec.Name
@@ -106,6 +106,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return fmt.Errorf("hostname: %w", err)
 		}
 		common.Instance = h
+	}
+	if parseErr != nil {
+		return fmt.Errorf("invalid configuration:\n%w", errors.Join(parseErr, spec.Settings.Validate()))
 	}
 	if len(args) > 1 {
 		if args[1] == "healthcheck" {
