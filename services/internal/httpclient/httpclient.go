@@ -217,6 +217,14 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 		u.fail(w, r, self, start, http.StatusBadGateway, fmt.Sprintf("%s answered with a body over %d bytes", u.opts.Name, MaxBody))
 		return
 	}
+	// An answer complete only after the deadline is this hop's timeout, even if the
+	// timer has not fired yet: the upstream's deadline is a hair later than this
+	// call's, and under load its own 504 could otherwise slip in and name the wrong
+	// hop.
+	if dl, _ := ctx.Deadline(); !time.Now().Before(dl) {
+		u.transportError(w, r, self, start, lim, true, context.DeadlineExceeded)
+		return
+	}
 	if span != nil {
 		span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
 	}

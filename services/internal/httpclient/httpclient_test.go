@@ -215,3 +215,41 @@ func TestBrokenUpstreamAnswers(t *testing.T) {
 		})
 	}
 }
+
+// lateTransport answers after delay whatever the context says: the moment when a
+// response has arrived but the call's timer has not been noticed yet, which under
+// load is how the upstream's own deadline 504 (due a hair after this hop's) slips in.
+type lateTransport struct{ delay time.Duration }
+
+func (lt lateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	time.Sleep(lt.delay)
+	body := `{"type":"urn:meshdemo:fault:deadline-exceeded","status":504,"service":"server2"}`
+	return &http.Response{StatusCode: 504, Header: http.Header{"Content-Type": {"application/problem+json"}},
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+}
+
+// TestLateAnswerIsThisHopsTimeout: an answer that completes after the call's
+// deadline is not relayed; the hop answers its own 504 naming the upstream, so the
+// hop that gave up first is always the one the caller hears from.
+func TestLateAnswerIsThisHopsTimeout(t *testing.T) {
+	t.Parallel()
+	k := kittest.Default(t, "server1")
+	u, err := httpclient.New(httpclient.Options{
+		Name: "server2", BaseURL: "http://server2.invalid", Timeout: 100 * time.Millisecond,
+		Metrics: k.Metrics, Logger: k.Logger, Tracer: k.Tracing.Provider.Tracer("test"), TextMap: k.Tracing.Propagator,
+		Transport: lateTransport{delay: 150 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := k.Router()
+	r.Get("/server1/server2", func(w http.ResponseWriter, r *http.Request) {
+		u.Relay(w, r, http.MethodGet, "/server2/end", nil, "")
+	})
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	code, p, body := get(t, srv.URL+"/server1/server2", nil)
+	if code != 504 || p.Service != "server1" || p.Upstream != "server2" || !strings.Contains(p.Detail, "did not answer within 100ms") {
+		t.Fatalf("%d %s; want server1's own 504 naming server2", code, body)
+	}
+}
