@@ -267,6 +267,7 @@ func TestUpstreamDownAndSlow(t *testing.T) {
 	// budget, gives server2 what is left less the margin, and is the one to time out:
 	// its 504 names server2 and client relays it.
 	c := startChain(t, map[string]map[string]string{"client": {"UPSTREAM_TIMEOUT": "300ms"}})
+	warm(t, c, 1)
 	start := time.Now()
 	r = call(t, "GET", c.client.URL+"/client/server1", map[string]string{"X-Meshdemo-Fault": "server2=delay:3s"}, "")
 	if r.code != 504 || !strings.Contains(string(r.body), `"service":"server1","upstream":"server2"`) {
@@ -336,6 +337,7 @@ func TestEnvoyDeadlineAcrossChain(t *testing.T) {
 func TestTimeoutNamesTheSlowHop(t *testing.T) {
 	t.Parallel()
 	c := startChain(t, nil)
+	warm(t, c, 2)
 	for _, tc := range []struct {
 		fault             string
 		answers, upstream string   // the problem body's service and upstream
@@ -388,6 +390,27 @@ func TestTimeoutNamesTheSlowHop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// warm opens n connections on every hop of the chain before a timed request. The
+// budget's margin (100ms) must cover the time between a hop's call and its
+// upstream's start, and under -race on a busy machine dialling a fresh connection
+// can take longer than that: then the caller's timer fires first, which is the
+// behaviour the margin is there to prevent, not the one under test.
+func warm(t *testing.T, c *chain, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { // overlapping requests, so each takes its own connection
+			req, _ := http.NewRequest("GET", c.client.URL+"/client/server1", nil)
+			req.Header.Set("X-Meshdemo-Fault", "server2=delay:200ms")
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestGracefulShutdown: SIGTERM while a request is in flight: readiness drops to 503

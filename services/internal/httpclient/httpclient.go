@@ -194,8 +194,9 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	if u.opts.UserAgent != "" && out.Header.Get("User-Agent") == "" {
 		out.Header.Set("User-Agent", u.opts.UserAgent)
 	}
-	// Rounded up, so the upstream's own deadline never comes before this call's: the
-	// 504 is then always this hop's, naming the upstream.
+	// Rounded up, so the upstream's own deadline never comes before this call's: with
+	// the late-answer check below, the 504 is then always this hop's, naming the
+	// upstream.
 	out.Header[httpserver.HeaderBudget] = []string{strconv.FormatInt(int64((lim.d+time.Millisecond-1)/time.Millisecond), 10)}
 
 	resp, err := u.opts.Transport.RoundTrip(out)

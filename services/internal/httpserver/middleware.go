@@ -166,8 +166,8 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 const noLimit = time.Duration(1<<63 - 1)
 
 // headerMillis reads a positive count of milliseconds; anything else is no limit.
-// The headers are absent outside a mesh, and Atoi("") would allocate an error each
-// time, hence the early return.
+// The headers are often absent (Envoy's outside a mesh, the budget at the front
+// door), and ParseInt("") would allocate an error each time, hence the early return.
 func headerMillis(h http.Header, name string) time.Duration {
 	v := h.Get(name)
 	if v == "" {
