@@ -263,11 +263,14 @@ func TestUpstreamDownAndSlow(t *testing.T) {
 	if r.code != 502 || !strings.Contains(string(r.body), `"upstream":"server2"`) {
 		t.Errorf("down: %d %s", r.code, r.body)
 	}
-	// client gives server1 300ms; server2 is told to take 3s.
+	// client gives server1 300ms; server2 is told to take 3s. server1 learns the
+	// budget, gives server2 what is left less the margin, and is the one to time out:
+	// its 504 names server2 and client relays it.
 	c := startChain(t, map[string]map[string]string{"client": {"UPSTREAM_TIMEOUT": "300ms"}})
+	warm(t, c, 1)
 	start := time.Now()
 	r = call(t, "GET", c.client.URL+"/client/server1", map[string]string{"X-Meshdemo-Fault": "server2=delay:3s"}, "")
-	if r.code != 504 || !strings.Contains(string(r.body), `"upstream":"server1"`) {
+	if r.code != 504 || !strings.Contains(string(r.body), `"service":"server1","upstream":"server2"`) {
 		t.Errorf("slow: %d %s", r.code, r.body)
 	}
 	if el := time.Since(start); el > 2*time.Second {
@@ -313,7 +316,10 @@ func TestEnvoyDeadlineAcrossChain(t *testing.T) {
 	if r.code != 504 || time.Since(start) > 2*time.Second {
 		t.Fatalf("%d after %s: %s", r.code, time.Since(start), r.body)
 	}
-	if l := c.server2.waitLog(t, "deadline-1"); l["status"] != 499.0 {
+	// server2 stops when server1 hangs up (499) or, if its own deadline (a hair
+	// later than server1's) wins the race, answers nobody a 504; either way it did
+	// not sleep out its 4s.
+	if l := c.server2.waitLog(t, "deadline-1"); (l["status"] != 499.0 && l["status"] != 504.0) || l["duration_ms"].(float64) > 2000 {
 		t.Errorf("server2 kept working: %v", l)
 	}
 	if l := c.client.waitLog(t, "deadline-1"); l["attempt"] != 2.0 {
@@ -323,6 +329,88 @@ func TestEnvoyDeadlineAcrossChain(t *testing.T) {
 	if len(hops) == 0 || hops[0].Attrs["attempt"] != "2" {
 		t.Errorf("path %q lacks attempt=2 on the client hop", r.header.Get(pathheader.Name))
 	}
+}
+
+// TestTimeoutNamesTheSlowHop: every hop has the default 15s UPSTREAM_TIMEOUT. The
+// budget each hop passes on makes the hop whose upstream is slow answer the 504,
+// naming that upstream, and every hop before it relays that answer unchanged.
+func TestTimeoutNamesTheSlowHop(t *testing.T) {
+	t.Parallel()
+	c := startChain(t, nil)
+	warm(t, c, 2)
+	for _, tc := range []struct {
+		fault             string
+		answers, upstream string   // the problem body's service and upstream
+		path              []string // the path header's services
+		within            string   // which limit the detail names
+		slow              *proc    // the slow hop, whose request is cancelled
+	}{
+		// client's call has 15s and tells server1 so; server1's call gets 15s less
+		// the 100ms margin, runs out first, and server1 answers.
+		{"server2=delay:16s", "server1", "server2", []string{"client", "server1"}, "the time its caller had left, less a 100ms margin", c.server2},
+		// server1 itself is slow: client's own 15s run out; client answers.
+		{"server1=delay:16s", "client", "server1", []string{"client"}, "15s (this hop's upstream timeout)", c.server1},
+	} {
+		t.Run(tc.fault, func(t *testing.T) {
+			t.Parallel()
+			id := "slow-" + tc.fault
+			start := time.Now()
+			r := call(t, "GET", c.client.URL+"/client/server1", map[string]string{"X-Meshdemo-Fault": tc.fault, "X-Request-Id": id}, "")
+			el := time.Since(start)
+			var p struct {
+				Status            int
+				Service, Upstream string
+				Detail            string
+			}
+			if err := json.Unmarshal(r.body, &p); err != nil || r.code != 504 || p.Status != 504 ||
+				p.Service != tc.answers || p.Upstream != tc.upstream || !strings.Contains(p.Detail, tc.within) {
+				t.Fatalf("%d %s (%v); want 504 from %s naming upstream %s", r.code, r.body, err, tc.answers, tc.upstream)
+			}
+			hops, _ := pathheader.Parse(r.header.Get(pathheader.Name))
+			var services []string
+			for _, h := range hops {
+				services = append(services, h.Service)
+			}
+			if strings.Join(services, ",") != strings.Join(tc.path, ",") {
+				t.Errorf("path %q, want the services %v", r.header.Get(pathheader.Name), tc.path)
+			}
+			if el < 14*time.Second || el > 16*time.Second {
+				t.Errorf("504 after %s, want about 15s", el)
+			}
+			for _, pr := range []*proc{c.client, c.server1} {
+				if pr == tc.slow {
+					continue
+				}
+				if l := pr.waitLog(t, id); l["status"] != 504.0 {
+					t.Errorf("%s logged %v, want 504", pr.name, l)
+				}
+			}
+			if l := tc.slow.waitLog(t, id); l["duration_ms"].(float64) > 15500 {
+				t.Errorf("%s kept working after its caller gave up: %v", tc.slow.name, l)
+			}
+		})
+	}
+}
+
+// warm opens n connections on every hop of the chain before a timed request. The
+// budget's margin (100ms) must cover the time between a hop's call and its
+// upstream's start, and under -race on a busy machine dialling a fresh connection
+// can take longer than that: then the caller's timer fires first, which is the
+// behaviour the margin is there to prevent, not the one under test.
+func warm(t *testing.T, c *chain, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { // overlapping requests, so each takes its own connection
+			req, _ := http.NewRequest("GET", c.client.URL+"/client/server1", nil)
+			req.Header.Set("X-Meshdemo-Fault", "server2=delay:200ms")
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestGracefulShutdown: SIGTERM while a request is in flight: readiness drops to 503

@@ -181,7 +181,8 @@ func TestUpstreamFailures(t *testing.T) {
 }
 
 // TestEnvoyDeadline: Envoy's x-envoy-expected-rq-timeout-ms shortens the outbound
-// deadline, and the downstream sees its request cancelled when it passes.
+// deadline (less httpclient.BudgetMargin), and the downstream sees its request
+// cancelled when it passes.
 func TestEnvoyDeadline(t *testing.T) {
 	t.Parallel()
 	cancelledAfter := make(chan time.Duration, 1)
@@ -196,12 +197,13 @@ func TestEnvoyDeadline(t *testing.T) {
 	}))
 	defer up.Close()
 	srv := newServer1(t, up.URL, 10*time.Second)
-	resp, _ := get(t, srv.URL+"/server1/server2", map[string]string{"X-Envoy-Expected-Rq-Timeout-Ms": "150"})
+	resp, _ := get(t, srv.URL+"/server1/server2", map[string]string{"X-Envoy-Expected-Rq-Timeout-Ms": "350"})
 	if resp.StatusCode != 504 {
 		t.Fatalf("status %d, want 504", resp.StatusCode)
 	}
-	if d := <-cancelledAfter; d < 100*time.Millisecond || d > 2*time.Second {
-		t.Fatalf("downstream cancelled after %s, want about 150ms", d)
+	// The call gets what the caller has left less the margin: about 250ms.
+	if d := <-cancelledAfter; d < 200*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("downstream cancelled after %s, want about 350ms less %s", d, httpclient.BudgetMargin)
 	}
 }
 

@@ -72,11 +72,17 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		env  map[string]string
 		args []string
 		want []string
+		not  []string // said of a value that failed to parse, it would mislead
 	}{
-		{map[string]string{"SERVICE_VERSION": "v 2", "PORT": "9090"}, nil, []string{"SERVICE_VERSION", "admin port must differ"}},
-		{map[string]string{"FAULT_ERROR_RATE": "120"}, nil, []string{"FAULT_ERROR_RATE"}},
-		{map[string]string{"UPSTREAM_TIMEOUT": "soon"}, nil, []string{"UPSTREAM_TIMEOUT"}},
-		{nil, []string{"server2", "serve-forever"}, []string{"unknown argument"}},
+		{map[string]string{"SERVICE_VERSION": "v 2", "PORT": "9090"}, nil, []string{"SERVICE_VERSION", "admin port must differ"}, nil},
+		{map[string]string{"FAULT_ERROR_RATE": "120"}, nil, []string{"FAULT_ERROR_RATE"}, nil},
+		{map[string]string{"UPSTREAM_TIMEOUT": "soon"}, nil, []string{"UPSTREAM_TIMEOUT"}, nil},
+		{nil, []string{"server2", "serve-forever"}, []string{"unknown argument"}, nil},
+		// A value that does not parse does not hide the others' problems.
+		{map[string]string{"LOG_LEVEL": "loud", "PORT": "70000", "ADMIN_PORT": "-1"}, nil,
+			[]string{`LOG_LEVEL="loud"`, "PORT=70000", "ADMIN_PORT=-1"}, nil},
+		{map[string]string{"UPSTREAM_TIMEOUT": "soon", "FAULT_ERROR_RATE": "120", "FAULT_LATENCY": "p50=fast"}, nil,
+			[]string{`UPSTREAM_TIMEOUT="soon"`, "FAULT_ERROR_RATE", `FAULT_LATENCY="p50=fast"`}, []string{"UPSTREAM_TIMEOUT=0s"}},
 	} {
 		args := tc.args
 		if args == nil {
@@ -90,6 +96,11 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		for _, w := range tc.want {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%v: error %q lacks %q", tc.env, err, w)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(err.Error(), n) {
+				t.Errorf("%v: error %q says %q", tc.env, err, n)
 			}
 		}
 	}

@@ -100,6 +100,12 @@ func ValidateURL(name, raw string) error {
 
 // Parse fills v (a pointer to a struct with env tags) from getenv. Only the keys the
 // struct declares are read, so the process environment is never scanned.
+//
+// caarlos0/env goes on past a value that does not parse and returns every such
+// error together (env.AggregateError); Parse names the variables in them. A field
+// whose value failed is then set to its default, so that the caller can still
+// validate the rest (Validate does not run inside env) and report every problem in
+// one go, without also complaining about a zero value nobody set.
 func Parse(getenv func(string) string, v any) error {
 	params, err := env.GetFieldParams(v)
 	if err != nil {
@@ -111,30 +117,49 @@ func Parse(getenv func(string) string, v any) error {
 			environ[p.Key] = val
 		}
 	}
-	if err := env.ParseWithOptions(v, env.Options{Environment: environ}); err != nil {
-		return fmt.Errorf("config: %w", nameVariables(v, environ, err))
+	err = env.ParseWithOptions(v, env.Options{Environment: environ})
+	if err == nil {
+		return nil
 	}
-	return nil
+	failed, named := nameVariables(v, environ, err)
+	if len(failed) > 0 {
+		for _, k := range failed {
+			delete(environ, k)
+		}
+		// The same struct again, without the bad values: the good ones are set as
+		// before and the failed fields get their defaults.
+		if again := env.ParseWithOptions(v, env.Options{Environment: environ}); again != nil {
+			named = errors.Join(named, again)
+		}
+	}
+	return named
 }
 
 // nameVariables rewrites caarlos0/env's parse errors, which name Go fields, to name
-// the environment variable a user has to fix.
-func nameVariables(v any, environ map[string]string, err error) error {
+// the environment variable a user has to fix, and returns those variables.
+func nameVariables(v any, environ map[string]string, err error) ([]string, error) {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
-		return err
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	var out []error
+	var failed []string
 	for _, e := range agg.Errors {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
 			if key := envKey(reflect.TypeOf(v), pe.Name); key != "" {
-				e = fmt.Errorf("%s=%q: %w", key, environ[key], pe.Err)
+				failed = append(failed, key)
+				prefix := fmt.Sprintf("%s=%q", key, environ[key])
+				if strings.HasPrefix(pe.Err.Error(), prefix) { // a custom parser that names it already
+					e = pe.Err
+				} else {
+					e = fmt.Errorf("%s: %w", prefix, pe.Err)
+				}
 			}
 		}
 		out = append(out, e)
 	}
-	return errors.Join(out...)
+	return failed, errors.Join(out...)
 }
 
 func envKey(t reflect.Type, field string) string {

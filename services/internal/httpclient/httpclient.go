@@ -16,10 +16,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -35,12 +37,25 @@ import (
 // MaxBody bounds what is relayed from an upstream.
 const MaxBody = 4 << 20
 
+// BudgetMargin is kept back from the inbound request's remaining time on every
+// outbound call, so the hop whose upstream is slow times out before its caller does
+// and its 504 (naming that upstream) has time to travel back.
+//
+// The remaining time travels to the upstream in httpserver.HeaderBudget, not in
+// Envoy's x-envoy-expected-rq-timeout-ms: Istio's routes carry no timeout unless a
+// VirtualService sets one, and when one does, the sidecar overwrites that header
+// with the route's timeout, so the budget would be lost exactly when it matters;
+// and a value in Envoy's namespace would pass for Envoy's own at the next hop. A
+// meshdemo header passes through the sidecars untouched.
+const BudgetMargin = 100 * time.Millisecond
+
 // Options configure an Upstream.
 type Options struct {
 	Name    string // upstream's service name, used in metrics, spans and errors
 	BaseURL string
 	// Timeout bounds each call; the inbound request's own deadline (Envoy's expected
-	// timeout) applies too, whichever is sooner.
+	// timeout or the caller's budget) less BudgetMargin applies too, whichever is
+	// sooner.
 	Timeout time.Duration
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
@@ -99,15 +114,54 @@ func (u *Upstream) Name() string { return u.opts.Name }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// callTrace learns whether the upstream sent any of its response, which tells an
+// upstream that could not be reached from one that answered and broke HTTP.
+type callTrace struct {
+	httptrace.ClientTrace
+	answered atomic.Bool // set on the transport's reading goroutine
+}
+
+// limit is the time one call may take and where it came from.
+type limit struct {
+	d        time.Duration
+	byCaller bool // the inbound request's remaining time, less BudgetMargin
+}
+
+func (l limit) String() string {
+	if l.byCaller {
+		return fmt.Sprintf("%s (the time its caller had left, less a %s margin)", l.d.Round(time.Millisecond), BudgetMargin)
+	}
+	return fmt.Sprintf("%s (this hop's upstream timeout)", l.d)
+}
+
 // Relay calls method escapedPath (already percent-encoded) on the upstream with the inbound request's context and
 // propagated headers, then writes the upstream's status and body to w. Transport
-// failures become 502 (unreachable) or 504 (timed out); a caller that went away gets
-// nothing written.
+// failures become 502 (unreachable, or a bad response) or 504 (timed out); a caller
+// that went away gets nothing written.
+//
+// The call gets this hop's Timeout or the inbound request's remaining time less
+// BudgetMargin, whichever is smaller, and tells the upstream that budget in
+// httpserver.HeaderBudget. Each hop down the chain thus gives up a margin before
+// its caller, and a timeout is answered by the hop whose upstream was slow.
 func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escapedPath string, body io.Reader, contentType string) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(r.Context(), u.opts.Timeout)
-	defer cancel()
 	self := httpserver.SelfHop(r.Context())
+	lim := limit{d: u.opts.Timeout}
+	if dl, ok := r.Context().Deadline(); ok {
+		if left := time.Until(dl) - BudgetMargin; left < lim.d {
+			lim = limit{d: left, byCaller: true}
+		}
+	}
+	if lim.d <= 0 {
+		u.fail(w, r, self, start, http.StatusGatewayTimeout,
+			fmt.Sprintf("no time left to call upstream %s: the caller's deadline is less than the %s margin away", u.opts.Name, BudgetMargin))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), lim.d)
+	defer cancel()
+	tr := &callTrace{}
+	tr.GotFirstResponseByte = func() { tr.answered.Store(true) }
+	ctx = httptrace.WithClientTrace(ctx, &tr.ClientTrace)
 	var err error
 
 	var span trace.Span
@@ -140,10 +194,14 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	if u.opts.UserAgent != "" && out.Header.Get("User-Agent") == "" {
 		out.Header.Set("User-Agent", u.opts.UserAgent)
 	}
+	// Rounded up, so the upstream's own deadline never comes before this call's: with
+	// the late-answer check below, the 504 is then always this hop's, naming the
+	// upstream.
+	out.Header[httpserver.HeaderBudget] = []string{strconv.FormatInt(int64((lim.d+time.Millisecond-1)/time.Millisecond), 10)}
 
 	resp, err := u.opts.Transport.RoundTrip(out)
 	if err != nil {
-		u.transportError(w, r, self, start, err)
+		u.transportError(w, r, self, start, lim, tr.answered.Load(), err)
 		return
 	}
 	defer resp.Body.Close()
@@ -153,11 +211,19 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	lr := io.LimitedReader{R: resp.Body, N: MaxBody + 1}
 	n, err := buf.ReadFrom(&lr)
 	if err != nil {
-		u.transportError(w, r, self, start, err)
+		u.transportError(w, r, self, start, lim, true, err)
 		return
 	}
 	if n > MaxBody {
 		u.fail(w, r, self, start, http.StatusBadGateway, fmt.Sprintf("%s answered with a body over %d bytes", u.opts.Name, MaxBody))
+		return
+	}
+	// An answer complete only after the deadline is this hop's timeout, even if the
+	// timer has not fired yet: the upstream's deadline is a hair later than this
+	// call's, and under load its own 504 could otherwise slip in and name the wrong
+	// hop.
+	if dl, _ := ctx.Deadline(); !time.Now().Before(dl) {
+		u.transportError(w, r, self, start, lim, true, context.DeadlineExceeded)
 		return
 	}
 	if span != nil {
@@ -177,7 +243,9 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	_, _ = w.Write(buf.Bytes())
 }
 
-func (u *Upstream) transportError(w http.ResponseWriter, r *http.Request, self pathheader.Hop, start time.Time, err error) {
+// transportError answers for a call that got no complete response. answered says
+// whether any of the upstream's response had arrived.
+func (u *Upstream) transportError(w http.ResponseWriter, r *http.Request, self pathheader.Hop, start time.Time, lim limit, answered bool, err error) {
 	var ne net.Error
 	switch {
 	case r.Context().Err() == context.Canceled:
@@ -186,7 +254,9 @@ func (u *Upstream) transportError(w http.ResponseWriter, r *http.Request, self p
 		u.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "caller cancelled", slog.String("upstream", u.opts.Name))
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		u.fail(w, r, self, start, http.StatusGatewayTimeout,
-			fmt.Sprintf("upstream %s did not answer within the deadline (%s or the caller's, whichever is sooner)", u.opts.Name, u.opts.Timeout))
+			fmt.Sprintf("upstream %s did not answer within %s", u.opts.Name, lim))
+	case answered:
+		u.fail(w, r, self, start, http.StatusBadGateway, fmt.Sprintf("upstream %s sent a bad response: %v", u.opts.Name, unwrapURLError(err)))
 	default:
 		u.fail(w, r, self, start, http.StatusBadGateway, fmt.Sprintf("upstream %s unreachable: %v", u.opts.Name, unwrapURLError(err)))
 	}

@@ -32,6 +32,10 @@ const (
 	HeaderExpectedTimeout = "X-Envoy-Expected-Rq-Timeout-Ms"
 )
 
+// HeaderBudget carries, from one hop to the next, the milliseconds the callee has
+// before its caller gives up. Envoy passes it through untouched; see httpclient.
+const HeaderBudget = "X-Meshdemo-Budget-Ms"
+
 // Observer is the per-hop middleware's dependencies.
 type Observer struct {
 	Identity   pathheader.Hop // service, version, instance (no attrs)
@@ -107,15 +111,14 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 			carried.Set(HeaderRequestID, reqID)
 		}
 
-		// Envoy tells each hop how long its caller will wait; nobody profits from work
-		// after that, so the request (and every outbound call) gets that deadline.
-		// The header is absent outside a mesh; Atoi("") would allocate an error each time.
-		if v := r.Header.Get(HeaderExpectedTimeout); v != "" {
-			if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
-				defer cancel()
-			}
+		// Envoy tells each hop how long its caller will wait (from the route timeout),
+		// and the previous meshdemo hop sends the budget it has left; nobody profits
+		// from work after the sooner of the two, so the request (and every outbound
+		// call) gets that deadline.
+		if limit := min(headerMillis(r.Header, HeaderExpectedTimeout), headerMillis(r.Header, HeaderBudget)); limit < noLimit {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, limit)
+			defer cancel()
 		}
 
 		hop, hopHdr := o.Identity, o.identity()
@@ -157,6 +160,24 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
+}
+
+// noLimit is what headerMillis returns for an absent or unusable header.
+const noLimit = time.Duration(1<<63 - 1)
+
+// headerMillis reads a positive count of milliseconds; anything else is no limit.
+// The headers are often absent (Envoy's outside a mesh, the budget at the front
+// door), and ParseInt("") would allocate an error each time, hence the early return.
+func headerMillis(h http.Header, name string) time.Duration {
+	v := h.Get(name)
+	if v == "" {
+		return noLimit
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms <= 0 || ms > int64(noLimit/time.Millisecond) {
+		return noLimit
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 func (o *Observer) finish(ctx context.Context, r *http.Request, rec *recorder, span trace.Span, reqID string, attempt int, start time.Time) {

@@ -97,9 +97,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	if len(args) > 1 && args[1] == "get" { // needs no configuration: runs in any pod
 		return get(ctx, spec.Name, args[2:], stdout, stderr)
 	}
-	if err := config.Parse(getenv, spec.Settings); err != nil {
-		return err
-	}
+	// A value that does not parse is reported with everything Validate finds in the
+	// rest (Parse leaves defaults in the fields that failed), in one go.
+	parseErr := config.Parse(getenv, spec.Settings)
 	common, fcfg := spec.Settings.Shared()
 	if common.ServiceName == "" {
 		common.ServiceName = spec.Name
@@ -110,6 +110,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return fmt.Errorf("hostname: %w", err)
 		}
 		common.Instance = h
+	}
+	if parseErr != nil {
+		return fmt.Errorf("invalid configuration:\n%w", errors.Join(parseErr, spec.Settings.Validate()))
 	}
 	if len(args) > 1 {
 		if args[1] == "healthcheck" {
