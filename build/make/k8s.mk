@@ -3,7 +3,7 @@
 # are its steps for working by hand: kind-up, istio-install, deploy [SCENARIO=x], addons, kind-down.
 # The Istio version is pinned once, in build/istio-version; the CLIs are built from pinned Go
 # modules (build/tools: istioctl + kustomize, build/tools/skaffold: skaffold) into ./bin.
-TEST_TARGETS += test-verify
+TEST_TARGETS += test-verify test-preflight
 
 ISTIO_VERSION := $(shell cat build/istio-version)
 ISTIOCTL := $(BIN)/istioctl
@@ -19,7 +19,7 @@ SCENARIO ?= default
 # Offline Go builds outside go.work: these modules pin Istio's and skaffold's dependency sets.
 TOOLS_GO := cd build/tools && GOWORK=off $(GO)
 
-.PHONY: tools render scenarios test-verify kind-up istio-install deploy addons kind-down
+.PHONY: tools render scenarios test-verify test-preflight kind-up istio-install deploy addons kind-down
 
 $(ISTIOCTL): build/tools/go.mod build/tools/go.sum
 	@mkdir -p $(BIN)
@@ -50,6 +50,15 @@ test-verify: tools ## offline validation of deploy/, istio/, skaffold.yaml and b
 	cd verify && GOWORK=off $(GO) vet ./...
 	cd verify && GOWORK=off ISTIOCTL=$(ISTIOCTL) SKAFFOLD=$(SKAFFOLD) KUSTOMIZE=$(KUSTOMIZE) $(GO) test -race -count=1 ./...
 
+# skaffold's own code (the module pinned in build/tools/skaffold, so the build cache is the CLI's)
+# over every skaffold.yaml: config parsing with each profile, the dependency walk `skaffold run`
+# and `skaffold dev` do before building, the `docker build` flags kind needs. No -race: it would
+# compile skaffold's whole dependency tree a second time, and the package starts no goroutines.
+test-preflight: ## skaffold's dependency walk and build flags over every skaffold.yaml, with skaffold's own code
+	cd build/tools/skaffold && test -z "$$(gofmt -l preflight)" || { gofmt -l build/tools/skaffold/preflight; echo 'gofmt needed'; exit 1; }
+	cd build/tools/skaffold && GOWORK=off $(GO) vet ./preflight/...
+	cd build/tools/skaffold && GOWORK=off $(GO) test -count=1 ./preflight/...
+
 kind-up: $(KIND) ## create the kind cluster (gateway on http://127.0.0.1:8880)
 	$(KIND) create cluster --config build/kind/cluster.yaml --wait 120s
 
@@ -57,7 +66,8 @@ istio-install: $(ISTIOCTL) ## install Istio $(ISTIO_VERSION) with a laptop-sized
 	$(ISTIOCTL) --context $(KUBE_CONTEXT) install -y -f build/kind/istio.yaml --set tag=$(ISTIO_VERSION)
 	$(KUBECTL) -n istio-system rollout status deploy/istiod deploy/istio-ingressgateway --timeout=180s
 
-deploy: $(SKAFFOLD) $(KUSTOMIZE) ## build the images and deploy a scenario with skaffold: make deploy SCENARIO=retries
+# skaffold runs kustomize and `kind load docker-image` by name: both come from ./bin.
+deploy: $(SKAFFOLD) $(KUSTOMIZE) $(KIND) ## build the images and deploy a scenario with skaffold: make deploy SCENARIO=retries
 	PATH="$(BIN):$$PATH" $(SKAFFOLD) run --kube-context $(KUBE_CONTEXT) $(if $(filter-out default,$(SCENARIO)),-p $(SCENARIO)) --status-check=true
 
 addons: ## Prometheus, Grafana, Jaeger and Kiali of the pinned Istio release
