@@ -74,7 +74,9 @@ addons: ## Prometheus, Grafana, Jaeger and Kiali of the pinned Istio release
 	for a in prometheus grafana jaeger kiali; do \
 	  $(KUBECTL) apply -f https://raw.githubusercontent.com/istio/istio/$(ISTIO_VERSION)/samples/addons/$$a.yaml || exit 1; done
 	$(KUBECTL) -n istio-system rollout status deploy/kiali --timeout=180s
+	$(KUBECTL) -n istio-system rollout status deploy/jaeger --timeout=180s
 	@echo 'Kiali: kubectl --context $(KUBE_CONTEXT) -n istio-system port-forward svc/kiali 20001 (then http://localhost:20001)'
+	@echo 'Jaeger: kubectl --context $(KUBE_CONTEXT) -n istio-system port-forward svc/tracing 16686:80 (then http://localhost:16686/jaeger)'
 
 kind-down: $(KIND) ## delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
