@@ -2,12 +2,12 @@
 # build-images.sh [WORKLOAD...]: build meshdemo images with no registry pull.
 #
 # For each workload: a static binary for the engine's platform, built on the host, goes into
-# a small build context (dist/image-context/bin/<os>_<arch>/<workload>), and the `prebuilt`
-# target of build/Dockerfile turns it into $IMAGE_REPO/<workload>:$IMAGE_TAG. Then the image
+# a small build context (dist/image-context/bin/<os>_<arch>/<workload>), and
+# build/Dockerfile.prebuilt turns it into $IMAGE_REPO/<workload>:$IMAGE_TAG. Then the image
 # size is checked against MAX_IMAGE_BYTES.
 #
 # Environment: IMAGE_REPO (meshdemo), IMAGE_TAG (dev), TARGETOS / TARGETARCH (the engine's),
-# MAX_IMAGE_BYTES (15 MiB), GO (go), GO_TAGS (grpcnotrace).
+# MAX_IMAGE_BYTES (15 MiB), GO (go), GO_TAGS (grpcnotrace), BUILDX_NO_DEFAULT_ATTESTATIONS (1).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +24,9 @@ TARGETARCH=${TARGETARCH:-$(docker version -f '{{.Server.Arch}}' 2>/dev/null || "
 # Same tags as build/Dockerfile's GO_TAGS (see the reason there).
 GO_TAGS=${GO_TAGS:-grpcnotrace}
 VCS_REF=${VCS_REF:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+# No provenance attestation, so that `kind load docker-image` works with Docker's containerd
+# image store (see build/make/images.mk).
+export BUILDX_NO_DEFAULT_ATTESTATIONS=${BUILDX_NO_DEFAULT_ATTESTATIONS:-1}
 
 if [ $# -eq 0 ]; then
 	set -- client server1 server2 user-service
@@ -39,7 +42,7 @@ for w in "$@"; do
 		"$GO" build -tags "$GO_TAGS" -trimpath -ldflags='-s -w' -o "$bindir/$w" "./$w")
 	image=$IMAGE_REPO/$w:$IMAGE_TAG
 	# No --pull, and the context holds only binaries: nothing leaves this machine.
-	docker build --quiet -f build/Dockerfile --target prebuilt \
+	docker build --quiet -f build/Dockerfile.prebuilt \
 		--build-arg WORKLOAD="$w" --build-arg TARGETOS="$TARGETOS" --build-arg TARGETARCH="$TARGETARCH" \
 		--build-arg VCS_REF="$VCS_REF" --build-arg IMAGE_VERSION="$IMAGE_TAG" \
 		-t "$image" "$ctx" >/dev/null

@@ -8,6 +8,13 @@ CONTAINER_TEST_TIMEOUT ?= 20m
 
 TEST_TARGETS += test-containers
 
+# buildx (the default `docker build` since Engine 23) attaches a provenance attestation to every
+# image it builds with Docker's containerd image store; `kind load docker-image` then fails on
+# the attestation's manifest, which `docker save` leaves out (kind issue 3795). Every image this
+# Makefile builds (workloads, loadtest) is built without it; the variable means nothing to a
+# docker CLI without buildx. skaffold.yaml passes --provenance=false itself.
+export BUILDX_NO_DEFAULT_ATTESTATIONS := 1
+
 .PHONY: docker-engine images images-multistage compose-config compose-up compose-down test-containers
 
 docker-engine: ## make sure a Docker engine answers (installs Debian's docker.io and starts dockerd when root)
@@ -33,7 +40,7 @@ compose-up: images ## start the four workloads with docker compose (client on ht
 compose-down: ## stop and remove the compose stack
 	$(COMPOSE) -f compose.yaml down --remove-orphans
 
-# The container tests build their own images from build/Dockerfile; `images` runs first so
+# The container tests build their own images from build/Dockerfile.prebuilt; `images` runs first so
 # that the CLI path (`make images`) is proven here too. Without an engine the tests skip,
 # loudly; under CI=true that skip fails the run unless MESHDEMO_ALLOW_NO_DOCKER=1.
 test-containers: ## vet + race tests of e2e/containers against real containers (starts Docker if needed)

@@ -4,7 +4,7 @@
 # (istio-install and deploy run e2e/kindpath's own commands, so the two paths cannot drift).
 # The Istio version is pinned once, in build/istio-version; the CLIs are built from pinned Go
 # modules (build/tools: istioctl + kustomize, build/tools/skaffold: skaffold) into ./bin.
-TEST_TARGETS += test-verify
+TEST_TARGETS += test-verify test-preflight
 
 ISTIO_VERSION := $(shell cat build/istio-version)
 ISTIOCTL := $(BIN)/istioctl
@@ -20,7 +20,7 @@ SCENARIO ?= default
 # Offline Go builds outside go.work: these modules pin Istio's and skaffold's dependency sets.
 TOOLS_GO := cd build/tools && GOWORK=off $(GO)
 
-.PHONY: tools render scenarios test-verify kind-up istio-install deploy addons kind-down
+.PHONY: tools render scenarios test-verify test-preflight kind-up istio-install deploy addons kind-down
 
 $(ISTIOCTL): build/tools/go.mod build/tools/go.sum
 	@mkdir -p $(BIN)
@@ -51,6 +51,15 @@ test-verify: tools ## offline validation of deploy/, istio/, skaffold.yaml and b
 	cd verify && GOWORK=off $(GO) vet ./...
 	cd verify && GOWORK=off ISTIOCTL=$(ISTIOCTL) SKAFFOLD=$(SKAFFOLD) KUSTOMIZE=$(KUSTOMIZE) $(GO) test -race -count=1 ./...
 
+# skaffold's own code (the module pinned in build/tools/skaffold, so the build cache is the CLI's)
+# over every skaffold.yaml: config parsing with each profile, the dependency walk `skaffold run`
+# and `skaffold dev` do before building, the `docker build` flags kind needs. No -race: it would
+# compile skaffold's whole dependency tree a second time, and the package starts no goroutines.
+test-preflight: ## skaffold's dependency walk and build flags over every skaffold.yaml, with skaffold's own code
+	cd build/tools/skaffold && test -z "$$(gofmt -l preflight)" || { gofmt -l build/tools/skaffold/preflight; echo 'gofmt needed'; exit 1; }
+	cd build/tools/skaffold && GOWORK=off $(GO) vet ./preflight/...
+	cd build/tools/skaffold && GOWORK=off $(GO) test -count=1 ./preflight/...
+
 kind-up: $(KIND) ## create the kind cluster (gateway on http://127.0.0.1:8880)
 	$(KIND) create cluster --config build/kind/cluster.yaml --wait 120s
 
@@ -68,7 +77,9 @@ addons: ## Prometheus, Grafana, Jaeger and Kiali of the pinned Istio release
 	for a in prometheus grafana jaeger kiali; do \
 	  $(KUBECTL) apply -f https://raw.githubusercontent.com/istio/istio/$(ISTIO_VERSION)/samples/addons/$$a.yaml || exit 1; done
 	$(KUBECTL) -n istio-system rollout status deploy/kiali --timeout=180s
+	$(KUBECTL) -n istio-system rollout status deploy/jaeger --timeout=180s
 	@echo 'Kiali: kubectl --context $(KUBE_CONTEXT) -n istio-system port-forward svc/kiali 20001 (then http://localhost:20001)'
+	@echo 'Jaeger: kubectl --context $(KUBE_CONTEXT) -n istio-system port-forward svc/tracing 16686:80 (then http://localhost:16686/jaeger)'
 
 kind-down: $(KIND) ## delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kind "sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/yaml"
 )
 
@@ -203,6 +204,56 @@ func TestKindConfigStrict(t *testing.T) {
 	bad := bytes.Replace(data, []byte("extraPortMappings"), []byte("extraPortMapping"), 1)
 	if _, err := loadKindCluster(t, bad); err == nil || !strings.Contains(err.Error(), "extraPortMapping") {
 		t.Errorf("typo accepted: %v", err)
+	}
+}
+
+// kindLoad runs kind's own config loader on a file: the first thing `kind create cluster --config`
+// does (cluster.CreateWithConfigFile: parse, strict decode, defaults, conversion to kind's
+// internal config). kind offers no call that loads without creating, so Create gets a second
+// option that always fails, a raw config of an unknown apiVersion: options apply in order and
+// Create returns at the first error, before it touches Docker. (kind's Validate of the loaded
+// config runs only after Docker answers; it is internal and not reached here.)
+func kindLoad(t *testing.T, file string) error {
+	t.Helper()
+	// Belt and braces: no docker binary to find, should Create ever go further.
+	t.Setenv("PATH", t.TempDir())
+	const stop = "meshdemo.invalid/stop"
+	err := kindcluster.NewProvider(kindcluster.ProviderWithDocker()).Create("meshdemo-preflight",
+		kindcluster.CreateWithConfigFile(file),
+		kindcluster.CreateWithRawConfig([]byte("apiVersion: "+stop+"\nkind: Cluster\n")))
+	switch {
+	case err == nil:
+		t.Fatal("kind's Create returned no error: the stop option did not stop it")
+	case strings.Contains(err.Error(), "unknown apiVersion: "+stop):
+		return nil
+	}
+	return err
+}
+
+// kind's own loader accepts build/kind/cluster.yaml and rejects a typo in it. Not parallel:
+// kindLoad empties PATH for its duration.
+func TestKindLoaderAcceptsClusterConfig(t *testing.T) {
+	file := filepath.Join(repoRoot(t), "build", "kind", "cluster.yaml")
+	if err := kindLoad(t, file); err != nil {
+		t.Fatalf("kind cannot load %s: %v", file, err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string][2]string{
+		"typo":        {"extraPortMappings", "extraPortMapping"},
+		"api version": {"kind.x-k8s.io/v1alpha4", "kind.x-k8s.io/v1alpha3"},
+		"port string": {"hostPort: 8880", "hostPort: http"},
+	} {
+		if !bytes.Contains(data, []byte(edit[0])) {
+			t.Errorf("%s: fixture no longer applies", name)
+			continue
+		}
+		bad := writeTemp(t, "cluster", bytes.Replace(data, []byte(edit[0]), []byte(edit[1]), 1))
+		if err := kindLoad(t, bad); err == nil {
+			t.Errorf("%s: kind loaded the broken config", name)
+		}
 	}
 }
 

@@ -1,4 +1,5 @@
-// Pins the skaffold CLI. A module of its own: skaffold's replace lines (docker v27, viper 1.19)
+// Pins the skaffold CLI (and preflight/, tests that run skaffold's own code over our skaffold.yaml
+// files with exactly these pins). A module of its own: skaffold's replace lines (docker v27, viper 1.19)
 // and its k8s.io set must not move istioctl's dependencies in ../go.mod, which stay identical to
 // verify/pilot's so both share one build cache.
 module github.com/meshdemo/meshdemo/build/tools/skaffold
@@ -22,6 +23,12 @@ replace github.com/spf13/viper => github.com/spf13/viper v1.19.0
 replace github.com/buildpacks/lifecycle => github.com/buildpacks/lifecycle v0.20.5
 
 tool github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold
+
+require (
+	github.com/GoogleContainerTools/skaffold/v2 v2.16.1
+	github.com/google/go-containerregistry v0.20.3
+	github.com/moby/buildkit v0.21.1
+)
 
 require (
 	al.essio.dev/pkg/shellescape v1.6.0 // indirect
@@ -55,7 +62,6 @@ require (
 	github.com/GoogleCloudPlatform/opentelemetry-operations-go/exporter/trace v1.27.0 // indirect
 	github.com/GoogleCloudPlatform/opentelemetry-operations-go/internal/resourcemapping v0.51.0 // indirect
 	github.com/GoogleContainerTools/kaniko v1.23.2 // indirect
-	github.com/GoogleContainerTools/skaffold/v2 v2.16.1 // indirect
 	github.com/MakeNowJust/heredoc v1.0.0 // indirect
 	github.com/Masterminds/goutils v1.1.1 // indirect
 	github.com/Masterminds/semver v1.5.0 // indirect
@@ -158,7 +164,6 @@ require (
 	github.com/google/certificate-transparency-go v1.3.1 // indirect
 	github.com/google/gnostic-models v0.6.9 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
-	github.com/google/go-containerregistry v0.20.3 // indirect
 	github.com/google/ko v0.17.1 // indirect
 	github.com/google/pprof v0.0.0-20250501235452-c0086092b71a // indirect
 	github.com/google/s2a-go v0.1.9 // indirect
@@ -202,7 +207,6 @@ require (
 	github.com/mitchellh/ioprogress v0.0.0-20180201004757-6a23b12fa88e // indirect
 	github.com/mitchellh/mapstructure v1.5.1-0.20231216201459-8508981c8b6c // indirect
 	github.com/mitchellh/reflectwalk v1.0.2 // indirect
-	github.com/moby/buildkit v0.21.1 // indirect
 	github.com/moby/docker-image-spec v1.3.1 // indirect
 	github.com/moby/patternmatcher v0.6.0 // indirect
 	github.com/moby/spdystream v0.5.0 // indirect

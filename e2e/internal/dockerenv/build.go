@@ -60,7 +60,7 @@ func BuildBinary(ctx context.Context, root, workload, goos, goarch, outDir strin
 	return os.ReadFile(out)
 }
 
-// ImageContext is the build context of build/Dockerfile's `prebuilt` target as a tar:
+// ImageContext is the build context of build/Dockerfile.prebuilt as a tar:
 // the Dockerfile and bin/<os>_<arch>/<workload>. Nothing else is sent to the engine.
 func ImageContext(dockerfile []byte, workload, goos, goarch string, binary []byte) (*bytes.Reader, error) {
 	var buf bytes.Buffer
@@ -88,7 +88,7 @@ func ImageContext(dockerfile []byte, workload, goos, goarch string, binary []byt
 	return bytes.NewReader(buf.Bytes()), nil
 }
 
-// ImageSpec is one image to build from build/Dockerfile's prebuilt target.
+// ImageSpec is one image to build from build/Dockerfile.prebuilt.
 type ImageSpec struct {
 	Root     string // repository root
 	Workload string
@@ -105,7 +105,7 @@ type ImageSpec struct {
 // talks to the engine's API: no CLI, no `# syntax` frontend, no pull. It returns the
 // image reference.
 func BuildImage(ctx context.Context, spec ImageSpec) (string, error) {
-	dockerfile, err := os.ReadFile(filepath.Join(spec.Root, "build", "Dockerfile"))
+	dockerfile, err := os.ReadFile(filepath.Join(spec.Root, "build", "Dockerfile.prebuilt"))
 	if err != nil {
 		return "", err
 	}
@@ -140,7 +140,6 @@ func BuildImage(ctx context.Context, spec ImageSpec) (string, error) {
 		BuildLogWriter: logw,
 		KeepImage:      true,
 		BuildOptionsModifier: func(o *build.ImageBuildOptions) {
-			o.Target = "prebuilt"
 			o.PullParent = false
 			o.Labels = spec.Labels
 		},
