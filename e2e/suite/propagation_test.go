@@ -63,9 +63,11 @@ func TestPropagation(t *testing.T) {
 		{"traceparent", "Traceparent", "00-%s-%s-01"},
 		{"b3 single header", "B3", "%s-%s-1"},
 	} {
-		// On kind too: the pinned Istio configures no tracer by default (values.yaml
-		// global.proxy.tracer "none", no tracing in the default ProxyConfig), so Envoy passes
-		// trace headers through unchanged and the workloads continue the caller's trace.
+		// On kind too. The mesh's tracer there (OpenTelemetry, build/kind/istio.yaml) continues
+		// a traceparent with the same trace id; it reads no b3 header and passes it on
+		// unchanged, and the workloads' propagator (W3C, then B3: the later one wins) continues
+		// the caller's b3 trace. Without that install the pinned Istio has no tracer at all
+		// (global.proxy.tracer "none") and both pass through untouched.
 		t.Run(tc.name+" reaches server2", func(t *testing.T) {
 			traceID := randHex(16)
 			h := hdr(tc.header, fmt.Sprintf(tc.value, traceID, randHex(8)))
