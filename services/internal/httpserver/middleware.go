@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -100,34 +99,14 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		ctx := r.Context()
 
-		carried := o.Propagator.Capture(r.Header)
-		reqID := carried.Get(HeaderRequestID)
-		if reqID == "" { // outside a mesh nobody generated one
-			reqID = newRequestID()
-			carried.Set(HeaderRequestID, reqID)
+		ctx, cancel, call := o.Enter(ctx, r.Header)
+		if cancel != nil {
+			defer cancel()
 		}
-
-		// Envoy tells each hop how long its caller will wait; nobody profits from work
-		// after that, so the request (and every outbound call) gets that deadline.
-		// The header is absent outside a mesh; Atoi("") would allocate an error each time.
-		if v := r.Header.Get(HeaderExpectedTimeout); v != "" {
-			if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
-				defer cancel()
-			}
+		reqID, attempt, hopHdr := call.RequestID, call.Attempt, o.identity()
+		if attempt > 0 {
+			hopHdr = []string{call.Hop.String()}
 		}
-
-		hop, hopHdr := o.Identity, o.identity()
-		attempt := 0
-		if a := r.Header.Get(HeaderAttemptCount); a != "" {
-			if n, err := strconv.Atoi(a); err == nil && n > 0 && n < 1000 {
-				attempt = n
-				hop.Attrs = map[string]string{"attempt": strconv.Itoa(n)}
-				hopHdr = []string{hop.String()}
-			}
-		}
-		ctx = problem.WithAnswerer(ctx, &requestInfo{hop: hop, carried: carried})
 		w.Header()[pathheader.Name] = hopHdr
 
 		// The remote span context gives logs a trace id even when export is off. The
