@@ -20,7 +20,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
-	env := map[string]string{"PORT": "0", "ADMIN_PORT": "0", "LISTEN_HOST": "127.0.0.1", "DRAIN_DELAY": "0s", "HOSTNAME": "h1"}
+	env := map[string]string{"PORT": "0", "ADMIN_PORT": "0", "GRPC_PORT": "0", "LISTEN_HOST": "127.0.0.1", "DRAIN_DELAY": "0s", "HOSTNAME": "h1"}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"server2"}, envOf(env), pw, io.Discard); pw.Close() }()
 
