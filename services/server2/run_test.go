@@ -76,6 +76,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{map[string]string{"SERVICE_VERSION": "v 2", "PORT": "9090"}, nil, []string{"SERVICE_VERSION", "admin port must differ"}},
 		{map[string]string{"FAULT_ERROR_RATE": "120"}, nil, []string{"FAULT_ERROR_RATE"}},
 		{map[string]string{"UPSTREAM_TIMEOUT": "soon"}, nil, []string{"UPSTREAM_TIMEOUT"}},
+		{map[string]string{"GRPC_PORT": "70000"}, nil, []string{"GRPC_PORT"}},
 		{nil, []string{"server2", "serve-forever"}, []string{"unknown argument"}},
 	} {
 		args := tc.args

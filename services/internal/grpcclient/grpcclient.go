@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -51,8 +52,19 @@ type Options struct {
 // client side of the balancing demo (a plain dns:/// target with pick_first pins every
 // call to one backend; a sidecar balances them per request).
 type Upstream struct {
-	o    Options
-	conn *grpc.ClientConn
+	o       Options
+	conn    *grpc.ClientConn
+	lowered sync.Map // canonical header name → metadata key; the names are a bounded list
+}
+
+// lower is strings.ToLower, remembered: the same few names go out on every call.
+func (u *Upstream) lower(name string) string {
+	if v, ok := u.lowered.Load(name); ok {
+		return v.(string)
+	}
+	l := strings.ToLower(name)
+	u.lowered.Store(name, l)
+	return l
 }
 
 // New creates the connection (lazily connected by gRPC on the first call).
@@ -99,13 +111,9 @@ func (u *Upstream) unary(ctx context.Context, method string, req, reply any, cc 
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, u.o.Timeout)
 	defer cancel()
-	h := http.Header{}
-	httpserver.Carried(parent).Apply(h)
-	if len(h) > 0 {
-		md := make(metadata.MD, len(h))
-		for k, v := range h {
-			md[strings.ToLower(k)] = v
-		}
+	if carried := httpserver.Carried(parent); carried.Len() > 0 {
+		md := make(metadata.MD, carried.Len())
+		carried.Each(func(name string, values []string) { md[u.lower(name)] = values[:len(values):len(values)] })
 		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
 	var tr metadata.MD

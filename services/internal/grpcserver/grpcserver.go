@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,6 @@ import (
 	"github.com/meshdemo/meshdemo/services/internal/httpserver"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
 	"github.com/meshdemo/meshdemo/services/internal/telemetry"
-	"github.com/meshdemo/meshdemo/services/pathheader"
 )
 
 // Method is the HTTP method a gRPC call is recorded with in metrics and access logs:
@@ -61,12 +61,21 @@ type Server struct {
 	health *grpchealth.Server
 	ln     net.Listener
 	o      Options
+	// read maps the metadata keys the kit reads (the propagated list, Envoy's
+	// headers) to their canonical header names; other metadata is not converted.
+	read map[string]string
+	self string // this hop's path entry without attributes
 }
 
 // New builds the server on an open listener (so callers learn an ephemeral port before
 // serving). Health starts NOT_SERVING.
 func New(ln net.Listener, o Options) *Server {
-	s := &Server{ln: ln, o: o, health: grpchealth.NewServer()}
+	s := &Server{ln: ln, o: o, health: grpchealth.NewServer(), read: map[string]string{}, self: o.Observer.Identity.String()}
+	for _, n := range append(o.Observer.Propagator.Names(),
+		httpserver.HeaderExpectedTimeout, httpserver.HeaderAttemptCount, "Traceparent", "Tracestate", "B3", "X-B3-Traceid") {
+		c := http.CanonicalHeaderKey(n)
+		s.read[strings.ToLower(c)] = c
+	}
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unary),
 		grpc.ConnectionTimeout(5 * time.Second),
@@ -129,6 +138,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+func statusText(code int) string {
+	if code == 200 {
+		return "200"
+	}
+	return strconv.Itoa(code)
+}
+
 // spared says whether faults skip a method: health and reflection are the probes of
 // gRPC, spared like /healthz and /readyz.
 func spared(fullMethod string) bool {
@@ -140,12 +156,17 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	start := time.Now()
 	o := s.o.Observer
 	md, _ := metadata.FromIncomingContext(ctx)
-	hdr := grpcwire.Header(md)
+	hdr := make(http.Header, len(md))
+	for k, v := range md {
+		if c, ok := s.read[k]; ok {
+			hdr[c] = v
+		}
+	}
 	callCtx, cancel, call := o.Enter(ctx, hdr)
 	if cancel != nil {
 		defer cancel()
 	}
-	if !s.o.Tracing {
+	if !s.o.Tracing && (len(hdr["Traceparent"]) > 0 || len(hdr["B3"]) > 0 || len(hdr["X-B3-Traceid"]) > 0) {
 		// Logs carry the caller's trace id even with export off (otelgrpc extracts it
 		// when tracing is on).
 		callCtx = o.TextMap.Extract(callCtx, propagation.HeaderCarrier(hdr))
@@ -160,9 +181,16 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		resp, err = handler(callCtx, req)
 	}
 	code, prob, err := outcome(callCtx, err, info.FullMethod, call.Hop.Service)
-	tr := metadata.Pairs(grpcwire.PathKey, pathheader.Prepend(call.Hop, reply.Path), grpcwire.StatusKey, strconv.Itoa(code))
+	path := s.self
+	if call.Attempt > 0 {
+		path = call.Hop.String()
+	}
+	if reply.Path != "" {
+		path += ", " + reply.Path
+	}
+	tr := metadata.MD{grpcwire.PathKey: {path}, grpcwire.StatusKey: {statusText(code)}}
 	if prob != nil {
-		tr.Set(grpcwire.ProblemKey, string(prob))
+		tr[grpcwire.ProblemKey] = []string{string(prob)}
 	}
 	_ = grpc.SetTrailer(ctx, tr) // fails only when the stream is gone
 

@@ -53,7 +53,7 @@ func (r *relay) Call(ctx context.Context, req *chainv1.CallRequest) (*chainv1.Ca
 	return r.up.Call(ctx, req)
 }
 
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -72,7 +72,9 @@ type hops struct {
 }
 
 // twoHops is relay (as "server1") → end (as "server2"), both on the real kit.
-func twoHops(t *testing.T, endFaults faults.Config) *hops {
+func twoHops(t *testing.T, endFaults faults.Config) *hops { return twoHopsTB(t, endFaults) }
+
+func twoHopsTB(t testing.TB, endFaults faults.Config) *hops {
 	t.Helper()
 	h := &hops{end: &end{}}
 	h.endKit = kittest.Kit(t, kittest.Common("server2"), endFaults, nil)
@@ -364,5 +366,23 @@ func TestHealthFollowsPhase(t *testing.T) {
 				t.Errorf("%s: health %q = %v %v, want %s", tc.phase, svc, r.GetStatus(), err, tc.want)
 			}
 		}
+	}
+}
+
+// TestAttemptInPath: Envoy's x-envoy-attempt-count shows in the hop's path entry and
+// in the attempts metric, as over HTTP.
+func TestAttemptInPath(t *testing.T) {
+	t.Parallel()
+	h := twoHops(t, faults.DefaultConfig())
+	var tr metadata.MD
+	md := metadata.Pairs("x-envoy-attempt-count", "2")
+	if _, err := h.relay.Call(metadata.NewOutgoingContext(context.Background(), md), &chainv1.CallRequest{}, grpc.Trailer(&tr)); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Get(grpcwire.PathKey); len(got) != 1 || got[0] != "server1/v1@server1-test;attempt=2, server2/v1@server2-test" {
+		t.Errorf("path trailer %q", got)
+	}
+	if !strings.Contains(metricsText(t, h.relayKit), `meshdemo_envoy_attempts_total{attempt="2",service="server1",version="v1"} 1`) {
+		t.Error("attempt not counted")
 	}
 }

@@ -14,7 +14,6 @@ package grpcwire
 import (
 	"context"
 	"net/http"
-	"net/textproto"
 	"strconv"
 
 	"google.golang.org/grpc/codes"
@@ -78,20 +77,6 @@ func HTTPForCode(c codes.Code) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
-}
-
-// Header returns md as an http.Header with canonical names (pseudo-headers and binary
-// keys left out), so the HTTP kit's propagation and Envoy header parsing read gRPC
-// metadata unchanged.
-func Header(md metadata.MD) http.Header {
-	h := make(http.Header, len(md))
-	for k, v := range md {
-		if len(k) == 0 || k[0] == ':' {
-			continue
-		}
-		h[textproto.CanonicalMIMEHeaderKey(k)] = v
-	}
-	return h
 }
 
 // Reply is what an upstream answered in its trailer; the outbound interceptor fills it
