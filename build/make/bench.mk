@@ -5,7 +5,8 @@
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: build ## benchmark the chain against a minimal net/http chain (req/s, p50/p99, CPU, RSS, ready time)
+bench: build ## benchmark the chain against a minimal net/http chain, then the gRPC chain against minimal grpc-go hops (req/s, p50/p99, CPU, RSS, ready time)
 	cd services && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/bench-minimal ./internal/bench/minimal
 	cd services && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/bench ./internal/bench
 	$(BIN)/bench -bin $(BIN) $(BENCH_FLAGS)
+	$(BIN)/bench -grpc -bin $(BIN) $(BENCH_FLAGS)

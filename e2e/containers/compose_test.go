@@ -282,6 +282,9 @@ func TestComposeUp(t *testing.T) {
 		env = append(env, "MESHDEMO_"+v+"_PORT="+freePort(t), "MESHDEMO_"+v+"_ADMIN_PORT="+freePort(t))
 	}
 	clientPort := strings.TrimPrefix(env[3], "MESHDEMO_CLIENT_PORT=")
+	for _, v := range []string{"CLIENT", "SERVER1", "SERVER2"} { // the gRPC ports too, off their defaults
+		env = append(env, "MESHDEMO_"+v+"_GRPC_PORT="+freePort(t))
+	}
 
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

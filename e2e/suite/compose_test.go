@@ -35,7 +35,7 @@ func startCompose(ctx context.Context, root string) (*target, func(), error) {
 	}
 	file := env("E2E_COMPOSE_FILE", filepath.Join(root, "compose.yaml"))
 	project := env("E2E_COMPOSE_PROJECT", "meshdemo-e2e")
-	ports, err := freePorts(2 * len(workloads))
+	ports, err := freePorts(3 * len(workloads)) // public and admin pairs, then gRPC
 	if err != nil {
 		return nil, nil, err
 	}
@@ -43,7 +43,8 @@ func startCompose(ctx context.Context, root string) (*target, func(), error) {
 	environ := os.Environ()
 	for i, w := range workloads {
 		v := "MESHDEMO_" + strings.ToUpper(strings.ReplaceAll(w, "-", "_"))
-		environ = append(environ, v+"_PORT="+strconv.Itoa(ports[2*i]), v+"_ADMIN_PORT="+strconv.Itoa(ports[2*i+1]))
+		environ = append(environ, v+"_PORT="+strconv.Itoa(ports[2*i]), v+"_ADMIN_PORT="+strconv.Itoa(ports[2*i+1]),
+			v+"_GRPC_PORT="+strconv.Itoa(ports[2*len(workloads)+i])) // only client, server1, server2 publish one
 		t.public[w] = "http://127.0.0.1:" + strconv.Itoa(ports[2*i])
 		t.admin[w] = "http://127.0.0.1:" + strconv.Itoa(ports[2*i+1])
 	}

@@ -97,11 +97,12 @@ type chain struct {
 }
 
 func startChain(ctx context.Context, bin string, names []string, env ...string) (*chain, error) {
-	ports, err := freePorts(2 * len(workloads))
+	ports, err := freePorts(3 * len(workloads)) // public and admin pairs, then gRPC
 	if err != nil {
 		return nil, err
 	}
 	c := &chain{public: map[string]string{}, admin: map[string]string{}}
+	grpcPort := func(idx int) string { return strconv.Itoa(ports[2*len(workloads)+idx]) }
 	port := map[string]int{}
 	for i, w := range workloads {
 		port[w] = ports[2*i]
@@ -111,12 +112,14 @@ func startChain(ctx context.Context, bin string, names []string, env ...string) 
 	wiring := []string{
 		"SERVER1_URL=" + c.public["server1"], "SERVER2_URL=" + c.public["server2"],
 		"USER_SERVICE_URL=" + c.public["user-service"],
+		"SERVER1_GRPC_ADDR=127.0.0.1:" + grpcPort(indexOf(workloads, "server1")),
+		"SERVER2_GRPC_ADDR=127.0.0.1:" + grpcPort(indexOf(workloads, "server2")),
 	}
 	// Upstreams first, so the client's first call finds them.
 	for i := len(names) - 1; i >= 0; i-- {
 		name := names[i]
 		idx := indexOf(workloads, name)
-		p, err := startProc(bin, name, ports[2*idx], ports[2*idx+1], append(wiring, env...)...)
+		p, err := startProc(bin, name, ports[2*idx], ports[2*idx+1], append(append(wiring, "GRPC_PORT="+grpcPort(idx)), env...)...)
 		if err != nil {
 			c.stop()
 			return nil, err

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 
+	"google.golang.org/grpc"
+
 	"github.com/meshdemo/meshdemo/services/internal/config"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 )
@@ -18,11 +20,14 @@ type Config struct {
 	workload.Base
 	Server1URL     string `env:"SERVER1_URL" envDefault:"http://server1:8080"`
 	UserServiceURL string `env:"USER_SERVICE_URL" envDefault:"http://user-service:8080"`
+	workload.GRPC
+	Server1GRPCAddr string `env:"SERVER1_GRPC_ADDR" envDefault:"server1:50051"`
 }
 
 func (c *Config) Validate() error {
 	return errors.Join(c.Base.Validate(),
-		config.ValidateURL("SERVER1_URL", c.Server1URL), config.ValidateURL("USER_SERVICE_URL", c.UserServiceURL))
+		config.ValidateURL("SERVER1_URL", c.Server1URL), config.ValidateURL("USER_SERVICE_URL", c.UserServiceURL),
+		c.GRPC.Validate(), workload.ValidateAddr("SERVER1_GRPC_ADDR", c.Server1GRPCAddr))
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -39,7 +44,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if err != nil {
 				return nil, err
 			}
-			return NewServer(k, server1, users), nil
+			grpc1, err := k.GRPCUpstream("server1", cfg.Server1GRPCAddr)
+			if err != nil {
+				return nil, err
+			}
+			return NewServer(k, server1, users, grpc1), nil
 		},
+		// client serves health and reflection on GRPC_PORT (no Chain service: it is
+		// the front door, reached over HTTP).
+		GRPC: &workload.GRPCSpec{Settings: &cfg.GRPC, Register: func(*workload.Kit, *grpc.Server) error { return nil }},
 	})
 }

@@ -50,6 +50,7 @@ type proc struct {
 	name        string
 	cmd         *exec.Cmd
 	URL, Admin  string
+	GRPC        string // host:port of GRPC_PORT (client, server1, server2)
 	mu          sync.Mutex
 	lines       []map[string]any
 	exited      chan struct{}
@@ -63,7 +64,7 @@ type proc struct {
 func start(t *testing.T, name string, env map[string]string) *proc {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, name))
-	cmd.Env = []string{"LISTEN_HOST=127.0.0.1", "PORT=0", "ADMIN_PORT=0", "DRAIN_DELAY=0s", "HOSTNAME=" + name + "-it", "PATH=" + os.Getenv("PATH")}
+	cmd.Env = []string{"LISTEN_HOST=127.0.0.1", "PORT=0", "ADMIN_PORT=0", "GRPC_PORT=0", "DRAIN_DELAY=0s", "HOSTNAME=" + name + "-it", "PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -89,6 +90,9 @@ func start(t *testing.T, name string, env map[string]string) *proc {
 			}
 			p.mu.Lock()
 			p.lines = append(p.lines, m)
+			if m["msg"] == "serving grpc" {
+				p.GRPC = m["grpc"].(string)
+			}
 			if m["msg"] == "serving" {
 				p.URL, p.Admin = "http://"+m["public"].(string), "http://"+m["admin"].(string)
 				p.readyWithin = time.Since(p.startedAt)
@@ -173,9 +177,9 @@ func startChain(t *testing.T, extra map[string]map[string]string) *chain {
 	}
 	c := &chain{}
 	c.server2 = start(t, "server2", with("server2", nil))
-	c.server1 = start(t, "server1", with("server1", map[string]string{"SERVER2_URL": c.server2.URL}))
+	c.server1 = start(t, "server1", with("server1", map[string]string{"SERVER2_URL": c.server2.URL, "SERVER2_GRPC_ADDR": c.server2.GRPC}))
 	c.users = start(t, "user-service", with("user-service", nil))
-	c.client = start(t, "client", with("client", map[string]string{"SERVER1_URL": c.server1.URL, "USER_SERVICE_URL": c.users.URL}))
+	c.client = start(t, "client", with("client", map[string]string{"SERVER1_URL": c.server1.URL, "USER_SERVICE_URL": c.users.URL, "SERVER1_GRPC_ADDR": c.server1.GRPC}))
 	return c
 }
 

@@ -8,6 +8,10 @@ import (
 	"io"
 	"net/http"
 
+	"google.golang.org/grpc"
+
+	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
+
 	"github.com/meshdemo/meshdemo/services/internal/config"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 )
@@ -16,10 +20,13 @@ import (
 type Config struct {
 	workload.Base
 	Server2URL string `env:"SERVER2_URL" envDefault:"http://server2:8080"`
+	workload.GRPC
+	Server2GRPCAddr string `env:"SERVER2_GRPC_ADDR" envDefault:"server2:50051"`
 }
 
 func (c *Config) Validate() error {
-	return errors.Join(c.Base.Validate(), config.ValidateURL("SERVER2_URL", c.Server2URL))
+	return errors.Join(c.Base.Validate(), config.ValidateURL("SERVER2_URL", c.Server2URL),
+		c.GRPC.Validate(), workload.ValidateAddr("SERVER2_GRPC_ADDR", c.Server2GRPCAddr))
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -34,5 +41,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			return NewServer(k, server2), nil
 		},
+		GRPC: &workload.GRPCSpec{Settings: &cfg.GRPC, Register: func(k *workload.Kit, s *grpc.Server) error {
+			server2, err := k.GRPCUpstream("server2", cfg.Server2GRPCAddr)
+			if err != nil {
+				return err
+			}
+			chainv1.RegisterChainServer(s, newChainRelay(chainv1.NewChainClient(server2.Conn())))
+			return nil
+		}},
 	})
 }

@@ -20,7 +20,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
-	env := map[string]string{"PORT": "0", "ADMIN_PORT": "0", "LISTEN_HOST": "127.0.0.1", "DRAIN_DELAY": "0s", "HOSTNAME": "h1"}
+	env := map[string]string{"PORT": "0", "ADMIN_PORT": "0", "GRPC_PORT": "0", "LISTEN_HOST": "127.0.0.1", "DRAIN_DELAY": "0s", "HOSTNAME": "h1"}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"server2"}, envOf(env), pw, io.Discard); pw.Close() }()
 
@@ -77,6 +77,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{map[string]string{"SERVICE_VERSION": "v 2", "PORT": "9090"}, nil, []string{"SERVICE_VERSION", "admin port must differ"}, nil},
 		{map[string]string{"FAULT_ERROR_RATE": "120"}, nil, []string{"FAULT_ERROR_RATE"}, nil},
 		{map[string]string{"UPSTREAM_TIMEOUT": "soon"}, nil, []string{"UPSTREAM_TIMEOUT"}, nil},
+		{map[string]string{"GRPC_PORT": "70000"}, nil, []string{"GRPC_PORT"}, nil},
 		{nil, []string{"server2", "serve-forever"}, []string{"unknown argument"}, nil},
 		// A value that does not parse does not hide the others' problems.
 		{map[string]string{"LOG_LEVEL": "loud", "PORT": "70000", "ADMIN_PORT": "-1"}, nil,

@@ -45,6 +45,7 @@ type options struct {
 	keepLogs    bool
 	env         envList
 	perf        string
+	grpc        bool
 }
 
 // envList collects repeated -env KEY=VALUE flags.
@@ -82,6 +83,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.timeout, "timeout", 115*time.Second, "bound on the whole run")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the workloads' log directory")
 	fs.StringVar(&o.perf, "perf", "", "record `perf record -g` of every chain process during the measured rounds into this file")
+	fs.BoolVar(&o.grpc, "grpc", false, "measure the chain over gRPC (GET /client/grpc) against a minimal grpc-go chain")
 	fs.Var(&o.env, "env", "extra KEY=VALUE for the real chain's processes, repeatable (e.g. -env GOGC=200)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -115,6 +117,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(o.env) > 0 {
 		fmt.Fprintf(out, "real chain runs with extra environment: %s\n", o.env.String())
 	}
+	if o.grpc {
+		fmt.Fprintln(out, "gRPC mode: GET /client/grpc, client → server1 → server2 over gRPC (one connection per hop), against plain grpc-go hops")
+	}
 	fmt.Fprintf(out, "three hops on 127.0.0.1 · %d closed-loop workers (in this process) · %s warm-up, then %s measured per chain in %d interleaved rounds\n\n",
 		o.workers, o.warmup, o.duration, o.rounds)
 
@@ -130,13 +135,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if o.warn {
 		levels = append(levels, "warn")
 	}
-	mini, err := retry(func() (*chain, error) { return startMinimal(ctx, o.minimal, logDir, "minimal") })
+	mini, err := retry(func() (*chain, error) { return startMinimal(ctx, o.minimal, logDir, "minimal", o.grpc) })
 	if err != nil {
 		return err
 	}
 	chains = append(chains, mini)
 	for _, lvl := range levels {
-		c, err := retry(func() (*chain, error) { return startReal(ctx, o.bin, logDir, lvl, "bench-"+lvl, o.env) })
+		c, err := retry(func() (*chain, error) { return startReal(ctx, o.bin, logDir, lvl, "bench-"+lvl, o.env, o.grpc) })
 		if err != nil {
 			return err
 		}
@@ -220,9 +225,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			var c *chain
 			var err error
 			if kind == "real" {
-				c, err = retry(func() (*chain, error) { return startReal(ctx, o.bin, logDir, "info", "trial-"+strconv.Itoa(t), o.env) })
+				c, err = retry(func() (*chain, error) {
+					return startReal(ctx, o.bin, logDir, "info", "trial-"+strconv.Itoa(t), o.env, o.grpc)
+				})
 			} else {
-				c, err = retry(func() (*chain, error) { return startMinimal(ctx, o.minimal, logDir, "trial-"+strconv.Itoa(t)) })
+				c, err = retry(func() (*chain, error) { return startMinimal(ctx, o.minimal, logDir, "trial-"+strconv.Itoa(t), o.grpc) })
 			}
 			if err != nil {
 				return err
@@ -339,12 +346,16 @@ func retry(start func() (*chain, error)) (*chain, error) {
 }
 
 // startReal starts server2, server1 and client (in that order) from bin.
-func startReal(ctx context.Context, bin, logDir, level, tag string, extra []string) (*chain, error) {
-	ports, err := freePorts(6)
+func startReal(ctx context.Context, bin, logDir, level, tag string, extra []string, overGRPC bool) (*chain, error) {
+	ports, err := freePorts(9) // public, admin, gRPC
 	if err != nil {
 		return nil, err
 	}
 	c := &chain{name: "chain LOG_LEVEL=" + level, kind: "real", real: true}
+	if overGRPC {
+		c.name = "gRPC chain LOG_LEVEL=" + level
+	}
+	grpcAddr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[6+i]) }
 	names := []string{"client", "server1", "server2"}
 	url := func(i int) string { return "http://127.0.0.1:" + strconv.Itoa(ports[i]) }
 	for i := 2; i >= 0; i-- {
@@ -358,6 +369,9 @@ func startReal(ctx context.Context, bin, logDir, level, tag string, extra []stri
 			"SERVER1_URL=" + url(1),
 			"SERVER2_URL=" + url(2),
 			"USER_SERVICE_URL=http://127.0.0.1:9", // unused by the chain
+			"GRPC_PORT=" + strconv.Itoa(ports[6+i]),
+			"SERVER1_GRPC_ADDR=" + grpcAddr(1),
+			"SERVER2_GRPC_ADDR=" + grpcAddr(2),
 		}
 		env = append(env, extra...)
 		p, err := start(ctx, spec{name: names[i], path: filepath.Join(bin, names[i]), env: env, port: ports[i]},
@@ -369,22 +383,35 @@ func startReal(ctx context.Context, bin, logDir, level, tag string, extra []stri
 		c.procs = append([]*proc{p}, c.procs...)
 	}
 	c.url = url(0) + "/client/server1"
+	if overGRPC {
+		c.url = url(0) + "/client/grpc"
+	}
 	return c, nil
 }
 
 // startMinimal starts the hand-written chain: the same binary in three roles.
-func startMinimal(ctx context.Context, path, logDir, tag string) (*chain, error) {
-	ports, err := freePorts(3)
+func startMinimal(ctx context.Context, path, logDir, tag string, overGRPC bool) (*chain, error) {
+	ports, err := freePorts(5) // public, gRPC of server1 and server2
 	if err != nil {
 		return nil, err
 	}
 	c := &chain{name: "minimal net/http", kind: "minimal"}
+	if overGRPC {
+		c.name = "minimal grpc-go"
+	}
+	grpcAddr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[2+i]) }
 	names := []string{"client", "server1", "server2"}
 	url := func(i int) string { return "http://127.0.0.1:" + strconv.Itoa(ports[i]) }
 	for i := 2; i >= 0; i-- {
 		args := []string{"-role", names[i], "-addr", "127.0.0.1:" + strconv.Itoa(ports[i]), "-instance", "server2-" + tag}
-		if i < 2 {
+		switch {
+		case overGRPC && i < 2:
+			args = append(args, "-grpc-upstream", grpcAddr(i+1))
+		case i < 2:
 			args = append(args, "-upstream", url(i+1))
+		}
+		if overGRPC && i > 0 {
+			args = append(args, "-grpc-addr", grpcAddr(i))
 		}
 		p, err := start(ctx, spec{name: names[i], path: path, args: args, port: ports[i]},
 			filepath.Join(logDir, "minimal-"+names[i]+"-"+tag+".log"))
@@ -395,6 +422,9 @@ func startMinimal(ctx context.Context, path, logDir, tag string) (*chain, error)
 		c.procs = append([]*proc{p}, c.procs...)
 	}
 	c.url = url(0) + "/client/server1"
+	if overGRPC {
+		c.url = url(0) + "/client/grpc"
+	}
 	return c, nil
 }
 

@@ -174,53 +174,82 @@ func (i *Injector) Status() Status { return Status{Sick: i.Sick()} }
 // loads and a map lookup.
 func (i *Injector) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if i.sick.Load() {
-			i.fail(w, r, Injection{Kind: KindSick, Source: SourceConfig, Status: i.cfg.SickCode},
-				TypeSick, fmt.Sprintf("%s is sick (FAULT_SICK or POST /admin/sick); probes still pass", i.service))
+		if f := i.check(r.Context(), r, r.Header[HeaderName], r.URL.Path); f != nil {
+			if f.Status != 0 {
+				problem.Write(w, f.Problem(r.URL.Path))
+			}
 			return
-		}
-		var own []Action
-		if i.cfg.HeaderEnabled {
-			if vals := r.Header[HeaderName]; len(vals) > 0 {
-				var err error
-				if own, err = i.ownActions(vals); err != nil {
-					problem.Write(w, problem.Details{Type: TypeInvalid, Title: "Invalid fault directive",
-						Status: http.StatusBadRequest, Detail: err.Error(), Instance: r.URL.Path, Service: i.service})
-					return
-				}
-			}
-		}
-		if !i.cfg.configured() && own == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if d := i.cfg.Delay + i.cfg.Latency.Quantile(i.draw(!i.cfg.Latency.IsZero())); d > 0 {
-			if !i.delay(w, r, Injection{Kind: KindDelay, Source: SourceConfig, Delay: d}) {
-				return
-			}
-		}
-		if i.roll(i.cfg.ErrorRate) {
-			i.fail(w, r, Injection{Kind: KindErrorRate, Source: SourceConfig, Status: i.cfg.ErrorCode},
-				TypeErrorRate, fmt.Sprintf("%s failed on purpose: FAULT_ERROR_RATE=%s%%", i.service, fmtPercent(i.cfg.ErrorRate)))
-			return
-		}
-		for _, a := range own {
-			if !i.roll(a.Percent) {
-				continue
-			}
-			switch a.Kind {
-			case KindDelay:
-				if a.Delay > 0 && !i.delay(w, r, Injection{Kind: KindDelay, Source: SourceHeader, Delay: a.Delay}) {
-					return
-				}
-			case KindAbort:
-				i.fail(w, r, Injection{Kind: KindAbort, Source: SourceHeader, Status: a.Status},
-					TypeAbort, fmt.Sprintf("%s aborted on purpose: %s %s=%s", i.service, HeaderName, i.service, a))
-				return
-			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Failure is the answer a fault gives one call instead of serving it, in HTTP terms
+// whatever the transport (the gRPC interceptor maps Status to a gRPC code). Status 0
+// means the caller went away during a delay: answer nothing.
+type Failure struct {
+	Type, Title, Detail string
+	Status              int
+	Service             string // the injecting service
+}
+
+// Problem is the problem+json body of f for the request path instance.
+func (f *Failure) Problem(instance string) problem.Details {
+	return problem.Details{Type: f.Type, Title: f.Title, Status: f.Status, Detail: f.Detail, Instance: instance, Service: f.Service}
+}
+
+// Check runs the steps of Middleware for one call of another transport (gRPC):
+// directives are the call's X-Meshdemo-Fault values (ignored unless
+// FAULT_HEADER_ENABLED), where names the call in logs (a path or a gRPC method). A nil
+// Failure means serve the call; sleeps end with ctx. The OnInject hook gets a nil
+// request.
+func (i *Injector) Check(ctx context.Context, directives []string, where string) *Failure {
+	return i.check(ctx, nil, directives, where)
+}
+
+// check is Middleware's decision, transport-neutral; r is only handed to the hook.
+func (i *Injector) check(ctx context.Context, r *http.Request, directives []string, where string) *Failure {
+	if i.sick.Load() {
+		return i.fail(r, Injection{Kind: KindSick, Source: SourceConfig, Status: i.cfg.SickCode},
+			TypeSick, fmt.Sprintf("%s is sick (FAULT_SICK or POST /admin/sick); probes still pass", i.service))
+	}
+	var own []Action
+	if i.cfg.HeaderEnabled && len(directives) > 0 {
+		var err error
+		if own, err = i.ownActions(directives); err != nil {
+			return &Failure{Type: TypeInvalid, Title: "Invalid fault directive", Status: http.StatusBadRequest,
+				Detail: err.Error(), Service: i.service}
+		}
+	}
+	if !i.cfg.configured() && own == nil {
+		return nil
+	}
+	if d := i.cfg.Delay + i.cfg.Latency.Quantile(i.draw(!i.cfg.Latency.IsZero())); d > 0 {
+		if f := i.delay(ctx, r, where, Injection{Kind: KindDelay, Source: SourceConfig, Delay: d}); f != nil {
+			return f
+		}
+	}
+	if i.roll(i.cfg.ErrorRate) {
+		return i.fail(r, Injection{Kind: KindErrorRate, Source: SourceConfig, Status: i.cfg.ErrorCode},
+			TypeErrorRate, fmt.Sprintf("%s failed on purpose: FAULT_ERROR_RATE=%s%%", i.service, fmtPercent(i.cfg.ErrorRate)))
+	}
+	for _, a := range own {
+		if !i.roll(a.Percent) {
+			continue
+		}
+		switch a.Kind {
+		case KindDelay:
+			if a.Delay > 0 {
+				if f := i.delay(ctx, r, where, Injection{Kind: KindDelay, Source: SourceHeader, Delay: a.Delay}); f != nil {
+					return f
+				}
+			}
+		case KindAbort:
+			return i.fail(r, Injection{Kind: KindAbort, Source: SourceHeader, Status: a.Status},
+				TypeAbort, fmt.Sprintf("%s aborted on purpose: %s %s=%s", i.service, HeaderName, i.service, a))
+		}
+	}
+	return nil
 }
 
 // ownActions parses the header and returns this service's actions; a nil slice with a
@@ -247,27 +276,26 @@ func (i *Injector) ownActions(vals []string) ([]Action, error) {
 	return own, nil
 }
 
-// delay sleeps d and reports whether the request should go on.
-func (i *Injector) delay(w http.ResponseWriter, r *http.Request, in Injection) bool {
+// delay sleeps d; a non-nil Failure ends the call (Status 0: the caller went away).
+func (i *Injector) delay(ctx context.Context, r *http.Request, where string, in Injection) *Failure {
 	i.report(r, in)
-	err := i.sleep(r.Context(), in.Delay)
+	err := i.sleep(ctx, in.Delay)
 	if err == nil {
-		return true
+		return nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		problem.Write(w, problem.Details{Type: TypeDeadline, Status: http.StatusGatewayTimeout,
-			Detail:   fmt.Sprintf("request deadline passed during an injected delay of %s", in.Delay),
-			Instance: r.URL.Path, Service: i.service})
-		return false
+		return &Failure{Type: TypeDeadline, Status: http.StatusGatewayTimeout,
+			Detail:  fmt.Sprintf("request deadline passed during an injected delay of %s", in.Delay),
+			Service: i.service}
 	}
-	i.log.InfoContext(r.Context(), "injected delay cut short: caller went away",
-		"status", 499, "delay", in.Delay.String(), "source", string(in.Source), "path", r.URL.Path)
-	return false
+	i.log.InfoContext(ctx, "injected delay cut short: caller went away",
+		"status", 499, "delay", in.Delay.String(), "source", string(in.Source), "path", where)
+	return &Failure{}
 }
 
-func (i *Injector) fail(w http.ResponseWriter, r *http.Request, in Injection, typ, detail string) {
+func (i *Injector) fail(r *http.Request, in Injection, typ, detail string) *Failure {
 	i.report(r, in)
-	problem.Write(w, problem.Details{Type: typ, Status: in.Status, Detail: detail, Instance: r.URL.Path, Service: i.service})
+	return &Failure{Type: typ, Status: in.Status, Detail: detail, Service: i.service}
 }
 
 func (i *Injector) report(r *http.Request, in Injection) {

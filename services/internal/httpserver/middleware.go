@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -104,33 +103,14 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		ctx := r.Context()
 
-		carried := o.Propagator.Capture(r.Header)
-		reqID := carried.Get(HeaderRequestID)
-		if reqID == "" { // outside a mesh nobody generated one
-			reqID = newRequestID()
-			carried.Set(HeaderRequestID, reqID)
-		}
-
-		// Envoy tells each hop how long its caller will wait (from the route timeout),
-		// and the previous meshdemo hop sends the budget it has left; nobody profits
-		// from work after the sooner of the two, so the request (and every outbound
-		// call) gets that deadline.
-		if limit := min(headerMillis(r.Header, HeaderExpectedTimeout), headerMillis(r.Header, HeaderBudget)); limit < noLimit {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, limit)
+		ctx, cancel, call := o.Enter(ctx, r.Header)
+		if cancel != nil {
 			defer cancel()
 		}
-
-		hop, hopHdr := o.Identity, o.identity()
-		attempt := 0
-		if a := r.Header.Get(HeaderAttemptCount); a != "" {
-			if n, err := strconv.Atoi(a); err == nil && n > 0 && n < 1000 {
-				attempt = n
-				hop.Attrs = map[string]string{"attempt": strconv.Itoa(n)}
-				hopHdr = []string{hop.String()}
-			}
+		reqID, attempt, hopHdr := call.RequestID, call.Attempt, o.identity()
+		if attempt > 0 {
+			hopHdr = []string{call.Hop.String()}
 		}
-		ctx = problem.WithAnswerer(ctx, &requestInfo{hop: hop, carried: carried})
 		w.Header()[pathheader.Name] = hopHdr
 
 		// The remote span context gives logs a trace id even when export is off. The
@@ -160,24 +140,6 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
-}
-
-// noLimit is what headerMillis returns for an absent or unusable header.
-const noLimit = time.Duration(1<<63 - 1)
-
-// headerMillis reads a positive count of milliseconds; anything else is no limit.
-// The headers are often absent (Envoy's outside a mesh, the budget at the front
-// door), and ParseInt("") would allocate an error each time, hence the early return.
-func headerMillis(h http.Header, name string) time.Duration {
-	v := h.Get(name)
-	if v == "" {
-		return noLimit
-	}
-	ms, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || ms <= 0 || ms > int64(noLimit/time.Millisecond) {
-		return noLimit
-	}
-	return time.Duration(ms) * time.Millisecond
 }
 
 func (o *Observer) finish(ctx context.Context, r *http.Request, rec *recorder, span trace.Span, reqID string, attempt int, start time.Time) {

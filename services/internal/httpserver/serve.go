@@ -32,6 +32,16 @@ type Lifecycle struct {
 	OnListen func(public, admin net.Addr)
 	// Flush runs last, after both servers stopped (telemetry export).
 	Flush func(context.Context) error
+	// Extra servers (the gRPC listener) follow the same lifecycle: served alongside,
+	// told the readiness phase, shut down with the HTTP servers.
+	Extra []Extra
+}
+
+// Extra is a further server under a workload's lifecycle.
+type Extra interface {
+	Serve() error                       // blocks until Shutdown; nil after a clean stop
+	SetPhase(health.Phase)              // follows readiness (gRPC health)
+	Shutdown(ctx context.Context) error // in-flight calls finish until ctx ends
 }
 
 // Serve runs both servers until ctx is cancelled, then: readiness 503 → drain pause
@@ -60,13 +70,26 @@ func Serve(ctx context.Context, l Lifecycle) error {
 		}
 	}
 	public, admin := mk(l.Public), mk(l.Admin)
-	errc := make(chan error, 2)
+	errc := make(chan error, 2+len(l.Extra))
 	go func() { errc <- public.Serve(publicLn) }()
 	go func() { errc <- admin.Serve(adminLn) }()
+	for _, x := range l.Extra {
+		go func() {
+			if err := x.Serve(); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	setPhase := func(p health.Phase) {
+		l.State.Set(p)
+		for _, x := range l.Extra {
+			x.SetPhase(p)
+		}
+	}
 	if l.OnListen != nil {
 		l.OnListen(publicLn.Addr(), adminLn.Addr())
 	}
-	l.State.Set(health.Ready)
+	setPhase(health.Ready)
 	l.Logger.Info("serving", "public", publicLn.Addr().String(), "admin", adminLn.Addr().String())
 
 	var serveErr error
@@ -74,14 +97,21 @@ func Serve(ctx context.Context, l Lifecycle) error {
 	case <-ctx.Done():
 	case serveErr = <-errc: // a listener died: shut down the rest, report it
 	}
-	l.State.Set(health.Draining)
+	setPhase(health.Draining)
 	if serveErr == nil && l.DrainDelay > 0 {
 		l.Logger.Info("draining", "pause", l.DrainDelay.String())
 		time.Sleep(l.DrainDelay)
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), l.ShutdownTimeout)
 	defer cancel()
+	errs := make(chan error, len(l.Extra))
+	for _, x := range l.Extra {
+		go func() { errs <- x.Shutdown(shutdownCtx) }()
+	}
 	err = errors.Join(public.Shutdown(shutdownCtx), admin.Shutdown(shutdownCtx))
+	for range l.Extra {
+		err = errors.Join(err, <-errs)
+	}
 	if l.Flush != nil {
 		err = errors.Join(err, l.Flush(shutdownCtx))
 	}

@@ -3,10 +3,14 @@
 package kittest
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/meshdemo/meshdemo/services/internal/config"
 	"github.com/meshdemo/meshdemo/services/internal/faults"
@@ -40,4 +44,30 @@ func Kit(t testing.TB, c config.Common, f faults.Config, logs io.Writer) *worklo
 // Default is Kit with Common(name) and the default fault config.
 func Default(t testing.TB, name string) *workload.Kit {
 	return Kit(t, Common(name), faults.DefaultConfig(), nil)
+}
+
+// GRPC serves k's gRPC server (the kit's interceptor, health, reflection) with the
+// services register adds, on a loopback port, Ready; it returns the address and stops
+// the server when the test ends.
+func GRPC(t testing.TB, k *workload.Kit, register func(*grpc.Server)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := k.GRPCServer(ln, register)
+	srv.SetPhase(health.Ready)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("grpc shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("grpc serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }

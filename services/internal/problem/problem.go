@@ -27,6 +27,19 @@ type Details struct {
 // Write sends d with status d.Status (defaulting to 500). Headers are set before
 // WriteHeader.
 func Write(w http.ResponseWriter, d Details) {
+	body := Marshal(&d)
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(d.Status)
+	_, _ = w.Write(body)
+}
+
+// Marshal fills d's defaults (status 500, the status text as title, about:blank) and
+// returns the body Write sends, newline included; the gRPC kit carries it in a trailer
+// so the front door relays the same bytes.
+func Marshal(d *Details) []byte {
 	if d.Status == 0 {
 		d.Status = http.StatusInternalServerError
 	}
@@ -40,13 +53,7 @@ func Write(w http.ResponseWriter, d Details) {
 	if err != nil { // cannot happen for this struct; keep a valid body anyway
 		body = []byte(`{"title":"Internal Server Error","status":500}`)
 	}
-	body = append(body, '\n')
-	h := w.Header()
-	h.Set("Content-Type", ContentType)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(d.Status)
-	_, _ = w.Write(body)
+	return append(body, '\n')
 }
 
 // Error is the short form: a status and a detail for the request r, naming the

@@ -103,3 +103,11 @@ func (c Carried) Apply(out http.Header) {
 		out[k] = v[:len(v):len(v)]
 	}
 }
+
+// Each calls fn for every captured header (canonical name, values shared: do not
+// modify them); transports other than HTTP (gRPC metadata) write them their own way.
+func (c Carried) Each(fn func(name string, values []string)) {
+	for i, k := range c.keys {
+		fn(k, c.values[i])
+	}
+}

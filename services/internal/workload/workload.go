@@ -88,6 +88,8 @@ type Spec struct {
 	NewServer func(k *Kit) (http.Handler, error)
 	// OnListen, when set, learns the bound addresses (tests).
 	OnListen func(public, admin net.Addr)
+	// GRPC, when set, serves the workload's gRPC services on GRPC_PORT too.
+	GRPC *GRPCSpec
 }
 
 // Main is run(...) for every workload. Instead of serving, for container images that have
@@ -134,6 +136,14 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
+	var extra []httpserver.Extra
+	if spec.GRPC != nil {
+		srv, err := serveGRPC(k, spec.GRPC)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, srv)
+	}
 	admin := httpserver.NewAdminRouter(k.Metrics.Handler(), k.Faults.AdminRoutes)
 	// A request may sleep for a fault and then wait for its upstream: the write
 	// timeout must outlast both, or the server cuts the demo short.
@@ -153,6 +163,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		Logger:          k.Logger,
 		OnListen:        spec.OnListen,
 		Flush:           k.Tracing.Shutdown,
+		Extra:           extra,
 	})
 }
 

@@ -6,6 +6,9 @@
 //	minimal -role server2 -addr 127.0.0.1:18082
 //	minimal -role server1 -addr 127.0.0.1:18081 -upstream http://127.0.0.1:18082
 //	minimal -role client  -addr 127.0.0.1:18080 -upstream http://127.0.0.1:18081
+//
+// With -grpc-addr/-grpc-upstream the hops talk plain grpc-go instead (see grpc.go) and
+// the client answers GET /client/grpc.
 package main
 
 import (
@@ -47,6 +50,8 @@ func run(ctx context.Context, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	upstream := fs.String("upstream", "", "base URL of the next hop (client, server1)")
 	instance := fs.String("instance", "minimal", "instance reported by server2")
+	grpcAddr := fs.String("grpc-addr", "", "gRPC mode: serve Chain here (server1, server2)")
+	grpcUpstream := fs.String("grpc-upstream", "", "gRPC mode: host:port of the next hop's Chain (client, server1)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,7 +59,8 @@ func run(ctx context.Context, args []string) error {
 	if !ok {
 		return fmt.Errorf("unknown -role %q", *role)
 	}
-	if paths[1] != "" && *upstream == "" {
+	grpcMode := *grpcAddr != "" || *grpcUpstream != ""
+	if paths[1] != "" && *upstream == "" && !grpcMode {
 		return fmt.Errorf("-role %s needs -upstream", *role)
 	}
 
@@ -63,9 +69,21 @@ func run(ctx context.Context, args []string) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ready"}`)
 	})
-	if paths[1] == "" {
+	switch {
+	case grpcMode:
+		if paths[1] != "" && *grpcUpstream == "" {
+			return fmt.Errorf("-role %s needs -grpc-upstream", *role)
+		}
+		gs, err := setupGRPC(mux, *role, *grpcAddr, *grpcUpstream, *instance)
+		if err != nil {
+			return err
+		}
+		if gs != nil {
+			defer gs.Stop()
+		}
+	case paths[1] == "":
 		mux.Handle("GET "+paths[0], endHandler(*instance))
-	} else {
+	default:
 		mux.Handle("GET "+paths[0], relayHandler(*upstream+paths[1]))
 	}
 

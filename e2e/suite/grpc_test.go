@@ -1,0 +1,36 @@
+//go:build e2e
+
+package suite
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestGRPCChain: GET /client/grpc runs the chain over gRPC (client → server1 → server2
+// on GRPC_PORT) and answers what GET /client/server1 answers: 200, the same body, three
+// hops in the path header.
+func TestGRPCChain(t *testing.T) {
+	if tgt.name == "kind" {
+		t.Skip("kind: the gRPC ports of the manifests and the Istio gRPC scenarios are tested by the grpc-balancing kind tests")
+	}
+	viaHTTP := get(t, "/client/server1", nil)
+	r := get(t, "/client/grpc", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("status %s", chainStatus(r))
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	if string(r.body) != string(viaHTTP.body) {
+		t.Errorf("body over gRPC %s, over HTTP %s", r.body, viaHTTP.body)
+	}
+	if got := services(hops(t, r)); got != "client,server1,server2" {
+		t.Errorf("hops %s, want client,server1,server2", got)
+	}
+	// A fault directive for server2 comes back as its HTTP status and problem.
+	p := wantProblem(t, get(t, "/client/grpc", http.Header{"X-Meshdemo-Fault": {"server2=abort:503"}}), http.StatusServiceUnavailable)
+	if p.Service != "server2" {
+		t.Errorf("problem from %q, want server2", p.Service)
+	}
+}

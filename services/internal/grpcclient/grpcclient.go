@@ -1,0 +1,222 @@
+// Package grpcclient is httpclient's gRPC counterpart: one long-lived connection per
+// upstream, and an interceptor that forwards the inbound call's propagated headers as
+// metadata, bounds the call with UPSTREAM_TIMEOUT (the caller's deadline travels as the
+// gRPC deadline), records client metrics and spans, and turns the answer into its HTTP
+// view (grpcwire) so every hop and the front door answer what the HTTP chain answers.
+package grpcclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/meshdemo/meshdemo/services/internal/grpcwire"
+	"github.com/meshdemo/meshdemo/services/internal/httpclient"
+	"github.com/meshdemo/meshdemo/services/internal/httpserver"
+	"github.com/meshdemo/meshdemo/services/internal/problem"
+	"github.com/meshdemo/meshdemo/services/internal/telemetry"
+)
+
+// Options for one upstream.
+type Options struct {
+	Name    string // upstream's service name (metrics, errors)
+	Addr    string // host:port
+	Timeout time.Duration
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
+	// Tracing on: otelgrpc records client spans and injects the trace context.
+	Tracing        bool
+	TracerProvider trace.TracerProvider
+	TextMap        propagation.TextMapPropagator
+	UserAgent      string
+	// Dial replaces the network dial (tests: bufconn).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// Upstream is one connection to one upstream, made once and reused by every call: the
+// client side of the balancing demo (a plain dns:/// target with pick_first pins every
+// call to one backend; a sidecar balances them per request).
+type Upstream struct {
+	o       Options
+	conn    *grpc.ClientConn
+	lowered sync.Map // canonical header name → metadata key; the names are a bounded list
+}
+
+// lower is strings.ToLower, remembered: the same few names go out on every call.
+func (u *Upstream) lower(name string) string {
+	if v, ok := u.lowered.Load(name); ok {
+		return v.(string)
+	}
+	l := strings.ToLower(name)
+	u.lowered.Store(name, l)
+	return l
+}
+
+// New creates the connection (lazily connected by gRPC on the first call).
+func New(o Options) (*Upstream, error) {
+	if o.Name == "" || o.Addr == "" || o.Timeout <= 0 {
+		return nil, fmt.Errorf("grpc upstream %q: name, address and timeout are required", o.Name)
+	}
+	u := &Upstream{o: o}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()), // the mesh does mTLS
+		grpc.WithChainUnaryInterceptor(u.unary),
+	}
+	if o.UserAgent != "" {
+		opts = append(opts, grpc.WithUserAgent(o.UserAgent))
+	}
+	if o.Tracing {
+		opts = append(opts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(o.TracerProvider), otelgrpc.WithPropagators(o.TextMap))))
+	}
+	target := "dns:///" + o.Addr
+	if o.Dial != nil {
+		target = "passthrough:///" + o.Addr
+		opts = append(opts, grpc.WithContextDialer(o.Dial))
+	}
+	conn, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("grpc upstream %s (%s): %w", o.Name, o.Addr, err)
+	}
+	u.conn = conn
+	return u, nil
+}
+
+// Conn is the connection for generated clients.
+func (u *Upstream) Conn() *grpc.ClientConn { return u.conn }
+
+// Name is the upstream's service name.
+func (u *Upstream) Name() string { return u.o.Name }
+
+// Close closes the connection.
+func (u *Upstream) Close() error { return u.conn.Close() }
+
+func (u *Upstream) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	start := time.Now()
+	parent := ctx
+	// The same budget as httpclient.Relay: this hop's Timeout or the caller's remaining
+	// time less the margin, whichever is smaller; it travels on as the gRPC deadline, so
+	// the hop whose upstream is slow is the one that times out and names it.
+	lim, byCaller := u.o.Timeout, false
+	if dl, ok := parent.Deadline(); ok {
+		if left := time.Until(dl) - httpclient.BudgetMargin; left < lim {
+			lim, byCaller = left, true
+		}
+	}
+	if lim <= 0 {
+		e := u.fail(parent, http.StatusGatewayTimeout,
+			fmt.Sprintf("no time left to call upstream %s: the caller's deadline is less than the %s margin away", u.o.Name, httpclient.BudgetMargin))
+		u.o.Metrics.ObserveClient(u.o.Name, e.code, time.Since(start).Seconds())
+		return e
+	}
+	ctx, cancel := context.WithTimeout(ctx, lim)
+	defer cancel()
+	if carried := httpserver.Carried(parent); carried.Len() > 0 {
+		md := make(metadata.MD, carried.Len())
+		carried.Each(func(name string, values []string) { md[u.lower(name)] = values[:len(values):len(values)] })
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
+	var tr metadata.MD
+	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Trailer(&tr))...)
+	var rep grpcwire.Reply
+	rep.Fill(tr)
+	if r := grpcwire.ReplyFrom(parent); r != nil {
+		*r = rep
+	}
+	if err == nil {
+		u.o.Metrics.ObserveClient(u.o.Name, 200, time.Since(start).Seconds())
+		return nil
+	}
+	e := u.classify(parent, ctx, err, rep, lim, byCaller)
+	u.o.Metrics.ObserveClient(u.o.Name, e.code, time.Since(start).Seconds())
+	if e.code == 499 {
+		u.o.Logger.LogAttrs(parent, slog.LevelInfo, "caller cancelled", slog.String("upstream", u.o.Name))
+	}
+	return e
+}
+
+// Error is a failed upstream call with its HTTP answer (grpcwire.HTTPError).
+type Error struct {
+	st      *status.Status
+	code    int
+	problem []byte
+}
+
+func (e *Error) Error() string              { return e.st.Err().Error() }
+func (e *Error) GRPCStatus() *status.Status { return e.st }
+func (e *Error) HTTPStatus() int            { return e.code }
+func (e *Error) ProblemJSON() []byte        { return e.problem }
+
+// classify keeps an upstream's own answer (it said which HTTP status and body) and
+// turns transport failures into the HTTP client's 502/504 problems, naming the upstream.
+// An answer that comes after this call's own deadline is this hop's timeout (as in
+// httpclient), even when the upstream's own deadline-exceeded problem raced in first.
+func (u *Upstream) classify(parent, call context.Context, err error, rep grpcwire.Reply, lim time.Duration, byCaller bool) *Error {
+	st := status.Convert(err)
+	if parent.Err() == context.Canceled {
+		return &Error{st: status.New(codes.Canceled, "caller went away"), code: 499}
+	}
+	timedOut := call.Err() == context.DeadlineExceeded
+	if rep.Status >= 400 && !timedOut {
+		return &Error{st: st, code: rep.Status, problem: rep.Problem}
+	}
+	switch {
+	case timedOut || st.Code() == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
+		why := "this hop's upstream timeout"
+		if byCaller {
+			why = fmt.Sprintf("the time its caller had left, less a %s margin", httpclient.BudgetMargin)
+		}
+		return u.fail(parent, http.StatusGatewayTimeout,
+			fmt.Sprintf("upstream %s did not answer within %s (%s)", u.o.Name, lim.Round(time.Millisecond), why))
+	case st.Code() == codes.Unavailable:
+		return u.fail(parent, http.StatusBadGateway, fmt.Sprintf("upstream %s unreachable: %s", u.o.Name, st.Message()))
+	}
+	code := grpcwire.HTTPForCode(st.Code())
+	return u.fail(parent, code, fmt.Sprintf("upstream %s failed: %s: %s", u.o.Name, st.Code(), st.Message()))
+}
+
+// fail is this hop's own problem about the upstream, in both views.
+func (u *Upstream) fail(parent context.Context, code int, detail string) *Error {
+	d := problem.Details{Status: code, Detail: detail, Service: httpserver.SelfHop(parent).Service, Upstream: u.o.Name}
+	return &Error{st: status.New(grpcwire.CodeForHTTP(code), detail), code: code, problem: problem.Marshal(&d)}
+}
+
+// WriteError answers an HTTP request with a failed call's HTTP view, as httpclient.Relay
+// does: the status and problem body the same failure has over HTTP (an upstream's own
+// problem relayed byte for byte). A caller that went away gets nothing written.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	var he grpcwire.HTTPError
+	if !errors.As(err, &he) {
+		problem.Error(w, r, http.StatusBadGateway, err.Error())
+		return
+	}
+	body := he.ProblemJSON()
+	if body == nil {
+		if he.HTTPStatus() == 499 {
+			return
+		}
+		d := problem.Details{Status: he.HTTPStatus(), Detail: err.Error(), Instance: r.URL.Path, Service: httpserver.SelfHop(r.Context()).Service}
+		body = problem.Marshal(&d)
+	}
+	h := w.Header()
+	h.Set("Content-Type", problem.ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(he.HTTPStatus())
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,263 @@
+// Package grpcserver is the HTTP kit on a second listener: one gRPC server per workload
+// whose interceptor does what httpserver's middleware and the fault injector do for HTTP
+// (propagation in, Envoy's deadline, faults, metrics, access log, path header), with
+// otelgrpc for spans, standard health (following the workload's readiness) and server
+// reflection. The per-call logic is the HTTP kit's own, called through
+// httpserver.Observer.Enter and faults.Injector.Check; this package only translates.
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpchealth "google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/meshdemo/meshdemo/services/internal/faults"
+	"github.com/meshdemo/meshdemo/services/internal/grpcwire"
+	"github.com/meshdemo/meshdemo/services/internal/health"
+	"github.com/meshdemo/meshdemo/services/internal/httpserver"
+	"github.com/meshdemo/meshdemo/services/internal/problem"
+	"github.com/meshdemo/meshdemo/services/internal/telemetry"
+)
+
+// Method is the HTTP method a gRPC call is recorded with in metrics and access logs:
+// the one it travels as on the wire, so the series stay in the HTTP families.
+const Method = "POST"
+
+// Options are the server's dependencies, the HTTP kit's own.
+type Options struct {
+	Observer *httpserver.Observer
+	Faults   *faults.Injector
+	// Tracing on: otelgrpc records spans with the observer's tracer provider.
+	Tracing        bool
+	TracerProvider trace.TracerProvider
+	TextMap        propagation.TextMapPropagator
+	// IdleTimeout closes connections idle that long (like the HTTP server's).
+	IdleTimeout time.Duration
+	// Register adds the workload's services.
+	Register func(*grpc.Server)
+}
+
+// Server is one gRPC listener under the workload's lifecycle (httpserver.Extra).
+type Server struct {
+	grpc   *grpc.Server
+	health *grpchealth.Server
+	ln     net.Listener
+	o      Options
+	// read maps the metadata keys the kit reads (the propagated list, Envoy's
+	// headers) to their canonical header names; other metadata is not converted.
+	read map[string]string
+	self string // this hop's path entry without attributes
+}
+
+// New builds the server on an open listener (so callers learn an ephemeral port before
+// serving). Health starts NOT_SERVING.
+func New(ln net.Listener, o Options) *Server {
+	s := &Server{ln: ln, o: o, health: grpchealth.NewServer(), read: map[string]string{}, self: o.Observer.Identity.String()}
+	for _, n := range append(o.Observer.Propagator.Names(),
+		httpserver.HeaderExpectedTimeout, httpserver.HeaderBudget, httpserver.HeaderAttemptCount, "Traceparent", "Tracestate", "B3", "X-B3-Traceid") {
+		c := http.CanonicalHeaderKey(n)
+		s.read[strings.ToLower(c)] = c
+	}
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.unary),
+		grpc.ConnectionTimeout(5 * time.Second),
+		grpc.MaxRecvMsgSize(1 << 20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: o.IdleTimeout, Time: 2 * time.Hour, Timeout: 20 * time.Second}),
+	}
+	if o.Tracing {
+		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(o.TracerProvider), otelgrpc.WithPropagators(o.TextMap))))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	if o.Register != nil {
+		o.Register(s.grpc)
+	}
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.SetPhase(health.Starting)
+	return s
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve blocks until Shutdown.
+func (s *Server) Serve() error {
+	err := s.grpc.Serve(s.ln)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// SetPhase follows the workload's readiness: SERVING when Ready, NOT_SERVING while
+// starting or draining, for the whole server ("") and every registered service.
+func (s *Server) SetPhase(p health.Phase) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if p == health.Ready {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	for name := range s.grpc.GetServiceInfo() {
+		if name != healthpb.Health_ServiceDesc.ServiceName {
+			s.health.SetServingStatus(name, st)
+		}
+	}
+}
+
+// Shutdown lets in-flight calls finish (GracefulStop) until ctx ends, then cuts them
+// (Stop) and reports that it had to.
+func (s *Server) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+		return fmt.Errorf("grpc: in-flight calls cut at the shutdown deadline: %w", ctx.Err())
+	}
+}
+
+func statusText(code int) string {
+	if code == 200 {
+		return "200"
+	}
+	return strconv.Itoa(code)
+}
+
+// spared says whether faults skip a method: health and reflection are the probes of
+// gRPC, spared like /healthz and /readyz.
+func spared(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.") || strings.HasPrefix(fullMethod, "/grpc.reflection.")
+}
+
+// unary is the gRPC side of httpserver.Observer.Middleware plus faults.Injector.Middleware.
+func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	o := s.o.Observer
+	md, _ := metadata.FromIncomingContext(ctx)
+	hdr := make(http.Header, len(md))
+	for k, v := range md {
+		if c, ok := s.read[k]; ok {
+			hdr[c] = v
+		}
+	}
+	callCtx, cancel, call := o.Enter(ctx, hdr)
+	if cancel != nil {
+		defer cancel()
+	}
+	if !s.o.Tracing && (len(hdr["Traceparent"]) > 0 || len(hdr["B3"]) > 0 || len(hdr["X-B3-Traceid"]) > 0) {
+		// Logs carry the caller's trace id even with export off (otelgrpc extracts it
+		// when tracing is on).
+		callCtx = o.TextMap.Extract(callCtx, propagation.HeaderCarrier(hdr))
+	}
+	callCtx, reply := grpcwire.WithReply(callCtx)
+
+	var resp any
+	var err error
+	if f := s.check(callCtx, md, info.FullMethod); f != nil {
+		err = failureError(f, info.FullMethod)
+	} else {
+		resp, err = handler(callCtx, req)
+	}
+	code, prob, err := outcome(callCtx, err, info.FullMethod, call.Hop.Service)
+	path := s.self
+	if call.Attempt > 0 {
+		path = call.Hop.String()
+	}
+	if reply.Path != "" {
+		path += ", " + reply.Path
+	}
+	tr := metadata.MD{grpcwire.PathKey: {path}, grpcwire.StatusKey: {statusText(code)}}
+	if prob != nil {
+		tr[grpcwire.ProblemKey] = []string{string(prob)}
+	}
+	_ = grpc.SetTrailer(ctx, tr) // fails only when the stream is gone
+
+	elapsed := time.Since(start)
+	o.Metrics.ObserveServer(info.FullMethod, Method, code, elapsed.Seconds())
+	o.Metrics.CountAttempt(call.Attempt)
+	level := slog.LevelInfo
+	switch {
+	case code >= 500:
+		level = slog.LevelWarn
+	case code < 400 && spared(info.FullMethod):
+		level = slog.LevelDebug // health checks are noise
+	}
+	if o.Access.Enabled(level) {
+		e := telemetry.AccessEntry{Time: start.Add(elapsed), Level: level, RequestID: call.RequestID, Method: Method,
+			Route: info.FullMethod, Path: info.FullMethod, Status: code, Duration: elapsed, Attempt: call.Attempt}
+		if sc := trace.SpanContextFromContext(callCtx); sc.HasTraceID() {
+			e.TraceID, e.SpanID = sc.TraceID().String(), sc.SpanID().String()
+		}
+		o.Access.Log(e)
+	}
+	return resp, err
+}
+
+func (s *Server) check(ctx context.Context, md metadata.MD, method string) *faults.Failure {
+	if s.o.Faults == nil || spared(method) {
+		return nil
+	}
+	return s.o.Faults.Check(ctx, md.Get(grpcwire.FaultKey), method)
+}
+
+// failure is an injected fault as a gRPC error that keeps its HTTP answer.
+type failure struct {
+	st      *status.Status
+	code    int
+	problem []byte
+}
+
+func (f *failure) Error() string              { return f.st.Err().Error() }
+func (f *failure) GRPCStatus() *status.Status { return f.st }
+func (f *failure) HTTPStatus() int            { return f.code }
+func (f *failure) ProblemJSON() []byte        { return f.problem }
+
+func failureError(f *faults.Failure, method string) error {
+	if f.Status == 0 { // the caller went away during a delay
+		return &failure{st: status.New(codes.Canceled, "caller went away during an injected delay"), code: 499}
+	}
+	d := f.Problem(method)
+	return &failure{st: status.New(grpcwire.CodeForHTTP(f.Status), f.Detail), code: f.Status, problem: problem.Marshal(&d)}
+}
+
+// outcome is the HTTP view of a call's result: its status, the problem body on error,
+// and the error to return (an error that knows its HTTP answer keeps it; any other gets
+// one from its gRPC code).
+func outcome(ctx context.Context, err error, method, service string) (int, []byte, error) {
+	if err == nil {
+		return 200, nil, nil
+	}
+	var he grpcwire.HTTPError
+	if errors.As(err, &he) {
+		return he.HTTPStatus(), he.ProblemJSON(), err
+	}
+	st := status.Convert(err)
+	if st.Code() == codes.Canceled || (ctx.Err() == context.Canceled && st.Code() != codes.DeadlineExceeded) {
+		return 499, nil, err
+	}
+	code := grpcwire.HTTPForCode(st.Code())
+	d := problem.Details{Status: code, Detail: st.Message(), Instance: method, Service: service}
+	return code, problem.Marshal(&d), err
+}
