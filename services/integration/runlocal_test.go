@@ -42,10 +42,11 @@ func TestRunLocalStopUnderLoad(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			base, adminBase := freePortBlock(t)
+			base, adminBase, grpcBase := freePortBlock(t)
 			cmd := exec.Command("bash", "../../build/run-local.sh")
 			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "BIN=" + binDir,
-				"PORT_BASE=" + strconv.Itoa(base), "ADMIN_PORT_BASE=" + strconv.Itoa(adminBase)}, tc.env...)
+				"PORT_BASE=" + strconv.Itoa(base), "ADMIN_PORT_BASE=" + strconv.Itoa(adminBase),
+				"GRPC_PORT_BASE=" + strconv.Itoa(grpcBase)}, tc.env...)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			cmd.Stdout = io.Discard // the workloads' JSON logs
 			stderr, err := cmd.StderrPipe()
@@ -162,16 +163,16 @@ func TestRunLocalStopUnderLoad(t *testing.T) {
 	}
 }
 
-// freePortBlock finds four consecutive free loopback ports for the public side and
-// four for the admin side (run-local.sh numbers the workloads from a base).
-func freePortBlock(t *testing.T) (int, int) {
+// freePortBlock finds four consecutive free loopback ports for the public side, four
+// for the admin side and three for gRPC (run-local.sh numbers the workloads from a base).
+func freePortBlock(t *testing.T) (int, int, int) {
 	t.Helper()
 	for range 100 {
 		base := 20000 + rand.IntN(20000)
-		admin := base + 1000
+		admin, grpcBase := base+1000, base+2000
 		var lns []net.Listener
 		free := true
-		for _, p := range []int{base, base + 1, base + 2, base + 3, admin, admin + 1, admin + 2, admin + 3} {
+		for _, p := range []int{base, base + 1, base + 2, base + 3, admin, admin + 1, admin + 2, admin + 3, grpcBase, grpcBase + 1, grpcBase + 2} {
 			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 			if err != nil {
 				free = false
@@ -183,9 +184,9 @@ func freePortBlock(t *testing.T) (int, int) {
 			ln.Close()
 		}
 		if free {
-			return base, admin
+			return base, admin, grpcBase
 		}
 	}
 	t.Fatal("no free block of loopback ports")
-	return 0, 0
+	return 0, 0, 0
 }
