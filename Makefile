@@ -22,10 +22,13 @@ build: ## build the four workloads into ./bin
 
 test: $(TEST_TARGETS) ## run every test (what CI runs)
 
-test-services: ## vet, gofmt, and race-enabled tests of the services module
+# The tests run beside a throw-away PostgreSQL (build/postgres/with-postgres.sh:
+# initdb + pg_ctl on a free loopback port, stopped and deleted on exit), whose URL
+# they read from MESHDEMO_TEST_DATABASE_URL.
+test-services: ## vet, gofmt, and race-enabled tests of the services module (with a throw-away PostgreSQL)
 	cd services && test -z "$$(gofmt -l .)" || { gofmt -l services; echo 'gofmt needed'; exit 1; }
 	cd services && $(GO) vet ./...
-	cd services && $(GO) test -race -count=1 ./...
+	cd services && ../build/postgres/with-postgres.sh $(GO) test -race -count=1 ./...
 
 run: build ## run the four workloads locally on 127.0.0.1 (client on :8080); Ctrl-C stops them
 	build/run-local.sh

@@ -22,9 +22,17 @@ func handleChain(server1 *httpclient.Upstream) http.Handler {
 	})
 }
 
+// The user API's own headers cross the proxy both ways, so conditional requests,
+// idempotent creates and pagination work through client as they do directly.
+var (
+	userRequestHeaders  = []string{"If-Match", "Idempotency-Key"}
+	userResponseHeaders = []string{"ETag", "Link", "Location", "Idempotent-Replayed", "Retry-After"}
+)
+
 // handleUsers relays /client/users[/{id}] to user-service's /api/users[/{id}] with the
 // same method, body and content type; user-service validates and answers.
 func handleUsers(users *httpclient.Upstream) http.Handler {
+	users = users.PassHeaders(userRequestHeaders, userResponseHeaders)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The id segment is taken still escaped, so an encoded "/" stays inside the
 		// segment and user-service (which validates ids) sees what the caller sent.
