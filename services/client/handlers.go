@@ -40,6 +40,9 @@ func handleUsers(users *httpclient.Upstream) http.Handler {
 		if chi.URLParam(r, "id") != "" {
 			path += "/" + strings.TrimPrefix(r.URL.EscapedPath(), "/client/users/")
 		}
+		if r.URL.RawQuery != "" { // pagination: ?limit=N&after=ID
+			path += "?" + r.URL.RawQuery
+		}
 		var body io.Reader
 		if r.Method == http.MethodPost || r.Method == http.MethodPut {
 			b, ok := httpserver.ReadBody(w, r, maxUserBody)

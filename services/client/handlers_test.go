@@ -20,7 +20,7 @@ func TestUsersProxy(t *testing.T) {
 	gotHeaders := make(chan http.Header, 1)
 	users := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got <- seen{r.Method, r.URL.EscapedPath(), r.Header.Get("Content-Type"), string(b)}
+		got <- seen{r.Method, r.URL.RequestURI(), r.Header.Get("Content-Type"), string(b)}
 		gotHeaders <- r.Header.Clone()
 		w.Header().Set(pathheader.Name, "user-service/v2@fake")
 		w.Header().Set("ETag", `"7"`)
@@ -46,6 +46,8 @@ func TestUsersProxy(t *testing.T) {
 		{"PUT", "/client/users/7", `{"username":"b"}`, seen{"PUT", "/api/users/7", "application/json", `{"username":"b"}`}},
 		{"DELETE", "/client/users/7", "", seen{"DELETE", "/api/users/7", "", ""}},
 		{"GET", "/client/users/a%2F..%2Fx", "", seen{"GET", "/api/users/a%2F..%2Fx", "", ""}},
+		{"GET", "/client/users?limit=2&after=4", "", seen{"GET", "/api/users?limit=2&after=4", "", ""}},
+		{"GET", "/client/users?limit=%zz", "", seen{"GET", "/api/users?limit=%zz", "", ""}},
 	} {
 		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
 		if tc.body != "" {

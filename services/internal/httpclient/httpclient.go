@@ -120,7 +120,8 @@ func (u *Upstream) Name() string { return u.opts.Name }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// Relay calls method escapedPath (already percent-encoded) on the upstream with the inbound request's context and
+// Relay calls method escapedPath (already percent-encoded, optionally followed by
+// "?" and a raw query) on the upstream with the inbound request's context and
 // propagated headers, then writes the upstream's status and body to w. Transport
 // failures become 502 (unreachable) or 504 (timed out); a caller that went away gets
 // nothing written.
@@ -139,6 +140,8 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	}
 
 	target := *u.base
+	// A '?' cannot be literal in an escaped path: what follows it is the query.
+	escapedPath, target.RawQuery, _ = strings.Cut(escapedPath, "?")
 	target.RawPath = u.basePath + escapedPath
 	if target.Path, err = url.PathUnescape(target.RawPath); err != nil {
 		u.fail(w, r, self, start, http.StatusBadRequest, fmt.Sprintf("bad path %q: %v", escapedPath, err))
