@@ -56,7 +56,9 @@ func TestUsersV1V2SharedDatabase(t *testing.T) {
 	c2 := start(t, "client", map[string]string{"USER_SERVICE_URL": v2.URL, "SERVER1_URL": "http://127.0.0.1:1"})
 	via1, via2 := c1.URL+"/client/users", c2.URL+"/client/users"
 	js := map[string]string{"Content-Type": "application/json"}
-	with := func(k, v string) map[string]string { return map[string]string{"Content-Type": "application/json", k: v} }
+	with := func(k, v string) map[string]string {
+		return map[string]string{"Content-Type": "application/json", k: v}
+	}
 
 	// Create through v1 with an Idempotency-Key; the "retry" lands on v2 and replays it.
 	r := call(t, "POST", via1, with("Idempotency-Key", "create-mick"), `{"username":"mick"}`)
