@@ -179,3 +179,43 @@ func TestUsersDatabaseUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestUsersDatabaseLost: the database goes away under a running user-service (a proxy
+// cuts every connection, then swallows them): reads and writes answer 503 problem JSON
+// within the timeouts, readiness turns 503, and both recover when it is back.
+func TestUsersDatabaseLost(t *testing.T) {
+	t.Parallel()
+	proxy, db := pgtest.NewProxy(t, pgtest.NewDatabase(t))
+	p := start(t, "user-service", map[string]string{
+		"DATABASE_URL": db, "DATABASE_CONNECT_TIMEOUT": "500ms", "DATABASE_STATEMENT_TIMEOUT": "1s",
+	})
+	waitReady(t, p)
+	js := map[string]string{"Content-Type": "application/json"}
+	if r := call(t, "POST", p.URL+"/api/users", js, `{"username":"before"}`); r.code != 201 {
+		t.Fatalf("create: %d %s", r.code, r.body)
+	}
+	for _, lose := range []struct {
+		name string
+		fn   func()
+	}{{"cut", proxy.Cut}, {"stall", proxy.Stall}} {
+		lose.fn()
+		for _, c := range []struct{ method, path, body string }{
+			{"GET", "/api/users", ""}, {"GET", "/api/users/1", ""}, {"POST", "/api/users", `{"username":"a"}`},
+			{"PUT", "/api/users/1", `{"username":"b"}`}, {"DELETE", "/api/users/1", ""},
+		} {
+			begin := time.Now()
+			r := call(t, c.method, p.URL+c.path, js, c.body)
+			if r.code != 503 || !strings.Contains(r.header.Get("Content-Type"), "problem+json") || time.Since(begin) > 3*time.Second {
+				t.Errorf("%s: %s %s: %d %s after %s", lose.name, c.method, c.path, r.code, r.body, time.Since(begin))
+			}
+		}
+		if r := call(t, "GET", p.URL+"/readyz", nil, ""); r.code != 503 {
+			t.Errorf("%s: /readyz %d %s", lose.name, r.code, r.body)
+		}
+		proxy.Restore()
+		waitReady(t, p)
+		if r := call(t, "GET", p.URL+"/api/users/1", nil, ""); r.code != 200 || !strings.Contains(string(r.body), `"before"`) {
+			t.Fatalf("%s: after restore: %d %s", lose.name, r.code, r.body)
+		}
+	}
+}

@@ -132,7 +132,7 @@ func (h *usersHandler) storeOK(w http.ResponseWriter, r *http.Request, id int64,
 	case errors.Is(err, userstore.ErrKeyReused):
 		problem.Error(w, r, http.StatusUnprocessableEntity, "this Idempotency-Key was used with a different body; use a new key for a new request")
 	case errors.Is(err, userstore.ErrFull):
-		problem.Error(w, r, http.StatusInsufficientStorage, "the in-memory store is full ("+err.Error()+"); delete users or raise USER_STORE_MAX_USERS")
+		problem.Error(w, r, http.StatusInsufficientStorage, err.Error()+"; delete users or raise USER_STORE_MAX_USERS")
 	default:
 		h.logger.LogAttrs(r.Context(), slog.LevelWarn, "store unavailable", slog.String("err", err.Error()))
 		w.Header().Set("Retry-After", "1")

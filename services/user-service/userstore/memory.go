@@ -2,6 +2,7 @@ package userstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"sync"
@@ -19,15 +20,16 @@ type Memory struct {
 	mu     sync.RWMutex
 	nextID int64
 	users  map[int64]User
-	ids    []int64 // sorted
-	keys   map[string]memKey
-	order  []string // keys by creation time, for expiry
+	ids    []int64             // sorted
+	keys   map[[32]byte]memKey // by SHA-256 of the key: 32 bytes whatever the key's length
+	order  [][32]byte          // keys by creation time, for expiry
 }
 
+// memKey is kept small: at the cap there are as many keys as users.
 type memKey struct {
-	fp      []byte
-	user    User
-	created time.Time
+	fp      [32]byte
+	user    User // shares its strings with the users map
+	created int64
 }
 
 // NewMemory returns an empty store of at most maxUsers users; now is the clock (nil:
@@ -36,7 +38,7 @@ func NewMemory(maxUsers int, now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{max: maxUsers, now: now, users: map[int64]User{}, keys: map[string]memKey{}}
+	return &Memory{max: maxUsers, now: now, users: map[int64]User{}, keys: map[[32]byte]memKey{}}
 }
 
 func (s *Memory) Ready(context.Context) error { return nil }
@@ -67,28 +69,30 @@ func (s *Memory) Create(_ context.Context, in NewUser) (User, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	var kh [32]byte
 	if in.Key != "" {
+		kh = sha256.Sum256([]byte(in.Key))
 		s.expireKeys(now)
-		if k, ok := s.keys[in.Key]; ok {
-			if !sameFingerprint(k.fp, in.Fingerprint) {
+		if k, ok := s.keys[kh]; ok {
+			if k.fp != sha256.Sum256(in.Fingerprint) {
 				return User{}, false, ErrKeyReused
 			}
 			return k.user, true, nil
 		}
 		if len(s.keys) >= s.max {
-			return User{}, false, fmt.Errorf("%w: %d idempotency keys of the last %s", ErrFull, len(s.keys), IdempotencyTTL)
+			return User{}, false, fmt.Errorf("%w: it holds %d idempotency keys of the last %s, the USER_STORE_MAX_USERS limit", ErrFull, len(s.keys), IdempotencyTTL)
 		}
 	}
 	if len(s.users) >= s.max {
-		return User{}, false, fmt.Errorf("%w: %d users (USER_STORE_MAX_USERS)", ErrFull, len(s.users))
+		return User{}, false, fmt.Errorf("%w: it holds %d users, the USER_STORE_MAX_USERS limit", ErrFull, len(s.users))
 	}
 	s.nextID++
 	u := User{ID: s.nextID, Username: in.Username, Version: in.Version, Rev: 1}
 	s.users[u.ID] = u
 	s.ids = append(s.ids, u.ID)
 	if in.Key != "" {
-		s.keys[in.Key] = memKey{fp: in.Fingerprint, user: u, created: now}
-		s.order = append(s.order, in.Key)
+		s.keys[kh] = memKey{fp: sha256.Sum256(in.Fingerprint), user: u, created: now.UnixNano()}
+		s.order = append(s.order, kh)
 	}
 	return u, false, nil
 }
@@ -98,7 +102,7 @@ func (s *Memory) expireKeys(now time.Time) {
 	n := 0
 	for _, k := range s.order {
 		e, ok := s.keys[k]
-		if ok && now.Sub(e.created) < IdempotencyTTL {
+		if ok && now.Sub(time.Unix(0, e.created)) < IdempotencyTTL {
 			break
 		}
 		if ok {
