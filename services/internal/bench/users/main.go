@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,6 +52,7 @@ type options struct {
 	workers      int
 	small, large int
 	rounds       int
+	logLevel     string
 	serveBare    string // internal: serve the bare handler on this database URL
 }
 
@@ -62,7 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	fs.IntVar(&o.workers, "c", 16, "concurrent closed-loop clients")
 	fs.IntVar(&o.small, "small", 1000, "rows in the small table")
 	fs.IntVar(&o.large, "large", 1000000, "rows in the large table")
-	fs.IntVar(&o.rounds, "rounds", 2, "alternating rounds per measurement (the median is reported)")
+	fs.IntVar(&o.rounds, "rounds", 3, "alternating rounds per measurement (the median is reported)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "user-service's LOG_LEVEL (info writes an access-log line per request)")
 	fs.StringVar(&o.serveBare, "serve-bare", "", "internal: serve the bare pgx handler for this database URL")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,7 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "bench-users: %d workers, %s per run, %d rounds, GOMAXPROCS %s\n", o.workers, o.d, o.rounds, getenv("GOMAXPROCS"))
+	fmt.Fprintf(out, "bench-users: %d workers, %s per run, %d rounds, user-service LOG_LEVEL=%s, %d CPUs, load average %s\n",
+		o.workers, o.d, o.rounds, o.logLevel, runtime.NumCPU(), loadavg())
 
 	type target struct {
 		rows       int
@@ -93,8 +97,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 			return err
 		}
 		fmt.Fprintf(out, "seeded %d rows in %s\n", n, time.Since(t0).Round(time.Millisecond))
+		ports, err := freePorts(2) // fixed ports: above info, user-service does not log its addresses
+		if err != nil {
+			return err
+		}
 		us, err := startServer(ctx, exec.Command(filepath.Join(o.bin, "user-service")),
-			"DATABASE_URL="+db, "LISTEN_HOST=127.0.0.1", "PORT=0", "ADMIN_PORT=0", "DRAIN_DELAY=0s", "HOSTNAME=bench")
+			"DATABASE_URL="+db, "LISTEN_HOST=127.0.0.1", "PORT="+strconv.Itoa(ports[0]), "ADMIN_PORT="+strconv.Itoa(ports[1]),
+			"DRAIN_DELAY=0s", "HOSTNAME=bench", "LOG_LEVEL="+o.logLevel)
 		if err != nil {
 			return err
 		}
@@ -157,7 +166,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	fmt.Fprintf(out, "page of 100 p50, %d rows / %d rows: %.2f (target: the same, <= 1.5) %s\n", o.large, o.small, pageRatio, verdict(pageRatio <= 1.5))
 	fmt.Fprintf(out, "user-service / bare pgx handler, GET by id throughput: %.2f (target >= 0.8) %s\n", bareRatio, verdict(bareRatio >= 0.8))
 	fmt.Fprintf(out, "user-service / bare pgx handler, page of 100 throughput: %.2f (no target)\n", barePage)
+	fmt.Fprintf(out, "load average after: %s\n", loadavg())
 	return nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func verdict(ok bool) string {
@@ -271,10 +289,30 @@ type server struct {
 	url string
 }
 
-// startServer runs cmd and waits for its "serving" log line and a 200 from /readyz
-// (the bare server has no /readyz: its line is enough).
+// freePorts returns n loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// startServer runs cmd and waits until it serves: user-service (given PORT) until
+// /readyz answers 200; the bare server until it logs its address.
 func startServer(ctx context.Context, cmd *exec.Cmd, env ...string) (*server, error) {
 	cmd.Env = append(os.Environ(), env...)
+	port := ""
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PORT="); ok {
+			port = v
+		}
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -292,12 +330,19 @@ func startServer(ctx context.Context, cmd *exec.Cmd, env ...string) (*server, er
 			if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "serving" {
 				select {
 				case addr <- m["public"].(string):
-				default:
+				default: // the address was known already
 				}
+				break
 			}
 		}
+		// The access log goes on; draining it unparsed keeps this process from
+		// spending CPU the measured server would otherwise have.
+		_, _ = io.Copy(io.Discard, stdout)
 	}()
 	s := &server{cmd: cmd}
+	if port != "" {
+		addr <- "127.0.0.1:" + port
+	}
 	select {
 	case a := <-addr:
 		s.url = "http://" + a
