@@ -16,16 +16,22 @@ help: ## list targets
 
 # grpcnotrace keeps gRPC (pulled in by the OTLP exporter) from linking html/template,
 # which disables dead-code elimination: 12 MB binaries instead of 15.5 MB.
+# nopgxregisterdefaulttypes drops pgx's registration of generic type variants that
+# user-service does not use: its stripped binary 16.7 MB -> 15.2 MB.
+GO_TAGS := grpcnotrace,nopgxregisterdefaulttypes
 build: ## build the four workloads into ./bin
 	@mkdir -p $(BIN)
-	cd services && for w in $(WORKLOADS); do CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -o $(BIN)/$$w ./$$w || exit 1; done
+	cd services && for w in $(WORKLOADS); do CGO_ENABLED=0 $(GO) build -trimpath -tags $(GO_TAGS) -o $(BIN)/$$w ./$$w || exit 1; done
 
 test: $(TEST_TARGETS) ## run every test (what CI runs)
 
-test-services: ## vet, gofmt, and race-enabled tests of the services module
+# The tests run beside a throw-away PostgreSQL (build/postgres/with-postgres.sh:
+# initdb + pg_ctl on a free loopback port, stopped and deleted on exit), whose URL
+# they read from MESHDEMO_TEST_DATABASE_URL.
+test-services: ## vet, gofmt, and race-enabled tests of the services module (with a throw-away PostgreSQL)
 	cd services && test -z "$$(gofmt -l .)" || { gofmt -l services; echo 'gofmt needed'; exit 1; }
 	cd services && $(GO) vet ./...
-	cd services && $(GO) test -race -count=1 ./...
+	cd services && ../build/postgres/with-postgres.sh $(GO) test -race -count=1 -tags $(GO_TAGS) ./...
 
 run: build ## run the four workloads locally on 127.0.0.1 (client on :8080); Ctrl-C stops them
 	build/run-local.sh

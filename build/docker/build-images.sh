@@ -7,7 +7,8 @@
 # size is checked against MAX_IMAGE_BYTES.
 #
 # Environment: IMAGE_REPO (meshdemo), IMAGE_TAG (dev), TARGETOS / TARGETARCH (the engine's),
-# MAX_IMAGE_BYTES (15 MiB), GO (go), GO_TAGS (grpcnotrace), BUILDX_NO_DEFAULT_ATTESTATIONS (1).
+# MAX_IMAGE_BYTES (15 MiB), GO (go), GO_TAGS (grpcnotrace,nopgxregisterdefaulttypes),
+# BUILDX_NO_DEFAULT_ATTESTATIONS (1).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,7 +23,7 @@ MAX_IMAGE_BYTES=${MAX_IMAGE_BYTES:-$((15 * 1024 * 1024))}
 TARGETOS=${TARGETOS:-$(docker version -f '{{.Server.Os}}' 2>/dev/null || echo linux)}
 TARGETARCH=${TARGETARCH:-$(docker version -f '{{.Server.Arch}}' 2>/dev/null || "$GO" env GOARCH)}
 # Same tags as build/Dockerfile's GO_TAGS (see the reason there).
-GO_TAGS=${GO_TAGS:-grpcnotrace}
+GO_TAGS=${GO_TAGS:-grpcnotrace,nopgxregisterdefaulttypes}
 VCS_REF=${VCS_REF:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 # No provenance attestation, so that `kind load docker-image` works with Docker's containerd
 # image store (see build/make/images.mk).

@@ -22,15 +22,26 @@ func handleChain(server1 *httpclient.Upstream) http.Handler {
 	})
 }
 
+// The user API's own headers cross the proxy both ways, so conditional requests,
+// idempotent creates and pagination work through client as they do directly.
+var (
+	userRequestHeaders  = []string{"If-Match", "Idempotency-Key"}
+	userResponseHeaders = []string{"ETag", "Link", "Location", "Idempotent-Replayed", "Retry-After"}
+)
+
 // handleUsers relays /client/users[/{id}] to user-service's /api/users[/{id}] with the
 // same method, body and content type; user-service validates and answers.
 func handleUsers(users *httpclient.Upstream) http.Handler {
+	users = users.PassHeaders(userRequestHeaders, userResponseHeaders)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The id segment is taken still escaped, so an encoded "/" stays inside the
 		// segment and user-service (which validates ids) sees what the caller sent.
 		path := "/api/users"
 		if chi.URLParam(r, "id") != "" {
 			path += "/" + strings.TrimPrefix(r.URL.EscapedPath(), "/client/users/")
+		}
+		if r.URL.RawQuery != "" { // pagination: ?limit=N&after=ID
+			path += "?" + r.URL.RawQuery
 		}
 		var body io.Reader
 		if r.Method == http.MethodPost || r.Method == http.MethodPut {

@@ -17,10 +17,16 @@ func TestUsersProxy(t *testing.T) {
 	t.Parallel()
 	type seen struct{ method, path, ct, body string }
 	got := make(chan seen, 1)
+	gotHeaders := make(chan http.Header, 1)
 	users := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got <- seen{r.Method, r.URL.EscapedPath(), r.Header.Get("Content-Type"), string(b)}
+		got <- seen{r.Method, r.URL.RequestURI(), r.Header.Get("Content-Type"), string(b)}
+		gotHeaders <- r.Header.Clone()
 		w.Header().Set(pathheader.Name, "user-service/v2@fake")
+		w.Header().Set("ETag", `"7"`)
+		w.Header().Add("Link", `</api/users?limit=2&after=4>; rel="next"`)
+		w.Header().Set("Set-Cookie", "session=leak")
+		w.Header().Set("X-Internal", "no")
 		w.WriteHeader(207)
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
@@ -41,11 +47,16 @@ func TestUsersProxy(t *testing.T) {
 		{"PUT", "/client/users/7", `{"username":"b"}`, seen{"PUT", "/api/users/7", "application/json", `{"username":"b"}`}},
 		{"DELETE", "/client/users/7", "", seen{"DELETE", "/api/users/7", "", ""}},
 		{"GET", "/client/users/a%2F..%2Fx", "", seen{"GET", "/api/users/a%2F..%2Fx", "", ""}},
+		{"GET", "/client/users?limit=2&after=4", "", seen{"GET", "/api/users?limit=2&after=4", "", ""}},
+		{"GET", "/client/users?limit=%zz", "", seen{"GET", "/api/users?limit=%zz", "", ""}},
 	} {
 		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
 		if tc.body != "" {
 			req.Header.Set("Content-Type", "application/json")
 		}
+		req.Header.Set("If-Match", `"6"`)
+		req.Header.Set("Idempotency-Key", "k-1")
+		req.Header.Set("X-Not-Listed", "x")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -60,6 +71,16 @@ func TestUsersProxy(t *testing.T) {
 		}
 		if s := <-got; s != tc.want {
 			t.Errorf("%s %s: upstream saw %+v, want %+v", tc.method, tc.path, s, tc.want)
+		}
+		// The user API's headers pass both ways; nothing else does.
+		in := <-gotHeaders
+		if in.Get("If-Match") != `"6"` || in.Get("Idempotency-Key") != "k-1" || in.Get("X-Not-Listed") != "" {
+			t.Errorf("%s %s: upstream got If-Match %q Idempotency-Key %q X-Not-Listed %q", tc.method, tc.path,
+				in.Get("If-Match"), in.Get("Idempotency-Key"), in.Get("X-Not-Listed"))
+		}
+		if resp.Header.Get("ETag") != `"7"` || resp.Header.Get("Link") != `</api/users?limit=2&after=4>; rel="next"` ||
+			resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("X-Internal") != "" {
+			t.Errorf("%s %s: response headers %v", tc.method, tc.path, resp.Header)
 		}
 	}
 

@@ -6,11 +6,14 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/meshdemo/meshdemo/services/internal/workload"
+	"github.com/meshdemo/meshdemo/services/user-service/userstore"
 )
 
-// NewServer is user-service's public API.
-func NewServer(k *workload.Kit, store Store) http.Handler {
-	h := &usersHandler{store: store, version: k.Common.ServiceVersion}
+// NewServer is user-service's public API. Readiness follows the store: /readyz is 503
+// until the database answers and its migrations are applied, and while it is lost.
+func NewServer(k *workload.Kit, store userstore.Store) http.Handler {
+	k.Health.SetCheck(store.Ready)
+	h := &usersHandler{store: store, version: k.Common.ServiceVersion, logger: k.Logger}
 	r := k.Router()
 	r.Group(func(r chi.Router) {
 		r.Use(k.Faults.Middleware)

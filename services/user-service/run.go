@@ -1,19 +1,81 @@
-// Command user-service keeps users in memory and stamps each with the SERVICE_VERSION
-// that last wrote it, so a canary's writes are visible in the data itself.
+// Command user-service keeps users and stamps each with the SERVICE_VERSION that last
+// wrote it, so a canary's writes are visible in the data itself. With DATABASE_URL it
+// keeps them in PostgreSQL, shared by every version; without, in a bounded in-memory
+// store.
 package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/meshdemo/meshdemo/services/internal/workload"
+	"github.com/meshdemo/meshdemo/services/user-service/userstore"
 )
 
+// Config is user-service's whole configuration.
+type Config struct {
+	workload.Base
+	// DatabaseURL (postgres://...) selects PostgreSQL; empty keeps users in memory.
+	DatabaseURL              string        `env:"DATABASE_URL"`
+	DatabaseMaxConns         int32         `env:"DATABASE_MAX_CONNS" envDefault:"10"`
+	DatabaseConnectTimeout   time.Duration `env:"DATABASE_CONNECT_TIMEOUT" envDefault:"3s"`
+	DatabaseStatementTimeout time.Duration `env:"DATABASE_STATEMENT_TIMEOUT" envDefault:"5s"`
+	// MaxUsers bounds the in-memory store so a load test cannot exhaust the pod's memory.
+	MaxUsers int `env:"USER_STORE_MAX_USERS" envDefault:"100000"`
+}
+
+func (c *Config) Validate() error {
+	errs := []error{c.Base.Validate()}
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("DATABASE_URL: must be a postgres:// URL"))
+		} else if err := userstore.ParsePostgresURL(c.DatabaseURL); err != nil {
+			errs = append(errs, fmt.Errorf("DATABASE_URL: %w", err))
+		}
+	}
+	if c.DatabaseMaxConns < 1 || c.DatabaseMaxConns > 1000 {
+		errs = append(errs, fmt.Errorf("DATABASE_MAX_CONNS=%d: must be 1-1000", c.DatabaseMaxConns))
+	}
+	if c.DatabaseConnectTimeout <= 0 || c.DatabaseStatementTimeout <= 0 {
+		errs = append(errs, errors.New("DATABASE_CONNECT_TIMEOUT and DATABASE_STATEMENT_TIMEOUT must be positive"))
+	}
+	if c.MaxUsers < 1 {
+		errs = append(errs, fmt.Errorf("USER_STORE_MAX_USERS=%d: must be at least 1", c.MaxUsers))
+	}
+	return errors.Join(errs...)
+}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := &Config{}
+	var closeStore func()
+	defer func() {
+		if closeStore != nil {
+			closeStore()
+		}
+	}()
 	return workload.Main(ctx, args, getenv, stdout, stderr, workload.Spec{
-		Name:      "user-service",
-		Settings:  &workload.Base{},
-		NewServer: func(k *workload.Kit) (http.Handler, error) { return NewServer(k, NewMemoryStore()), nil },
+		Name:     "user-service",
+		Settings: cfg,
+		NewServer: func(k *workload.Kit) (http.Handler, error) {
+			if cfg.DatabaseURL == "" {
+				return NewServer(k, userstore.NewMemory(cfg.MaxUsers, nil)), nil
+			}
+			pg, err := userstore.OpenPostgres(userstore.PostgresConfig{
+				URL: cfg.DatabaseURL, MaxConns: cfg.DatabaseMaxConns,
+				ConnectTimeout: cfg.DatabaseConnectTimeout, StatementTimeout: cfg.DatabaseStatementTimeout,
+				Logger: k.Logger,
+			})
+			if err != nil {
+				return nil, err
+			}
+			closeStore = pg.Close
+			pg.Start(ctx)
+			return NewServer(k, pg), nil
+		},
 	})
 }

@@ -1,49 +1,45 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
+	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/meshdemo/meshdemo/services/internal/httpserver"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
-)
-
-const (
-	maxBody        = 1 << 20
-	maxUsernameLen = 64
+	"github.com/meshdemo/meshdemo/services/user-service/userstore"
 )
 
 type usersHandler struct {
-	store   Store
+	store   userstore.Store
 	version string
+	logger  *slog.Logger
 }
 
-// userInput is the only shape a client may send: id and version are the server's.
-type userInput struct {
-	Username *string `json:"username"`
-}
-
+// list answers one page: ?limit=N (1-1000, default 100) users with id > ?after, and a
+// Link to the next page when more exist.
 func (h *usersHandler) list(w http.ResponseWriter, r *http.Request) {
-	users, err := h.store.List(r.Context())
+	limit, after, err := parsePage(r.URL.RawQuery)
 	if err != nil {
-		problem.Error(w, r, http.StatusInternalServerError, err.Error())
+		problem.Error(w, r, http.StatusBadRequest, err.Error())
 		return
+	}
+	users, more, err := h.store.List(r.Context(), after, limit)
+	if !h.storeOK(w, r, 0, err) {
+		return
+	}
+	if more {
+		w.Header().Set("Link", fmt.Sprintf(`</api/users?limit=%d&after=%d>; rel="next"`, limit, users[len(users)-1].ID))
 	}
 	httpserver.WriteJSON(w, r, http.StatusOK, users)
 }
 
 func (h *usersHandler) get(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseID(w, r)
+	id, ok := pathID(w, r)
 	if !ok {
 		return
 	}
@@ -51,24 +47,42 @@ func (h *usersHandler) get(w http.ResponseWriter, r *http.Request) {
 	if !h.storeOK(w, r, id, err) {
 		return
 	}
-	httpserver.WriteJSON(w, r, http.StatusOK, u)
+	writeUser(w, r, http.StatusOK, u)
 }
 
+// create honours Idempotency-Key: the same key and body replays the first answer
+// (a mesh retry of a POST whose answer was lost creates one user).
 func (h *usersHandler) create(w http.ResponseWriter, r *http.Request) {
+	key, err := parseIdempotencyKey(r.Header.Values("Idempotency-Key"))
+	if err != nil {
+		problem.Error(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
 	name, ok := decodeUsername(w, r)
 	if !ok {
 		return
 	}
-	u, err := h.store.Create(r.Context(), name, h.version)
+	in := userstore.NewUser{Username: name, Version: h.version}
+	if key != "" {
+		in.Key, in.Fingerprint = key, fingerprint(name)
+	}
+	u, replayed, err := h.store.Create(r.Context(), in)
 	if !h.storeOK(w, r, 0, err) {
 		return
 	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	w.Header().Set("Location", "/api/users/"+strconv.FormatInt(u.ID, 10))
-	httpserver.WriteJSON(w, r, http.StatusCreated, u)
+	writeUser(w, r, http.StatusCreated, u)
 }
 
 func (h *usersHandler) update(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseID(w, r)
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	m, ok := ifMatch(w, r)
 	if !ok {
 		return
 	}
@@ -76,53 +90,80 @@ func (h *usersHandler) update(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u, err := h.store.Update(r.Context(), id, name, h.version)
+	u, err := h.store.Update(r.Context(), id, name, h.version, m)
 	if !h.storeOK(w, r, id, err) {
 		return
 	}
-	httpserver.WriteJSON(w, r, http.StatusOK, u)
+	writeUser(w, r, http.StatusOK, u)
 }
 
 func (h *usersHandler) delete(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseID(w, r)
+	id, ok := pathID(w, r)
 	if !ok {
 		return
 	}
-	if !h.storeOK(w, r, id, h.store.Delete(r.Context(), id)) {
+	m, ok := ifMatch(w, r)
+	if !ok {
+		return
+	}
+	if !h.storeOK(w, r, id, h.store.Delete(r.Context(), id, m)) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
+func writeUser(w http.ResponseWriter, r *http.Request, code int, u userstore.User) {
+	w.Header().Set("ETag", u.ETag())
+	httpserver.WriteJSON(w, r, code, u)
+}
+
+// storeOK maps a store error to its status. Anything unexpected is the database
+// being unavailable: 503 (a mesh may retry it elsewhere) without driver text, logged
+// once here.
 func (h *usersHandler) storeOK(w http.ResponseWriter, r *http.Request, id int64, err error) bool {
 	switch {
 	case err == nil:
 		return true
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, userstore.ErrNotFound):
 		problem.Error(w, r, http.StatusNotFound, fmt.Sprintf("no user with id %d", id))
+	case errors.Is(err, userstore.ErrPrecondition):
+		problem.Error(w, r, http.StatusPreconditionFailed,
+			fmt.Sprintf("user %d changed since you read it: If-Match does not match its current ETag; GET it and retry", id))
+	case errors.Is(err, userstore.ErrKeyReused):
+		problem.Error(w, r, http.StatusUnprocessableEntity, "this Idempotency-Key was used with a different body; use a new key for a new request")
+	case errors.Is(err, userstore.ErrFull):
+		problem.Error(w, r, http.StatusInsufficientStorage, err.Error()+"; delete users or raise USER_STORE_MAX_USERS")
 	default:
-		problem.Error(w, r, http.StatusInternalServerError, "store: "+err.Error())
+		h.logger.LogAttrs(r.Context(), slog.LevelWarn, "store unavailable", slog.String("err", err.Error()))
+		w.Header().Set("Retry-After", "1")
+		problem.Error(w, r, http.StatusServiceUnavailable, "the user database is unavailable; try again")
 	}
 	return false
 }
 
-func parseID(w http.ResponseWriter, r *http.Request) (int64, bool) {
-	raw := chi.URLParam(r, "id")
-	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || id <= 0 {
-		problem.Error(w, r, http.StatusBadRequest, fmt.Sprintf("id %q must be a positive integer", raw))
+func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := parseID(chi.URLParam(r, "id"))
+	if err != nil {
+		problem.Error(w, r, http.StatusBadRequest, err.Error())
 		return 0, false
 	}
 	return id, true
 }
 
-// decodeUsername enforces the body rules: JSON content type (415), at most 1 MiB
-// (413), one JSON object with only known fields (400), a username of 1-64 characters
-// without control characters (400).
+func ifMatch(w http.ResponseWriter, r *http.Request) (*userstore.Match, bool) {
+	m, err := parseIfMatch(r.Header.Values("If-Match"))
+	if err != nil {
+		problem.Error(w, r, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	return m, true
+}
+
+// decodeUsername enforces the body rules: JSON in utf-8 (415), at most 1 MiB (413),
+// then parseUserInput's rules (400).
 func decodeUsername(w http.ResponseWriter, r *http.Request) (string, bool) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		problem.Error(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send application/json", r.Header.Get("Content-Type")))
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		problem.Error(w, r, http.StatusUnsupportedMediaType, err.Error())
 		return "", false
 	}
 	body, ok := httpserver.ReadBody(w, r, maxBody)
@@ -135,38 +176,4 @@ func decodeUsername(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return "", false
 	}
 	return name, true
-}
-
-// parseUserInput is the pure part of decoding, fuzzed on its own.
-func parseUserInput(body []byte) (string, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	var in userInput
-	if err := dec.Decode(&in); err != nil {
-		if errors.Is(err, io.EOF) {
-			return "", errors.New("body is empty: send {\"username\":\"...\"}")
-		}
-		return "", fmt.Errorf("malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return "", errors.New("malformed JSON: more than one value in the body")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return "", errors.New("malformed JSON: trailing data after the object")
-	}
-	if in.Username == nil {
-		return "", errors.New("username is required")
-	}
-	name := *in.Username
-	switch {
-	case strings.TrimSpace(name) == "":
-		return "", errors.New("username must not be empty")
-	case utf8.RuneCountInString(name) > maxUsernameLen:
-		return "", fmt.Errorf("username is %d characters; the maximum is %d", utf8.RuneCountInString(name), maxUsernameLen)
-	case !utf8.ValidString(name):
-		return "", errors.New("username is not valid UTF-8")
-	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return "", errors.New("username must not contain control characters")
-	}
-	return name, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
+	"github.com/meshdemo/meshdemo/services/user-service/userstore"
 )
 
 type call struct {
@@ -33,12 +34,25 @@ func do(t *testing.T, h http.Handler, c call) (int, string, http.Header) {
 	return rec.Code, rec.Body.String(), rec.Header()
 }
 
-func newUsers(t *testing.T, version string) (http.Handler, *MemoryStore) {
+func newUsers(t *testing.T, version string) (http.Handler, userstore.Store) {
+	return newUsersWith(t, version, userstore.NewMemory(1000, nil))
+}
+
+func newUsersWith(t *testing.T, version string, store userstore.Store) (http.Handler, userstore.Store) {
 	c := kittest.Common("user-service")
 	c.ServiceVersion = version
 	k := kittest.Kit(t, c, kittest.Default(t, "x").Faults.Config(), nil)
-	store := NewMemoryStore()
 	return NewServer(k, store), store
+}
+
+// all lists every user (one page of up to 1000).
+func all(t *testing.T, s userstore.Store) []userstore.User {
+	t.Helper()
+	users, _, err := s.List(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return users
 }
 
 func TestCRUD(t *testing.T) {
@@ -114,7 +128,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h, store := newUsers(t, "v1")
-			seed, _ := store.Create(context.Background(), "seed", "v0")
+			seed, _, _ := store.Create(context.Background(), userstore.NewUser{Username: "seed", Version: "v0"})
 			code, body, hdr := do(t, h, tc.c)
 			if code != tc.wantCode {
 				t.Fatalf("got %d %s, want %d", code, body, tc.wantCode)
@@ -131,9 +145,8 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("body %s (err %v), want detail containing %q", body, err, tc.detail)
 			}
 			// no state change
-			users, _ := store.List(context.Background())
-			if len(users) != 1 || users[0] != seed {
-				t.Fatalf("store changed: %+v", users)
+			if users := all(t, store); len(users) != 1 || users[0] != seed {
+				t.Fatalf("store changed: %+v", all(t, store))
 			}
 		})
 	}
@@ -159,7 +172,7 @@ func TestConcurrentWrites(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	users, _ := store.List(context.Background())
+	users := all(t, store)
 	if len(users) != writers*each {
 		t.Fatalf("%d users, want %d", len(users), writers*each)
 	}

@@ -21,7 +21,7 @@ import (
 var Workloads = []string{"client", "server1", "server2", "user-service"}
 
 // GoTags are the build tags of every image binary, as in build/Dockerfile's GO_TAGS.
-const GoTags = "grpcnotrace"
+const GoTags = "grpcnotrace,nopgxregisterdefaulttypes"
 
 // MaxImageBytes is the size limit every workload image must stay under (15 MiB).
 const MaxImageBytes = 15 << 20

@@ -5,9 +5,11 @@
 package health
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sync/atomic"
+	"time"
 )
 
 // Phase is the lifecycle position.
@@ -31,7 +33,18 @@ func (p Phase) String() string {
 }
 
 // State is safe for concurrent use. The zero value is Starting.
-type State struct{ phase atomic.Int32 }
+type State struct {
+	phase atomic.Int32
+	check atomic.Pointer[func(context.Context) error]
+}
+
+// CheckTimeout bounds one readiness check.
+const CheckTimeout = 2 * time.Second
+
+// SetCheck adds a condition to readiness: while Ready, /readyz also runs fn and is
+// 503 when it fails. It is for a workload's own store (user-service's database), never
+// for an upstream.
+func (s *State) SetCheck(fn func(context.Context) error) { s.check.Store(&fn) }
 
 func (s *State) Set(p Phase)   { s.phase.Store(int32(p)) }
 func (s *State) Phase() Phase  { return Phase(s.phase.Load()) }
@@ -55,7 +68,7 @@ func LiveHandler(id Identity) http.Handler {
 // ReadyHandler answers 200 when Ready and 503 otherwise. extra adds fields to the body
 // (the fault injector reports "sick" there: a sick instance stays Ready on purpose).
 func ReadyHandler(s *State, id Identity, extra func() map[string]any) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := s.Phase()
 		m := map[string]any{"status": p.String(), "service": id.Service, "version": id.Version, "instance": id.Instance}
 		if extra != nil {
@@ -66,6 +79,13 @@ func ReadyHandler(s *State, id Identity, extra func() map[string]any) http.Handl
 		code := http.StatusOK
 		if p != Ready {
 			code = http.StatusServiceUnavailable
+		} else if fn := s.check.Load(); fn != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), CheckTimeout)
+			err := (*fn)(ctx)
+			cancel()
+			if err != nil {
+				code, m["status"], m["reason"] = http.StatusServiceUnavailable, "unavailable", err.Error()
+			}
 		}
 		writeJSON(w, code, mustJSON(m))
 	})

@@ -74,6 +74,27 @@ type Upstream struct {
 	opts     Options
 	base     *url.URL
 	basePath string // base.EscapedPath(), computed once
+	// passIn and passOut are the extra headers relayed to the upstream and back
+	// (canonical names; see PassHeaders).
+	passIn, passOut []string
+}
+
+// PassHeaders returns a copy of u that also relays the named request headers to the
+// upstream and the named response headers back. It is an allow-list on purpose: an
+// API's own headers (ETag, Link, If-Match, ...) pass, while hop-by-hop and length
+// headers never do.
+func (u *Upstream) PassHeaders(request, response []string) *Upstream {
+	c := *u
+	c.passIn, c.passOut = canonical(request), canonical(response)
+	return &c
+}
+
+func canonical(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = http.CanonicalHeaderKey(n)
+	}
+	return out
 }
 
 // NewTransport is tuned for a hop that fans a whole workload's traffic into one
@@ -134,7 +155,8 @@ func (l limit) String() string {
 	return fmt.Sprintf("%s (this hop's upstream timeout)", l.d)
 }
 
-// Relay calls method escapedPath (already percent-encoded) on the upstream with the inbound request's context and
+// Relay calls method escapedPath (already percent-encoded, optionally followed by
+// "?" and a raw query) on the upstream with the inbound request's context and
 // propagated headers, then writes the upstream's status and body to w. Transport
 // failures become 502 (unreachable, or a bad response) or 504 (timed out); a caller
 // that went away gets nothing written.
@@ -172,6 +194,8 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	}
 
 	target := *u.base
+	// A '?' cannot be literal in an escaped path: what follows it is the query.
+	escapedPath, target.RawQuery, _ = strings.Cut(escapedPath, "?")
 	target.RawPath = u.basePath + escapedPath
 	if target.Path, err = url.PathUnescape(target.RawPath); err != nil {
 		u.fail(w, r, self, start, http.StatusBadRequest, fmt.Sprintf("bad path %q: %v", escapedPath, err))
@@ -187,6 +211,11 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	httpserver.Carried(r.Context()).Apply(out.Header)
 	if u.opts.Tracing {
 		u.opts.TextMap.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	}
+	for _, name := range u.passIn {
+		if vs := r.Header[name]; len(vs) > 0 {
+			out.Header[name] = vs
+		}
 	}
 	if contentType != "" {
 		out.Header.Set("Content-Type", contentType)
@@ -236,6 +265,11 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	ct := "application/json"
 	if rct := resp.Header.Get("Content-Type"); strings.HasPrefix(rct, problem.ContentType) {
 		ct = problem.ContentType // keep an upstream error recognisable as one
+	}
+	for _, name := range u.passOut {
+		if vs := resp.Header[name]; len(vs) > 0 {
+			h[name] = vs
+		}
 	}
 	h.Set("Content-Type", ct)
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))

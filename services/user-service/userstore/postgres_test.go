@@ -1,0 +1,142 @@
+package userstore_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshdemo/meshdemo/services/internal/pgtest"
+	"github.com/meshdemo/meshdemo/services/user-service/userstore"
+	"github.com/meshdemo/meshdemo/services/user-service/userstore/storetest"
+)
+
+func openPostgres(t *testing.T, url string, now func() time.Time) *userstore.Postgres {
+	t.Helper()
+	s, err := userstore.OpenPostgres(userstore.PostgresConfig{
+		URL: url, MaxConns: 8, ConnectTimeout: time.Second, StatementTimeout: 2 * time.Second, Now: now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestPostgresContract(t *testing.T) {
+	t.Parallel()
+	pgtest.AdminURL(t)
+	storetest.Run(t, func(t *testing.T, now func() time.Time) userstore.Store {
+		s := openPostgres(t, pgtest.NewDatabase(t), now)
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestPostgresConcurrentMigrate: several instances (v1 and v2 rolling out together)
+// migrate one database at once; the advisory lock lets each succeed and the schema is
+// applied once.
+func TestPostgresConcurrentMigrate(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	const n = 4
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		s := openPostgres(t, url, nil)
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.Migrate(context.Background()) }()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+	}
+	s := openPostgres(t, url, nil)
+	var applied int
+	if err := s.Pool().QueryRow(context.Background(), `SELECT count(*) FROM goose_db_version WHERE version_id > 0`).Scan(&applied); err != nil || applied != 1 {
+		t.Fatalf("migrations recorded %d times (%v), want once", applied, err)
+	}
+	// Migrating again is a no-op.
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPostgresNotReadyBeforeMigrate: nothing is served until the schema is there.
+func TestPostgresNotReadyBeforeMigrate(t *testing.T) {
+	t.Parallel()
+	s := openPostgres(t, pgtest.NewDatabase(t), nil)
+	ctx := context.Background()
+	if err := s.Ready(ctx); !errors.Is(err, userstore.ErrUnavailable) {
+		t.Fatalf("Ready before migrating: %v", err)
+	}
+	if _, err := s.Get(ctx, 1); !errors.Is(err, userstore.ErrUnavailable) {
+		t.Fatalf("Get before migrating: %v", err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.Start(runCtx)
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Ready(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after Start: %v", s.Ready(ctx))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPostgresLostDatabase: with the database cut off or silent, every call fails
+// fast with ErrUnavailable (never hangs), Ready follows, and service resumes when the
+// database is back.
+func TestPostgresLostDatabase(t *testing.T) {
+	t.Parallel()
+	proxy, url := pgtest.NewProxy(t, pgtest.NewDatabase(t))
+	s := openPostgres(t, url, nil)
+	ctx := context.Background()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, _, err := s.Create(ctx, userstore.NewUser{Username: "before", Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]func() error{
+		"ready":  func() error { return s.Ready(ctx) },
+		"get":    func() error { _, err := s.Get(ctx, u.ID); return err },
+		"list":   func() error { _, _, err := s.List(ctx, 0, 10); return err },
+		"create": func() error { _, _, err := s.Create(ctx, userstore.NewUser{Username: "x", Version: "v1"}); return err },
+		"keyed": func() error {
+			_, _, err := s.Create(ctx, userstore.NewUser{Username: "x", Version: "v1", Key: "k", Fingerprint: []byte("f")})
+			return err
+		},
+		"update": func() error { _, err := s.Update(ctx, u.ID, "y", "v1", nil); return err },
+		"delete": func() error { return s.Delete(ctx, u.ID, nil) },
+	}
+	for _, mode := range []struct {
+		name string
+		lose func()
+	}{{"cut", proxy.Cut}, {"stall", proxy.Stall}} {
+		mode.lose()
+		for name, call := range calls {
+			start := time.Now()
+			err := call()
+			// bound: connect timeout (1 s) + statement timeout (2 s), plus slack
+			if took := time.Since(start); !errors.Is(err, userstore.ErrUnavailable) || took > 4*time.Second {
+				t.Errorf("%s, %s: %v after %s; want ErrUnavailable within 4s", mode.name, name, err, took)
+			}
+		}
+		proxy.Restore()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.Ready(ctx) != nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got, err := s.Get(ctx, u.ID); err != nil || got != u {
+			t.Fatalf("after %s and restore: %+v %v", mode.name, got, err)
+		}
+	}
+}
