@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/meshdemo/meshdemo/services/internal/faults"
+	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
@@ -42,7 +43,7 @@ func TestGRPCFrontDoor(t *testing.T) {
 	k2 := kittest.Kit(t, kittest.Common("server2"), faults.DefaultConfig(), nil)
 	addr2 := kittest.GRPC(t, k2, func(s *grpc.Server) { chainv1.RegisterChainServer(s, end{}) })
 	k1 := kittest.Default(t, "server1")
-	up2, err := k1.GRPCUpstream("server2", addr2)
+	up2, err := grpcworkload.Upstream(k1, "server2", addr2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestGRPCFrontDoor(t *testing.T) {
 	k := kittest.Default(t, "client")
 	s1, _ := k.Upstream("server1", "http://127.0.0.1:1")
 	us, _ := k.Upstream("user-service", "http://127.0.0.1:1")
-	g1, err := k.GRPCUpstream("server1", addr1)
+	g1, err := grpcworkload.Upstream(k, "server1", addr1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 )
@@ -33,7 +34,7 @@ func TestUsersProxy(t *testing.T) {
 	defer users.Close()
 	k := kittest.Default(t, "client")
 	s1, _ := k.Upstream("server1", "http://127.0.0.1:1")
-	g1, _ := k.GRPCUpstream("server1", "127.0.0.1:1")
+	g1, _ := grpcworkload.Upstream(k, "server1", "127.0.0.1:1")
 	us, _ := k.Upstream("user-service", users.URL)
 	srv := httptest.NewServer(NewServer(k, s1, us, g1))
 	defer srv.Close()

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/meshdemo/meshdemo/services/internal/config"
+	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 )
 
@@ -44,7 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if err != nil {
 				return nil, err
 			}
-			grpc1, err := k.GRPCUpstream("server1", cfg.Server1GRPCAddr)
+			grpc1, err := grpcworkload.Upstream(k, "server1", cfg.Server1GRPCAddr)
 			if err != nil {
 				return nil, err
 			}
@@ -52,6 +53,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		// client serves health and reflection on GRPC_PORT (no Chain service: it is
 		// the front door, reached over HTTP).
-		GRPC: &workload.GRPCSpec{Settings: &cfg.GRPC, Register: func(*workload.Kit, *grpc.Server) error { return nil }},
+		GRPC: grpcworkload.Serve(&cfg.GRPC, func(*workload.Kit, *grpc.Server) error { return nil }),
 	})
 }

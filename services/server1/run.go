@@ -13,6 +13,7 @@ import (
 	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
 
 	"github.com/meshdemo/meshdemo/services/internal/config"
+	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 )
 
@@ -41,13 +42,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			return NewServer(k, server2), nil
 		},
-		GRPC: &workload.GRPCSpec{Settings: &cfg.GRPC, Register: func(k *workload.Kit, s *grpc.Server) error {
-			server2, err := k.GRPCUpstream("server2", cfg.Server2GRPCAddr)
+		GRPC: grpcworkload.Serve(&cfg.GRPC, func(k *workload.Kit, s *grpc.Server) error {
+			server2, err := grpcworkload.Upstream(k, "server2", cfg.Server2GRPCAddr)
 			if err != nil {
 				return err
 			}
 			chainv1.RegisterChainServer(s, newChainRelay(chainv1.NewChainClient(server2.Conn())))
 			return nil
-		}},
+		}),
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
 
+	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 )
 
@@ -29,9 +30,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Name:      "server2",
 		Settings:  cfg,
 		NewServer: func(k *workload.Kit) (http.Handler, error) { return NewServer(k), nil },
-		GRPC: &workload.GRPCSpec{Settings: &cfg.GRPC, Register: func(k *workload.Kit, s *grpc.Server) error {
+		GRPC: grpcworkload.Serve(&cfg.GRPC, func(k *workload.Kit, s *grpc.Server) error {
 			chainv1.RegisterChainServer(s, newChainEnd(k))
 			return nil
-		}},
+		}),
 	})
 }

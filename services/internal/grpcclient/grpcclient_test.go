@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshdemo/meshdemo/services/internal/grpcclient"
 	"github.com/meshdemo/meshdemo/services/internal/grpcwire"
+	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
 	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
 )
@@ -28,7 +29,7 @@ func TestUnreachable(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there any more
 	k := kittest.Default(t, "server1")
-	up, err := k.GRPCUpstream("server2", addr)
+	up, err := grpcworkload.Upstream(k, "server2", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshdemo/meshdemo/services/internal/config"
 	"github.com/meshdemo/meshdemo/services/internal/faults"
+	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/health"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 )
@@ -55,7 +56,7 @@ func GRPC(t testing.TB, k *workload.Kit, register func(*grpc.Server)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := k.GRPCServer(ln, register)
+	srv := grpcworkload.Server(k, ln, register)
 	srv.SetPhase(health.Ready)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve() }()

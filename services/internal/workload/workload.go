@@ -88,8 +88,9 @@ type Spec struct {
 	NewServer func(k *Kit) (http.Handler, error)
 	// OnListen, when set, learns the bound addresses (tests).
 	OnListen func(public, admin net.Addr)
-	// GRPC, when set, serves the workload's gRPC services on GRPC_PORT too.
-	GRPC *GRPCSpec
+	// GRPC, when set, opens the workload's gRPC listener (grpcworkload.Serve), served
+	// under the same lifecycle. A function, so that workloads without gRPC do not link it.
+	GRPC func(k *Kit) (httpserver.Extra, error)
 }
 
 // Main is run(...) for every workload. Instead of serving, for container images that have
@@ -138,7 +139,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	var extra []httpserver.Extra
 	if spec.GRPC != nil {
-		srv, err := serveGRPC(k, spec.GRPC)
+		srv, err := spec.GRPC(k)
 		if err != nil {
 			return err
 		}
