@@ -172,7 +172,10 @@ func (u *Upstream) classify(parent, call context.Context, err error, rep grpcwir
 	if parent.Err() == context.Canceled {
 		return &Error{st: status.New(codes.Canceled, "caller went away"), code: 499}
 	}
-	timedOut := call.Err() == context.DeadlineExceeded
+	// By the clock, not call.Err(): the upstream's own deadline is a hair after ours, and
+	// under load its timer and answer can beat the goroutine that expires our context.
+	dl, _ := call.Deadline()
+	timedOut := !time.Now().Before(dl)
 	if rep.Status >= 400 && !timedOut {
 		return &Error{st: st, code: rep.Status, problem: rep.Problem}
 	}
