@@ -16,6 +16,7 @@ func TestBase(t *testing.T) {
 
 func baseChecks() []check {
 	return []check{
+		grpcHopsCheck(),
 		{
 			name: "gateway-routes-host-to-client",
 			run:  gatewayRoutesHost,

@@ -49,6 +49,18 @@ var want = expectations{
 		"user-service": {"client"},
 	},
 	hardening: hardening{header: "x-meshdemo-fault", inMesh: hop{"server1", "client"}},
+
+	// istio/base with deploy/base: the gRPC hops (GET /client/grpc) on the Services' port grpc.
+	grpcPort: 50051,
+	grpcHops: []hop{{"client", "server1"}, {"server1", "server2"}},
+	grpcBalancing: balancing{
+		hop: hop{"client", "server1"}, lbPolicy: "LEAST_REQUEST", subsets: []string{"", "v1", "v2"}, v1Replicas: 3,
+	},
+	rateLimit: rateLimit{
+		service: "server2", ports: []int{8080, 50051},
+		maxTokens: 10, tokensPerFill: 10, fillInterval: time.Second, pct: 100,
+		status: 429, header: "x-local-rate-limit", headerValue: "true",
+	},
 }
 
 // ingressCaller names the ingress gateway among callers in authzAllowed.
@@ -74,6 +86,10 @@ type expectations struct {
 	mirror        mirrorPolicy
 	authzAllowed  map[string][]string // callee app -> allowed callers; everyone else is denied
 	hardening     hardening
+	grpcPort      int
+	grpcHops      []hop // called over gRPC; each keeps its port and is routed per request
+	grpcBalancing balancing
+	rateLimit     rateLimit
 }
 
 // hop is one call of the graph: the sidecar of from routes the call to service to.
@@ -137,4 +153,24 @@ type mirrorPolicy struct {
 type hardening struct {
 	header string // removed from requests entering through the gateway
 	inMesh hop    // an in-mesh call to the client that must keep it
+}
+
+// balancing: the callee's clusters balance each request with lbPolicy (an Envoy
+// Cluster_LbPolicy name), over v1Replicas endpoints of subset v1.
+type balancing struct {
+	hop        hop
+	lbPolicy   string
+	subsets    []string // "" is the service's default cluster
+	v1Replicas int
+}
+
+// rateLimit: Envoy's local rate limit in the inbound HTTP filter chains of service on ports.
+type rateLimit struct {
+	service                  string
+	ports                    []int
+	maxTokens, tokensPerFill uint32
+	fillInterval             time.Duration
+	pct                      uint32 // filter enabled and enforced for this share of requests
+	status                   uint32
+	header, headerValue      string // added to the limited responses
 }
