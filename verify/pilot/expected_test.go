@@ -59,7 +59,7 @@ var want = expectations{
 	rateLimit: rateLimit{
 		service: "server2", ports: []int{8080, 50051},
 		maxTokens: 10, tokensPerFill: 10, fillInterval: time.Second, pct: 100,
-		status: 429, header: "x-local-rate-limit", headerValue: "true",
+		status: 429, header: "x-local-rate-limit", headerValue: "true", grpcResourceExhausted: true,
 	},
 }
 
@@ -173,4 +173,5 @@ type rateLimit struct {
 	pct                      uint32 // filter enabled and enforced for this share of requests
 	status                   uint32
 	header, headerValue      string // added to the limited responses
+	grpcResourceExhausted    bool   // limited gRPC calls end RESOURCE_EXHAUSTED, not UNAVAILABLE
 }

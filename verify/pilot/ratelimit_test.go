@@ -70,6 +70,9 @@ func bucketMatches(cfg *localrl.LocalRateLimit, rl rateLimit) error {
 	}) {
 		errs = append(errs, fmt.Errorf("response header %s: %s not added (have %v)", rl.header, rl.headerValue, cfg.GetResponseHeadersToAdd()))
 	}
+	if cfg.GetRateLimitedAsResourceExhausted() != rl.grpcResourceExhausted {
+		errs = append(errs, fmt.Errorf("rate_limited_as_resource_exhausted %v, want %v", cfg.GetRateLimitedAsResourceExhausted(), rl.grpcResourceExhausted))
+	}
 	return errors.Join(errs...)
 }
 
@@ -168,6 +171,7 @@ func rateLimitChecks() []check {
 				{"fill-interval-60s", eachBucket(func(cfg map[string]any) { setIn(cfg, "60s", "token_bucket", "fill_interval") })},
 				{"not-enforced", eachBucket(func(cfg map[string]any) { delete(cfg, "filter_enforced") })},
 				{"status-503", eachBucket(func(cfg map[string]any) { setIn(cfg, "ServiceUnavailable", "status", "code") })},
+				{"grpc-unavailable", eachBucket(func(cfg map[string]any) { delete(cfg, "rate_limited_as_resource_exhausted") })},
 				{"header-dropped", eachBucket(func(cfg map[string]any) { delete(cfg, "response_headers_to_add") })},
 				onePort(want.grpcPort),
 				onePort(want.appPort),
