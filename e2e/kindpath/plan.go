@@ -10,10 +10,12 @@ import (
 )
 
 // Scenarios are the Istio scenario components the kind suite applies, one test each (the
-// test name is Test + the scenario in CamelCase, see e2e/suite/kind_test.go).
+// test name is Test + the scenario in CamelCase, see e2e/suite/kind_test.go and
+// kind_traffic_test.go).
 var Scenarios = []string{
 	"header-routing", "weighted-split", "route-timeout", "fault-abort", "fault-delay",
 	"retries", "outlier-detection", "mirroring", "authz", "hardening",
+	"grpc-balancing", "rate-limit",
 }
 
 // Plan is everything the kind path would run, in order: the flow with, after the test step,
@@ -223,7 +225,8 @@ func (c Config) Validate(objs []Object) error {
 		case o.Namespace != c.Namespace:
 			bad(o, "namespace %q, want %q", o.Namespace, c.Namespace)
 		}
-		if strings.Contains(o.APIVersion, "istio.io/") && !istioAPIs[o.APIVersion] {
+		if strings.Contains(o.APIVersion, "istio.io/") && !istioAPIs[o.APIVersion] &&
+			(o.Kind != "EnvoyFilter" || o.APIVersion != "networking.istio.io/v1alpha3") { // EnvoyFilter has no v1
 			bad(o, "API version %s, want v1", o.APIVersion)
 		}
 		switch o.Kind {

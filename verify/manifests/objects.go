@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1"
 	telemetry "istio.io/api/telemetry/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -45,8 +46,8 @@ var kubeTypes = map[string]func() any{
 	"apps/v1/StatefulSet": func() any { return &appsv1.StatefulSet{} },
 }
 
-// istioTypes are the Istio kinds, at the v1 APIs only: a v1alpha3 or v1beta1 apiVersion has no
-// entry and fails to decode.
+// istioTypes are the Istio kinds, at the v1 APIs only (EnvoyFilter aside): a v1alpha3 or v1beta1
+// apiVersion has no entry and fails to decode.
 var istioTypes = map[string]func() proto.Message{
 	"networking.istio.io/v1/Gateway":           func() proto.Message { return &networking.Gateway{} },
 	"networking.istio.io/v1/VirtualService":    func() proto.Message { return &networking.VirtualService{} },
@@ -54,6 +55,9 @@ var istioTypes = map[string]func() proto.Message{
 	"security.istio.io/v1/PeerAuthentication":  func() proto.Message { return &security.PeerAuthentication{} },
 	"security.istio.io/v1/AuthorizationPolicy": func() proto.Message { return &security.AuthorizationPolicy{} },
 	"telemetry.istio.io/v1/Telemetry":          func() proto.Message { return &telemetry.Telemetry{} },
+	// EnvoyFilter has no v1: v1alpha3 is its only version. Its patch values are decoded further,
+	// into Envoy's own types (decodeEnvoyFilter).
+	"networking.istio.io/v1alpha3/EnvoyFilter": func() proto.Message { return &networkingv1alpha3.EnvoyFilter{} },
 }
 
 // istioEnvelope is everything an Istio resource may hold besides its spec. No status: we
@@ -129,6 +133,11 @@ func decodeOne(doc []byte) (Object, error) {
 		}
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(env.Spec, spec); err != nil {
 			return Object{}, fmt.Errorf("%s: spec: %w", id, err)
+		}
+		if ef, ok := spec.(*networkingv1alpha3.EnvoyFilter); ok {
+			if err := decodeEnvoyFilter(ef); err != nil {
+				return Object{}, fmt.Errorf("%s: spec: %w", id, err)
+			}
 		}
 		o.Typed = spec
 		o.Meta = env.Metadata

@@ -23,7 +23,7 @@ import (
 // skaffold profile, the pilot simulation test and the kind end-to-end test.
 var Scenarios = []string{
 	"header-routing", "weighted-split", "route-timeout", "fault-abort", "fault-delay",
-	"retries", "outlier-detection", "mirroring", "authz", "hardening",
+	"retries", "outlier-detection", "mirroring", "authz", "hardening", "grpc-balancing", "rate-limit",
 }
 
 // Presets are the deploy/scenarios directories that are not Istio scenarios: v1 only, and v1+v2

@@ -81,6 +81,7 @@ func Check(objs []Object) error {
 		(*set).checkRouteSubsets,
 		(*set).checkVersionSubsets,
 		(*set).checkGateway,
+		(*set).checkDestinationPorts,
 		(*set).checkPods,
 		(*set).checkEnv,
 	} {
@@ -352,4 +353,41 @@ func bindsGateway(o Object, key string) bool {
 		}
 	}
 	return false
+}
+
+// checkDestinationPorts: a route of a mesh-only VirtualService without a port match serves every
+// port of its host. If it pins a destination port on a Service with several ports (http 8080 and
+// grpc 50051), calls made on the other port are sent to the pinned one: gRPC would reach the HTTP
+// server. Such a route must leave the port out (Envoy keeps the port of the call) or match it.
+// A VirtualService bound to a gateway needs the port (the gateway's port is not the Service's).
+func (s *set) checkDestinationPorts() []error {
+	var errs []error
+	for _, o := range s.vs {
+		vs := o.Typed.(*networking.VirtualService)
+		if len(vs.GetGateways()) > 0 && !slices.Equal(vs.GetGateways(), []string{"mesh"}) {
+			continue
+		}
+		for i, r := range vs.GetHttp() {
+			dests := []*networking.Destination{r.GetMirror()}
+			for _, d := range r.GetRoute() {
+				dests = append(dests, d.GetDestination())
+			}
+			for _, m := range r.GetMirrors() {
+				dests = append(dests, m.GetDestination())
+			}
+			for _, d := range dests {
+				p := d.GetPort().GetNumber()
+				svc, ok := s.services[d.GetHost()]
+				if p == 0 || !ok || len(svc.Spec.Ports) < 2 {
+					continue
+				}
+				matched := len(r.GetMatch()) > 0 && !slices.ContainsFunc(r.GetMatch(), func(m *networking.HTTPMatchRequest) bool { return m.GetPort() != p })
+				if !matched {
+					errs = append(errs, fmt.Errorf("%s: http route %d (%q) sends every port of %s to port %d; leave the destination port out or match the port",
+						o.ID(), i, r.GetName(), d.GetHost(), p))
+				}
+			}
+		}
+	}
+	return errs
 }

@@ -21,6 +21,7 @@ func TestBase(t *testing.T) {
 
 func baseChecks() []check {
 	return []check{
+		grpcHopsCheck(),
 		{
 			name: "gateway-routes-host-to-client",
 			run:  gatewayRoutesHost,

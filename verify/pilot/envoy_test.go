@@ -1,6 +1,7 @@
 package pilot
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,6 +35,8 @@ type request struct {
 	method  string
 	path    string
 	headers map[string]string // lower-case names
+	// protocol is what the caller speaks; HTTP/1.1 when empty.
+	protocol simulation.Protocol
 }
 
 func (r request) call(mode simulation.CallMode) simulation.Call {
@@ -45,7 +48,7 @@ func (r request) call(mode simulation.CallMode) simulation.Call {
 		Address:    r.address,
 		Port:       r.port,
 		Path:       r.path,
-		Protocol:   simulation.HTTP,
+		Protocol:   cmp.Or(r.protocol, simulation.HTTP),
 		HostHeader: r.host,
 		Headers:    h,
 		CallMode:   mode,

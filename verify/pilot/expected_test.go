@@ -52,6 +52,18 @@ var want = expectations{
 	// deploy/components/postgres, in every render with the canary: a TCP port, reached by
 	// user-service alone (authz scenario), under the namespace's STRICT mTLS (base).
 	database: tcpService{name: "postgres", port: 5432, callers: []string{"user-service"}},
+
+	// istio/base with deploy/base: the gRPC hops (GET /client/grpc) on the Services' port grpc.
+	grpcPort: 50051,
+	grpcHops: []hop{{"client", "server1"}, {"server1", "server2"}},
+	grpcBalancing: balancing{
+		hop: hop{"client", "server1"}, lbPolicy: "LEAST_REQUEST", subsets: []string{"", "v1", "v2"}, v1Replicas: 3,
+	},
+	rateLimit: rateLimit{
+		service: "server2", ports: []int{8080, 50051},
+		maxTokens: 10, tokensPerFill: 10, fillInterval: time.Second, pct: 100,
+		status: 429, header: "x-local-rate-limit", headerValue: "true", grpcResourceExhausted: true,
+	},
 }
 
 // ingressCaller names the ingress gateway among callers in authzAllowed.
@@ -78,6 +90,10 @@ type expectations struct {
 	authzAllowed  map[string][]string // callee app -> allowed callers; everyone else is denied
 	hardening     hardening
 	database      tcpService
+	grpcPort      int
+	grpcHops      []hop // called over gRPC; each keeps its port and is routed per request
+	grpcBalancing balancing
+	rateLimit     rateLimit
 }
 
 // tcpService is a Service whose port is plain TCP (appProtocol tcp): its callers reach it
@@ -149,4 +165,25 @@ type mirrorPolicy struct {
 type hardening struct {
 	header string // removed from requests entering through the gateway
 	inMesh hop    // an in-mesh call to the client that must keep it
+}
+
+// balancing: the callee's clusters balance each request with lbPolicy (an Envoy
+// Cluster_LbPolicy name), over v1Replicas endpoints of subset v1.
+type balancing struct {
+	hop        hop
+	lbPolicy   string
+	subsets    []string // "" is the service's default cluster
+	v1Replicas int
+}
+
+// rateLimit: Envoy's local rate limit in the inbound HTTP filter chains of service on ports.
+type rateLimit struct {
+	service                  string
+	ports                    []int
+	maxTokens, tokensPerFill uint32
+	fillInterval             time.Duration
+	pct                      uint32 // filter enabled and enforced for this share of requests
+	status                   uint32
+	header, headerValue      string // added to the limited responses
+	grpcResourceExhausted    bool   // limited gRPC calls end RESOURCE_EXHAUSTED, not UNAVAILABLE
 }

@@ -28,6 +28,8 @@ func TestOutlierDetection(t *testing.T) { runScenario(t, "outlier-detection", ou
 func TestMirroring(t *testing.T)        { runScenario(t, "mirroring", mirroringChecks()) }
 func TestAuthz(t *testing.T)            { runScenario(t, "authz", authzChecks()) }
 func TestHardening(t *testing.T)        { runScenario(t, "hardening", hardeningChecks()) }
+func TestGrpcBalancing(t *testing.T)    { runScenario(t, "grpc-balancing", grpcBalancingChecks()) }
+func TestRateLimit(t *testing.T)        { runScenario(t, "rate-limit", rateLimitChecks()) }
 
 // header-routing: header=value reaches v2, no header or another value stays on v1.
 func headerRoutingChecks() []check {
