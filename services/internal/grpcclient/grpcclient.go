@@ -122,7 +122,7 @@ func (u *Upstream) unary(ctx context.Context, method string, req, reply any, cc 
 	if lim <= 0 {
 		e := u.fail(parent, http.StatusGatewayTimeout,
 			fmt.Sprintf("no time left to call upstream %s: the caller's deadline is less than the %s margin away", u.o.Name, httpclient.BudgetMargin))
-		u.o.Metrics.ObserveClient(u.o.Name, e.code, time.Since(start).Seconds())
+		u.o.Metrics.ObserveClient(u.o.Name, e.HTTPStatus(), time.Since(start).Seconds())
 		return e
 	}
 	ctx, cancel := context.WithTimeout(ctx, lim)
@@ -144,40 +144,28 @@ func (u *Upstream) unary(ctx context.Context, method string, req, reply any, cc 
 		return nil
 	}
 	e := u.classify(parent, ctx, err, rep, lim, byCaller)
-	u.o.Metrics.ObserveClient(u.o.Name, e.code, time.Since(start).Seconds())
-	if e.code == 499 {
+	u.o.Metrics.ObserveClient(u.o.Name, e.HTTPStatus(), time.Since(start).Seconds())
+	if e.HTTPStatus() == 499 {
 		u.o.Logger.LogAttrs(parent, slog.LevelInfo, "caller cancelled", slog.String("upstream", u.o.Name))
 	}
 	return e
 }
 
-// Error is a failed upstream call with its HTTP answer (grpcwire.HTTPError).
-type Error struct {
-	st      *status.Status
-	code    int
-	problem []byte
-}
-
-func (e *Error) Error() string              { return e.st.Err().Error() }
-func (e *Error) GRPCStatus() *status.Status { return e.st }
-func (e *Error) HTTPStatus() int            { return e.code }
-func (e *Error) ProblemJSON() []byte        { return e.problem }
-
 // classify keeps an upstream's own answer (it said which HTTP status and body) and
 // turns transport failures into the HTTP client's 502/504 problems, naming the upstream.
 // An answer that comes after this call's own deadline is this hop's timeout (as in
 // httpclient), even when the upstream's own deadline-exceeded problem raced in first.
-func (u *Upstream) classify(parent, call context.Context, err error, rep grpcwire.Reply, lim time.Duration, byCaller bool) *Error {
+func (u *Upstream) classify(parent, call context.Context, err error, rep grpcwire.Reply, lim time.Duration, byCaller bool) *grpcwire.Error {
 	st := status.Convert(err)
 	if parent.Err() == context.Canceled {
-		return &Error{st: status.New(codes.Canceled, "caller went away"), code: 499}
+		return grpcwire.NewError(status.New(codes.Canceled, "caller went away"), 499, nil)
 	}
 	// By the clock, not call.Err(): the upstream's own deadline is a hair after ours, and
 	// under load its timer and answer can beat the goroutine that expires our context.
 	dl, _ := call.Deadline()
 	timedOut := !time.Now().Before(dl)
 	if rep.Status >= 400 && !timedOut {
-		return &Error{st: st, code: rep.Status, problem: rep.Problem}
+		return grpcwire.NewError(st, rep.Status, rep.Problem)
 	}
 	switch {
 	case timedOut || st.Code() == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
@@ -195,9 +183,9 @@ func (u *Upstream) classify(parent, call context.Context, err error, rep grpcwir
 }
 
 // fail is this hop's own problem about the upstream, in both views.
-func (u *Upstream) fail(parent context.Context, code int, detail string) *Error {
+func (u *Upstream) fail(parent context.Context, code int, detail string) *grpcwire.Error {
 	d := problem.Details{Status: code, Detail: detail, Service: httpserver.SelfHop(parent).Service, Upstream: u.o.Name}
-	return &Error{st: status.New(grpcwire.CodeForHTTP(code), detail), code: code, problem: problem.Marshal(&d)}
+	return grpcwire.NewError(status.New(grpcwire.CodeForHTTP(code), detail), code, problem.Marshal(&d))
 }
 
 // WriteError answers an HTTP request with a failed call's HTTP view, as httpclient.Relay

@@ -222,24 +222,12 @@ func (s *Server) check(ctx context.Context, md metadata.MD, method string) *faul
 	return s.o.Faults.Check(ctx, md.Get(grpcwire.FaultKey), method)
 }
 
-// failure is an injected fault as a gRPC error that keeps its HTTP answer.
-type failure struct {
-	st      *status.Status
-	code    int
-	problem []byte
-}
-
-func (f *failure) Error() string              { return f.st.Err().Error() }
-func (f *failure) GRPCStatus() *status.Status { return f.st }
-func (f *failure) HTTPStatus() int            { return f.code }
-func (f *failure) ProblemJSON() []byte        { return f.problem }
-
 func failureError(f *faults.Failure, method string) error {
 	if f.Status == 0 { // the caller went away during a delay
-		return &failure{st: status.New(codes.Canceled, "caller went away during an injected delay"), code: 499}
+		return grpcwire.NewError(status.New(codes.Canceled, "caller went away during an injected delay"), 499, nil)
 	}
 	d := f.Problem(method)
-	return &failure{st: status.New(grpcwire.CodeForHTTP(f.Status), f.Detail), code: f.Status, problem: problem.Marshal(&d)}
+	return grpcwire.NewError(status.New(grpcwire.CodeForHTTP(f.Status), f.Detail), f.Status, problem.Marshal(&d))
 }
 
 // outcome is the HTTP view of a call's result: its status, the problem body on error,

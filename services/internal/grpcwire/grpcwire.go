@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // Trailer keys (lower case, as gRPC metadata is).
@@ -124,3 +125,22 @@ type HTTPError interface {
 	HTTPStatus() int
 	ProblemJSON() []byte // nil when nothing is to be written (caller went away)
 }
+
+// Error is the one HTTPError of the kit: a gRPC status with the HTTP status and problem
+// the same failure gets over HTTP (an injected fault on the server side, an upstream's
+// answer or a transport failure on the client side).
+type Error struct {
+	st      *status.Status
+	code    int
+	problem []byte
+}
+
+// NewError pairs a gRPC status with its HTTP answer; problem may be nil (499).
+func NewError(st *status.Status, code int, problem []byte) *Error {
+	return &Error{st: st, code: code, problem: problem}
+}
+
+func (e *Error) Error() string              { return e.st.Err().Error() }
+func (e *Error) GRPCStatus() *status.Status { return e.st }
+func (e *Error) HTTPStatus() int            { return e.code }
+func (e *Error) ProblemJSON() []byte        { return e.problem }
