@@ -335,10 +335,14 @@ func inboundChain(sim *simulation.Simulation, p pod, port int) (*listener.Filter
 	return inboundChainFor(sim, p, port, simulation.HTTP)
 }
 
-// protocol is how a caller speaks to the port: HTTP for appProtocol http, raw TCP otherwise.
+// protocol is how a caller speaks to the port: HTTP for appProtocol http, HTTP/2 for grpc,
+// raw TCP otherwise.
 func (sp servicePort) protocol() simulation.Protocol {
-	if sp.appProtocol == "http" {
+	switch sp.appProtocol {
+	case "http":
 		return simulation.HTTP
+	case "grpc":
+		return simulation.HTTP2
 	}
 	return simulation.TCP
 }

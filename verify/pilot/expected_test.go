@@ -30,9 +30,13 @@ var want = expectations{
 		{hop{"client", "user-service"}, 503, 100, nil},
 	},
 	faultDelay: delayFault{hop{"server1", "server2"}, 3 * time.Second, 100},
-	retries: retryPolicy{
-		hop: hop{"server1", "server2"}, attempts: 3, perTryTimeout: time.Second,
-		retryOn: []string{"5xx", "connect-failure", "refused-stream", "reset"},
+	// server1 -> server2 for the chain; client -> user-service so that a POST is retried too
+	// (user-service's Idempotency-Key keeps a retried create to one user).
+	retries: []retryPolicy{
+		{hop: hop{"server1", "server2"}, attempts: 3, perTryTimeout: time.Second,
+			retryOn: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
+		{hop: hop{"client", "user-service"}, attempts: 3, perTryTimeout: time.Second,
+			retryOn: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
 	},
 	outlier: trafficPolicy{
 		hop: hop{"server1", "server2"}, subsets: []string{"", "v1", "v2"},
@@ -84,7 +88,7 @@ type expectations struct {
 	routeTimeout  timeoutAndDelay
 	faultAbort    []abortFault
 	faultDelay    delayFault
-	retries       retryPolicy
+	retries       []retryPolicy
 	outlier       trafficPolicy
 	mirror        mirrorPolicy
 	authzAllowed  map[string][]string // callee app -> allowed callers; everyone else is denied

@@ -42,7 +42,7 @@ func (p pod) identity() string { return spiffeID(p.namespace, p.serviceAccount) 
 type servicePort struct {
 	service     string
 	targetPort  int    // the container port: what the pod's inbound listener matches
-	appProtocol string // "http" or "tcp" (every meshdemo Service port declares one)
+	appProtocol string // "http", "grpc" or "tcp" (every meshdemo Service port declares one)
 }
 
 // mesh is one rendered scenario loaded into Istio's control plane.

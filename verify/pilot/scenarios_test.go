@@ -461,10 +461,17 @@ func faultDelayChecks() []check {
 	}
 }
 
-// retries: attempts, per-try timeout and retry-on as configured, and the whole budget fits in
-// the gateway's route timeout.
+// retries: attempts, per-try timeout and retry-on as configured on every retried hop, and
+// each hop's whole budget fits in the gateway's route timeout.
 func retriesChecks() []check {
-	rp := want.retries
+	var checks []check
+	for _, rp := range want.retries {
+		checks = append(checks, retryChecks(rp)...)
+	}
+	return checks
+}
+
+func retryChecks(rp retryPolicy) []check {
 	return []check{
 		{
 			name: fmt.Sprintf("%s-to-%s-retry-policy", rp.hop.from, rp.hop.to),
@@ -513,7 +520,7 @@ func retriesChecks() []check {
 			},
 		},
 		{
-			name: "retry-budget-fits-gateway-timeout",
+			name: fmt.Sprintf("%s-to-%s-retry-budget-fits-gateway-timeout", rp.hop.from, rp.hop.to),
 			run: func(m *mesh) error {
 				gw, err := m.gatewayRoute(paths["client"], nil)
 				if err != nil {
