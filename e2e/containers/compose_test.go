@@ -40,14 +40,20 @@ func composeCmd(t *testing.T) []string {
 	return nil
 }
 
-// compose runs one compose command from the repository root with extra environment.
+// compose runs one compose command on compose.yaml from the repository root with extra environment.
 func compose(ctx context.Context, t *testing.T, env []string, args ...string) ([]byte, error) {
+	t.Helper()
+	return composeWith(ctx, t, "compose.yaml", env, args...)
+}
+
+// composeWith runs one compose command on file (relative to the repository root) from the root.
+func composeWith(ctx context.Context, t *testing.T, file string, env []string, args ...string) ([]byte, error) {
 	t.Helper()
 	root, err := dockerenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmdline := append(composeCmd(t), append([]string{"-f", "compose.yaml"}, args...)...)
+	cmdline := append(composeCmd(t), append([]string{"-f", file}, args...)...)
 	cmd := exec.CommandContext(ctx, cmdline[0], cmdline[1:]...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), env...)
