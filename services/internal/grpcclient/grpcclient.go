@@ -113,19 +113,13 @@ func (u *Upstream) unary(ctx context.Context, method string, req, reply any, cc 
 	// The same budget as httpclient.Relay: this hop's Timeout or the caller's remaining
 	// time less the margin, whichever is smaller; it travels on as the gRPC deadline, so
 	// the hop whose upstream is slow is the one that times out and names it.
-	lim, byCaller := u.o.Timeout, false
-	if dl, ok := parent.Deadline(); ok {
-		if left := time.Until(dl) - httpclient.BudgetMargin; left < lim {
-			lim, byCaller = left, true
-		}
-	}
-	if lim <= 0 {
-		e := u.fail(parent, http.StatusGatewayTimeout,
-			fmt.Sprintf("no time left to call upstream %s: the caller's deadline is less than the %s margin away", u.o.Name, httpclient.BudgetMargin))
+	lim := httpclient.CallLimit(parent, u.o.Timeout)
+	if lim.D <= 0 {
+		e := u.fail(parent, http.StatusGatewayTimeout, httpclient.NoTimeLeft(u.o.Name))
 		u.o.Metrics.ObserveClient(u.o.Name, e.HTTPStatus(), time.Since(start).Seconds())
 		return e
 	}
-	ctx, cancel := context.WithTimeout(ctx, lim)
+	ctx, cancel := context.WithTimeout(ctx, lim.D)
 	defer cancel()
 	if carried := httpserver.Carried(parent); carried.Len() > 0 {
 		md := make(metadata.MD, carried.Len())
@@ -143,7 +137,7 @@ func (u *Upstream) unary(ctx context.Context, method string, req, reply any, cc 
 		u.o.Metrics.ObserveClient(u.o.Name, 200, time.Since(start).Seconds())
 		return nil
 	}
-	e := u.classify(parent, ctx, err, rep, lim, byCaller)
+	e := u.classify(parent, ctx, err, rep, lim)
 	u.o.Metrics.ObserveClient(u.o.Name, e.HTTPStatus(), time.Since(start).Seconds())
 	if e.HTTPStatus() == 499 {
 		u.o.Logger.LogAttrs(parent, slog.LevelInfo, "caller cancelled", slog.String("upstream", u.o.Name))
@@ -155,7 +149,7 @@ func (u *Upstream) unary(ctx context.Context, method string, req, reply any, cc 
 // turns transport failures into the HTTP client's 502/504 problems, naming the upstream.
 // An answer that comes after this call's own deadline is this hop's timeout (as in
 // httpclient), even when the upstream's own deadline-exceeded problem raced in first.
-func (u *Upstream) classify(parent, call context.Context, err error, rep grpcwire.Reply, lim time.Duration, byCaller bool) *grpcwire.Error {
+func (u *Upstream) classify(parent, call context.Context, err error, rep grpcwire.Reply, lim httpclient.Limit) *grpcwire.Error {
 	st := status.Convert(err)
 	if parent.Err() == context.Canceled {
 		return grpcwire.NewError(status.New(codes.Canceled, "caller went away"), 499, nil)
@@ -169,12 +163,7 @@ func (u *Upstream) classify(parent, call context.Context, err error, rep grpcwir
 	}
 	switch {
 	case timedOut || st.Code() == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
-		why := "this hop's upstream timeout"
-		if byCaller {
-			why = fmt.Sprintf("the time its caller had left, less a %s margin", httpclient.BudgetMargin)
-		}
-		return u.fail(parent, http.StatusGatewayTimeout,
-			fmt.Sprintf("upstream %s did not answer within %s (%s)", u.o.Name, lim.Round(time.Millisecond), why))
+		return u.fail(parent, http.StatusGatewayTimeout, httpclient.TimedOut(u.o.Name, lim))
 	case st.Code() == codes.Unavailable:
 		return u.fail(parent, http.StatusBadGateway, fmt.Sprintf("upstream %s unreachable: %s", u.o.Name, st.Message()))
 	}

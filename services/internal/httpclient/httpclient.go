@@ -142,17 +142,41 @@ type callTrace struct {
 	answered atomic.Bool // set on the transport's reading goroutine
 }
 
-// limit is the time one call may take and where it came from.
-type limit struct {
-	d        time.Duration
-	byCaller bool // the inbound request's remaining time, less BudgetMargin
+// Limit is the time one outbound call may take and where it came from. Both
+// transports' clients take it from CallLimit, so HTTP and gRPC hops share one budget.
+type Limit struct {
+	D        time.Duration
+	ByCaller bool // the inbound request's remaining time, less BudgetMargin
 }
 
-func (l limit) String() string {
-	if l.byCaller {
-		return fmt.Sprintf("%s (the time its caller had left, less a %s margin)", l.d.Round(time.Millisecond), BudgetMargin)
+// CallLimit is this hop's timeout or the inbound call's remaining time (ctx's
+// deadline) less BudgetMargin, whichever is smaller. D <= 0 means no time is left:
+// answer NoTimeLeft's 504 without calling.
+func CallLimit(ctx context.Context, timeout time.Duration) Limit {
+	l := Limit{D: timeout}
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl) - BudgetMargin; left < l.D {
+			l = Limit{D: left, ByCaller: true}
+		}
 	}
-	return fmt.Sprintf("%s (this hop's upstream timeout)", l.d)
+	return l
+}
+
+func (l Limit) String() string {
+	if l.ByCaller {
+		return fmt.Sprintf("%s (the time its caller had left, less a %s margin)", l.D.Round(time.Millisecond), BudgetMargin)
+	}
+	return fmt.Sprintf("%s (this hop's upstream timeout)", l.D)
+}
+
+// NoTimeLeft is the 504 detail for a call CallLimit left no time for.
+func NoTimeLeft(upstream string) string {
+	return fmt.Sprintf("no time left to call upstream %s: the caller's deadline is less than the %s margin away", upstream, BudgetMargin)
+}
+
+// TimedOut is the 504 detail for an upstream that did not answer within l.
+func TimedOut(upstream string, l Limit) string {
+	return fmt.Sprintf("upstream %s did not answer within %s", upstream, l)
 }
 
 // Relay calls method escapedPath (already percent-encoded, optionally followed by
@@ -168,18 +192,12 @@ func (l limit) String() string {
 func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escapedPath string, body io.Reader, contentType string) {
 	start := time.Now()
 	self := httpserver.SelfHop(r.Context())
-	lim := limit{d: u.opts.Timeout}
-	if dl, ok := r.Context().Deadline(); ok {
-		if left := time.Until(dl) - BudgetMargin; left < lim.d {
-			lim = limit{d: left, byCaller: true}
-		}
-	}
-	if lim.d <= 0 {
-		u.fail(w, r, self, start, http.StatusGatewayTimeout,
-			fmt.Sprintf("no time left to call upstream %s: the caller's deadline is less than the %s margin away", u.opts.Name, BudgetMargin))
+	lim := CallLimit(r.Context(), u.opts.Timeout)
+	if lim.D <= 0 {
+		u.fail(w, r, self, start, http.StatusGatewayTimeout, NoTimeLeft(u.opts.Name))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), lim.d)
+	ctx, cancel := context.WithTimeout(r.Context(), lim.D)
 	defer cancel()
 	tr := &callTrace{}
 	tr.GotFirstResponseByte = func() { tr.answered.Store(true) }
@@ -226,7 +244,7 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 	// Rounded up, so the upstream's own deadline never comes before this call's: with
 	// the late-answer check below, the 504 is then always this hop's, naming the
 	// upstream.
-	out.Header[httpserver.HeaderBudget] = []string{strconv.FormatInt(int64((lim.d+time.Millisecond-1)/time.Millisecond), 10)}
+	out.Header[httpserver.HeaderBudget] = []string{strconv.FormatInt(int64((lim.D+time.Millisecond-1)/time.Millisecond), 10)}
 
 	resp, err := u.opts.Transport.RoundTrip(out)
 	if err != nil {
@@ -279,7 +297,7 @@ func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escaped
 
 // transportError answers for a call that got no complete response. answered says
 // whether any of the upstream's response had arrived.
-func (u *Upstream) transportError(w http.ResponseWriter, r *http.Request, self pathheader.Hop, start time.Time, lim limit, answered bool, err error) {
+func (u *Upstream) transportError(w http.ResponseWriter, r *http.Request, self pathheader.Hop, start time.Time, lim Limit, answered bool, err error) {
 	var ne net.Error
 	switch {
 	case r.Context().Err() == context.Canceled:
@@ -287,8 +305,7 @@ func (u *Upstream) transportError(w http.ResponseWriter, r *http.Request, self p
 		u.opts.Metrics.ObserveClient(u.opts.Name, 499, time.Since(start).Seconds())
 		u.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "caller cancelled", slog.String("upstream", u.opts.Name))
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
-		u.fail(w, r, self, start, http.StatusGatewayTimeout,
-			fmt.Sprintf("upstream %s did not answer within %s", u.opts.Name, lim))
+		u.fail(w, r, self, start, http.StatusGatewayTimeout, TimedOut(u.opts.Name, lim))
 	case answered:
 		u.fail(w, r, self, start, http.StatusBadGateway, fmt.Sprintf("upstream %s sent a bad response: %v", u.opts.Name, unwrapURLError(err)))
 	default:
