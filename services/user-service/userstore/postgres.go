@@ -1,6 +1,7 @@
 package userstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -272,7 +273,7 @@ func (s *Postgres) Create(ctx context.Context, in NewUser) (User, bool, error) {
 				Scan(&fp, &id, &name, &ver, &rev); err != nil {
 				return err
 			}
-			if !sameFingerprint(fp, in.Fingerprint) {
+			if !bytes.Equal(fp, in.Fingerprint) {
 				return ErrKeyReused
 			}
 			if id == nil {

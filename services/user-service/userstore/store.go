@@ -5,7 +5,6 @@
 package userstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -66,6 +65,3 @@ type Store interface {
 	// Ready reports whether the store can serve (readiness probe).
 	Ready(ctx context.Context) error
 }
-
-// sameFingerprint compares two request fingerprints.
-func sameFingerprint(a, b []byte) bool { return bytes.Equal(a, b) }
