@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -42,6 +43,47 @@ func generate(t testing.TB, operatorFile string) ([]byte, result) {
 	return []byte(r.stdout), r
 }
 
+var (
+	kindManifestOnce sync.Once
+	kindManifest     []byte
+	kindManifestErr  string
+)
+
+// generatedKindManifest is `istioctl manifest generate` of build/kind/istio.yaml, run
+// once for every test that reads it.
+func generatedKindManifest(t testing.TB) []byte {
+	t.Helper()
+	kindManifestOnce.Do(func() {
+		out, r := generate(t, filepath.Join(repoRoot(t), "build", "kind", "istio.yaml"))
+		if r.err != nil {
+			kindManifestErr = fmt.Sprintf("istioctl manifest generate: %v\n%s", r.err, r.stderr)
+		}
+		kindManifest = out
+	})
+	if kindManifestErr != "" {
+		t.Fatal(kindManifestErr)
+	}
+	return kindManifest
+}
+
+// eachDoc calls fn with the kind, name and bytes of every YAML document in manifest.
+func eachDoc(manifest []byte, fn func(kind, name string, doc []byte)) {
+	reader := utilyaml.NewYAMLReader(bufioReader(manifest))
+	for {
+		doc, err := reader.Read()
+		if err != nil {
+			return
+		}
+		var head struct {
+			Kind     string                `json:"kind"`
+			Metadata struct{ Name string } `json:"metadata"`
+		}
+		if yaml.Unmarshal(doc, &head) == nil {
+			fn(head.Kind, head.Metadata.Name, doc)
+		}
+	}
+}
+
 func loadKindCluster(t testing.TB, data []byte) (*kind.Cluster, error) {
 	t.Helper()
 	var c kind.Cluster
@@ -54,25 +96,10 @@ func loadKindCluster(t testing.TB, data []byte) (*kind.Cluster, error) {
 func TestIstioInstallMatchesKindAndMeshdemo(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
-	out, r := generate(t, filepath.Join(root, "build", "kind", "istio.yaml"))
-	if r.err != nil {
-		t.Fatalf("istioctl manifest generate: %v\n%s", r.err, r.stderr)
-	}
 	var gwSvc *corev1.Service
 	deployments := map[string]*appsv1.Deployment{}
-	reader := utilyaml.NewYAMLReader(bufioReader(out))
-	for {
-		doc, err := reader.Read()
-		if err != nil {
-			break
-		}
-		var head struct {
-			Kind string `json:"kind"`
-		}
-		if yaml.Unmarshal(doc, &head) != nil {
-			continue
-		}
-		switch head.Kind {
+	eachDoc(generatedKindManifest(t), func(kind, _ string, doc []byte) {
+		switch kind {
 		case "Service":
 			var s corev1.Service
 			if err := yaml.UnmarshalStrict(doc, &s); err != nil {
@@ -88,7 +115,7 @@ func TestIstioInstallMatchesKindAndMeshdemo(t *testing.T) {
 			}
 			deployments[d.Name] = &d
 		}
-	}
+	})
 	if gwSvc == nil {
 		t.Fatal("no istio-ingressgateway Service generated")
 	}

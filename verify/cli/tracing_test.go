@@ -34,21 +34,9 @@ type install struct {
 func parseInstall(t testing.TB, generated []byte) install {
 	t.Helper()
 	in := install{istiodEnv: map[string]string{}}
-	reader := utilyaml.NewYAMLReader(bufioReader(generated))
-	for {
-		doc, err := reader.Read()
-		if err != nil {
-			break
-		}
-		var head struct {
-			Kind     string                `json:"kind"`
-			Metadata struct{ Name string } `json:"metadata"`
-		}
-		if yaml.Unmarshal(doc, &head) != nil {
-			continue
-		}
+	eachDoc(generated, func(kind, name string, doc []byte) {
 		switch {
-		case head.Kind == "ConfigMap" && head.Metadata.Name == "istio":
+		case kind == "ConfigMap" && name == "istio":
 			var cm corev1.ConfigMap
 			if err := yaml.UnmarshalStrict(doc, &cm); err != nil {
 				t.Fatal(err)
@@ -61,7 +49,7 @@ func parseInstall(t testing.TB, generated []byte) install {
 			if err := protojson.Unmarshal(js, in.mesh); err != nil {
 				t.Fatalf("istio ConfigMap's mesh does not decode strictly into MeshConfig: %v", err)
 			}
-		case head.Kind == "Deployment" && head.Metadata.Name == "istiod":
+		case kind == "Deployment" && name == "istiod":
 			var d appsv1.Deployment
 			if err := yaml.UnmarshalStrict(doc, &d); err != nil {
 				t.Fatal(err)
@@ -70,7 +58,7 @@ func parseInstall(t testing.TB, generated []byte) install {
 				in.istiodEnv[e.Name] = e.Value
 			}
 		}
-	}
+	})
 	if in.mesh == nil || len(in.istiodEnv) == 0 {
 		t.Fatal("generated install has no istio ConfigMap or no istiod Deployment")
 	}
@@ -286,11 +274,7 @@ var (
 func generatedKindInstall(t testing.TB) install {
 	t.Helper()
 	kindInstallOnce.Do(func() {
-		out, r := generate(t, filepath.Join(repoRoot(t), "build", "kind", "istio.yaml"))
-		if r.err != nil {
-			t.Fatalf("istioctl manifest generate: %v\n%s", r.err, r.stderr)
-		}
-		kindInstall = parseInstall(t, out)
+		kindInstall = parseInstall(t, generatedKindManifest(t))
 	})
 	if kindInstall.mesh == nil {
 		t.Fatal("install not generated")
