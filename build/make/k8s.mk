@@ -17,6 +17,8 @@ KIND_CLUSTER := meshdemo
 KUBE_CONTEXT := kind-$(KIND_CLUSTER)
 KUBECTL ?= kubectl --context $(KUBE_CONTEXT)
 SCENARIO ?= default
+# sidecar (VirtualService), gateway-api (HTTPRoute, sidecars) or ambient (ztunnel + waypoint).
+FLAVOUR ?= sidecar
 # Offline Go builds outside go.work: these modules pin Istio's and skaffold's dependency sets.
 TOOLS_GO := cd build/tools && GOWORK=off $(GO)
 
@@ -40,10 +42,10 @@ $(SKAFFOLD): build/tools/skaffold/go.mod build/tools/skaffold/go.sum
 
 tools: $(ISTIOCTL) $(KUSTOMIZE) $(SKAFFOLD) ## build istioctl, kustomize and skaffold from the pinned tool modules into ./bin
 
-render: ## print a rendered scenario: make render SCENARIO=weighted-split (default|canary|<istio/components name>)
-	@cd verify && GOWORK=off $(GO) run ./cmd/render -root .. $(SCENARIO)
+render: ## print a rendered scenario: make render SCENARIO=weighted-split [FLAVOUR=sidecar|gateway-api|ambient] (default|canary|<scenario>)
+	@cd verify && GOWORK=off $(GO) run ./cmd/render -root .. -flavour '$(FLAVOUR)' $(SCENARIO)
 
-scenarios: ## regenerate deploy/scenarios/*/kustomization.yaml (one per scenario, for skaffold profiles)
+scenarios: ## regenerate deploy/scenarios/*/kustomization.yaml (one per scenario and flavour, for skaffold profiles)
 	cd verify && GOWORK=off $(GO) run ./cmd/render -root .. -write
 
 test-verify: tools ## offline validation of deploy/, istio/, skaffold.yaml and build/kind (strict decode, rules, istioctl, skaffold)

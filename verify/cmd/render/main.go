@@ -1,9 +1,11 @@
 // Command render prints a rendered meshdemo scenario, exactly as the verify tests and skaffold
 // build it (kustomize API, in process; no kustomize binary needed).
 //
-//	render [-root DIR] SCENARIO        # SCENARIO: default, canary or an istio/components name
-//	render [-root DIR] -alone SCENARIO # the component without the canary
-//	render [-root DIR] -write          # regenerate deploy/scenarios/*/kustomization.yaml
+//	render [-root DIR] [-flavour F] SCENARIO        # SCENARIO: default, canary or a scenario name
+//	render [-root DIR] [-flavour F] -alone SCENARIO # the component without the canary
+//	render [-root DIR] -write                       # regenerate deploy/scenarios/*/kustomization.yaml
+//
+// F is sidecar (the default), gateway-api or ambient.
 package main
 
 import (
@@ -30,18 +32,25 @@ func run(args []string, stdout io.Writer) error {
 	root := fs.String("root", "..", "repository root")
 	alone := fs.Bool("alone", false, "render the scenario component without the canary")
 	write := fs.Bool("write", false, "regenerate deploy/scenarios")
+	flavourName := fs.String("flavour", "", "sidecar (default), gateway-api or ambient")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	flavour, err := manifests.ParseFlavour(*flavourName)
+	if err != nil {
 		return err
 	}
 	names := append(slices.Clone(manifests.Presets), manifests.Scenarios...)
 	if *write {
-		for _, n := range names {
-			dir := filepath.Join(*root, manifests.ScenarioDir(n))
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(manifests.ScenarioFile(n)), 0o644); err != nil {
-				return err
+		for _, f := range manifests.Flavours {
+			for _, n := range names {
+				dir := filepath.Join(*root, manifests.ScenarioDir(manifests.Profile(f, n)))
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(manifests.ScenarioFile(f, n)), 0o644); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -59,9 +68,9 @@ func run(args []string, stdout io.Writer) error {
 	}
 	var out []byte
 	if *alone {
-		out, err = tree.Render(manifests.Alone(name))
+		out, err = tree.Render(manifests.AloneIn(flavour, name))
 	} else {
-		out, err = tree.Build(manifests.ScenarioDir(name))
+		out, err = tree.Build(manifests.ScenarioDir(manifests.Profile(flavour, name)))
 	}
 	if err != nil {
 		return err
