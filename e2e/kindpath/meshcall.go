@@ -56,8 +56,11 @@ func AppContainer(deployment string) string {
 
 // Exec runs the meshed call: `kubectl exec` into the Deployment's application container,
 // which runs `/workload get` (the images are FROM scratch: no curl, no shell). That
-// container's traffic is captured by the sidecar, so the call carries the workload's
-// SPIFFE identity; a call from the istio-proxy container would not (see CheckExec).
+// container's traffic is captured, so the call carries the workload's SPIFFE identity: by the
+// sidecar in the sidecar and gateway-api flavours (a call from the istio-proxy container would
+// not be, see CheckExec), by the node's ztunnel in ambient, where the pod has no istio-proxy
+// container at all. The same command serves every flavour: CheckExec checks it against the
+// flavour's rendered Deployment.
 func (c Config) Exec(call MeshCall) []string {
 	args := c.kubectl("-n", c.Namespace, "exec", "deploy/"+call.From, "-c", AppContainer(call.From), "--",
 		"/workload", "get", "-timeout", MeshCallTimeout.String())
