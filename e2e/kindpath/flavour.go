@@ -82,17 +82,28 @@ func (c Config) InstalledFlavourQuery() []string {
 }
 
 // CheckInstalledFlavour reads the output of the installed-flavour query and refuses a cluster
-// whose Istio was installed for another flavour.
-func CheckInstalledFlavour(out []byte, want, cluster string) error {
+// whose Istio was installed for another flavour. installing is true for the guard of the
+// install itself, which accepts a cluster without Istio, and an Istio installed before the
+// flavours existed (unlabelled: sidecar), which the install brings up to date. Everything else
+// (deploy, the suite) needs the labelled install: it also holds the Gateway API CRDs, which
+// every prune may name.
+func CheckInstalledFlavour(out []byte, want, cluster string, installing bool) error {
 	s := strings.TrimSpace(string(out))
 	if s == "" {
-		return nil // no Istio yet
+		if installing {
+			return nil // no Istio yet
+		}
+		return fmt.Errorf("cluster %s has no Istio: make istio-install FLAVOUR=%s first", cluster, want)
 	}
 	ns, got, ok := strings.Cut(s, ":")
 	if !ok || ns != "istio-system" {
 		return fmt.Errorf("unexpected answer to the installed-flavour query: %q", s)
 	}
 	if got == "" {
+		if !installing {
+			return fmt.Errorf("cluster %s runs an Istio installed before the flavours (istio-system has no %s label, and the Gateway API CRDs "+
+				"the prune names may be missing): run make istio-install FLAVOUR=%s once more", cluster, FlavourLabel, want)
+		}
 		got = Sidecar // installed before the flavours existed
 	}
 	if got != want {
@@ -105,11 +116,14 @@ func CheckInstalledFlavour(out []byte, want, cluster string) error {
 }
 
 // FlavourGuard refuses to go on when the cluster's Istio is of another flavour: the first step
-// of IstioInstall and of `make deploy`.
-func (c Config) FlavourGuard(name string) Step {
-	return Step{Name: name, Args: c.InstalledFlavourQuery(),
-		Note:  "refuses unless istio-system is absent or labelled " + FlavourLabel + "=" + c.flavour(),
-		Check: func(out []byte) error { return CheckInstalledFlavour(out, c.flavour(), c.Cluster) }}
+// of IstioInstall (installing) and of `make deploy`.
+func (c Config) FlavourGuard(name string, installing bool) Step {
+	note := "refuses unless istio-system is labelled " + FlavourLabel + "=" + c.flavour()
+	if installing {
+		note = "refuses if istio-system is labelled " + FlavourLabel + " with another flavour than " + c.flavour()
+	}
+	return Step{Name: name, Args: c.InstalledFlavourQuery(), Note: note,
+		Check: func(out []byte) error { return CheckInstalledFlavour(out, c.flavour(), c.Cluster, installing) }}
 }
 
 func (c Config) flavour() string {

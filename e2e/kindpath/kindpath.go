@@ -232,7 +232,7 @@ func (c Config) IstioInstall(ctx context.Context) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := []Step{c.FlavourGuard("istio"), {Name: "istio", Args: c.kubectl("apply", "--server-side", "-k", crds)}}
+	s := []Step{c.FlavourGuard("istio", true), {Name: "istio", Args: c.kubectl("apply", "--server-side", "-k", crds)}}
 	install := []string{"bin/istioctl", "install", "--context", c.Context(), "-y"}
 	for _, f := range IstioFiles(c.flavour()) {
 		install = append(install, "-f", f)

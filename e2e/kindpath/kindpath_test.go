@@ -180,6 +180,29 @@ func TestEveryComponentIsTested(t *testing.T) {
 			t.Errorf("Scenarios lists %s, which has no istio/components folder", name)
 		}
 	}
+	// The other flavours have the same scenarios, each with its deploy/scenarios directory
+	// (the suite's tests are the same for every flavour: withScenario deploys Profile(name)).
+	for _, f := range []string{GatewayAPI, Ambient} {
+		fc := flavourConfig(t, f)
+		entries, err := os.ReadDir(filepath.Join(c.Root, "istio", f, "components"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range entries {
+			if e.IsDir() {
+				got = append(got, e.Name())
+			}
+		}
+		if want := slices.Sorted(slices.Values(Scenarios)); !slices.Equal(got, want) {
+			t.Errorf("istio/%s/components has %v, want %v", f, got, want)
+		}
+		for _, name := range Scenarios {
+			if _, err := os.Stat(filepath.Join(c.Root, ScenarioDir(fc.Profile(name)), "kustomization.yaml")); err != nil {
+				t.Errorf("scenario %s: %v", fc.Profile(name), err)
+			}
+		}
+	}
 }
 
 func TestKeepClusterDropsTeardown(t *testing.T) {
@@ -307,18 +330,24 @@ func TestValidateRejectsPerFlavour(t *testing.T) {
 
 func TestCheckInstalledFlavour(t *testing.T) {
 	for _, tt := range []struct {
-		out, want, err string
+		out, want  string
+		installing bool
+		err        string
 	}{
-		{"", Ambient, ""},
-		{"istio-system:", Sidecar, ""},
-		{"istio-system:", GatewayAPI, "runs Istio for the sidecar flavour, not gateway-api"},
-		{"istio-system:ambient\n", Ambient, ""},
-		{"istio-system:ambient", Sidecar, "make kind-down kind-up istio-install FLAVOUR=sidecar"},
-		{"garbage", Sidecar, "unexpected answer"},
+		{"", Ambient, true, ""},
+		{"", Ambient, false, "has no Istio: make istio-install FLAVOUR=ambient first"},
+		{"istio-system:", Sidecar, true, ""},
+		{"istio-system:", Sidecar, false, "installed before the flavours"},
+		{"istio-system:", GatewayAPI, true, "runs Istio for the sidecar flavour, not gateway-api"},
+		{"istio-system:ambient\n", Ambient, false, ""},
+		{"istio-system:ambient\n", Ambient, true, ""},
+		{"istio-system:ambient", Sidecar, true, "make kind-down kind-up istio-install FLAVOUR=sidecar"},
+		{"istio-system:gateway-api", Ambient, false, "runs Istio for the gateway-api flavour, not ambient"},
+		{"garbage", Sidecar, true, "unexpected answer"},
 	} {
-		err := CheckInstalledFlavour([]byte(tt.out), tt.want, "meshdemo")
+		err := CheckInstalledFlavour([]byte(tt.out), tt.want, "meshdemo", tt.installing)
 		if (tt.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.err)) {
-			t.Errorf("%q want %s: got %v, want %q", tt.out, tt.want, err, tt.err)
+			t.Errorf("%q want %s installing %v: got %v, want %q", tt.out, tt.want, tt.installing, err, tt.err)
 		}
 	}
 }
@@ -329,7 +358,7 @@ func TestRunnerCheck(t *testing.T) {
 	var seen string
 	steps := []Step{{Name: "guard", Args: []string{"echo", "istio-system:ambient"}, Check: func(out []byte) error {
 		seen = string(out)
-		return CheckInstalledFlavour(out, Sidecar, "meshdemo")
+		return CheckInstalledFlavour(out, Sidecar, "meshdemo", false)
 	}}, {Name: "after", Args: []string{"false"}}}
 	var out bytes.Buffer
 	err := Runner{Root: c.Root, Out: &out, Stdout: &out, Stderr: &out}.Run(context.Background(), steps)

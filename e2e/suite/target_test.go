@@ -220,7 +220,7 @@ func kindTarget(root string) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("installed flavour: %w (is the cluster up? `make e2e FLAVOUR=%s` or KEEP_CLUSTER=1)", err, cfg.Flavour)
 	}
-	if err := kindpath.CheckInstalledFlavour(installed, cfg.Flavour, cfg.Cluster); err != nil {
+	if err := kindpath.CheckInstalledFlavour(installed, cfg.Flavour, cfg.Cluster, false); err != nil {
 		return nil, fmt.Errorf("E2E_FLAVOUR=%s: %w", cfg.Flavour, err)
 	}
 	t := &target{base: env("E2E_BASE_URL", cfg.GatewayURL), host: env("E2E_HOST", cfg.Host), kube: k}

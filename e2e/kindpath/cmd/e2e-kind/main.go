@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		// The guard first: a cluster of another flavour is refused before anything is built.
-		steps = append(append([]kindpath.Step{cfg.FlavourGuard("deploy " + *deploy)}, cfg.Images()...), steps...)
+		steps = append(append([]kindpath.Step{cfg.FlavourGuard("deploy "+*deploy, false)}, cfg.Images()...), steps...)
 		return r.Run(ctx, steps)
 	}
 	if *dry {
