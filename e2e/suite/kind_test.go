@@ -359,7 +359,7 @@ func TestMTLSStrict(t *testing.T) {
 	needMesh(t)
 	ns := "meshdemo-e2e-plain"
 	k := tgt.kube
-	k.must(t, "create", "namespace", ns) // no istio-injection label: no sidecar
+	k.must(t, "create", "namespace", ns) // no istio-injection or dataplane-mode label: outside the mesh in every flavour
 	t.Cleanup(func() { _, _ = k.run(ctxBG(), "delete", "namespace", ns, "--wait=false") })
 	url := "http://server2.meshdemo:8080/server2/end"
 	out, err := k.run(t.Context(), "-n", ns, "run", "plain-get", "--image=meshdemo/client:dev", "--image-pull-policy=Never",
@@ -368,7 +368,8 @@ func TestMTLSStrict(t *testing.T) {
 	if code, perr := kindpath.ParseGet(out); perr == nil {
 		t.Fatalf("a plaintext call from outside the mesh got an HTTP answer (%d) under STRICT mTLS", code)
 	}
-	// get ran and reported no answer (the STRICT sidecar resets the connection): not a pod
+	// get ran and reported no answer (the STRICT sidecar, in ambient the destination node's
+	// ztunnel, resets the connection): not a pod
 	// that never started. kubectl run -i streams the container's stderr, which err carries.
 	if all := fmt.Sprint(string(out), err); !strings.Contains(all, "get "+url+":") {
 		t.Fatalf("want get's own error for %s (connection reset), got %q", url, all)
