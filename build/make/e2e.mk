@@ -30,10 +30,12 @@ e2e-compose: ## the suite against compose.yaml with the images of `make images` 
 		fi; \
 	fi
 
-e2e-kind-dry-run: ## prove the kind path: print every command, render and validate every manifest it applies, check one deploy per scenario, pruning on every switch and no meshed call from istio-proxy
+e2e-kind-dry-run: ## prove the kind path in every flavour: print every command, render and validate every manifest it applies, check one deploy per scenario, pruning on every switch and no meshed call from istio-proxy
 	@if command -v kubectl >/dev/null; then kz=; else $(MAKE) --no-print-directory $(KUSTOMIZE) && kz=$(KUSTOMIZE); fi; \
 	cd e2e && KUSTOMIZE=$$kz $(GO) test -count=1 -race -v ./kindpath/... && \
-	KUSTOMIZE=$$kz $(GO) run ./kindpath/cmd/e2e-kind -dry-run
+	for f in sidecar gateway-api ambient; do KUSTOMIZE=$$kz $(GO) run ./kindpath/cmd/e2e-kind -dry-run -flavour $$f || exit 1; done
 
-e2e: ## the whole kind flow on your machine (Docker, kubectl, network): cluster, Istio, images (skaffold build, kind load), one deploy of the baseline, suite, teardown; KEEP_CLUSTER=1 keeps the cluster
-	$(E2E_GO) run ./kindpath/cmd/e2e-kind $(if $(filter 1,$(KEEP_CLUSTER)),-keep-cluster) $(if $(E2E_RUN),-run '$(E2E_RUN)')
+# FLAVOUR (k8s.mk, default sidecar) picks the Istio install and the scenarios; the suite gets it
+# as E2E_FLAVOUR. The ingress is http://127.0.0.1:8880, Host client.meshdemo, in every flavour.
+e2e: ## the whole kind flow on your machine (Docker, kubectl, network) in one FLAVOUR: cluster, Istio, images (skaffold build, kind load), one deploy of the baseline, suite, teardown; KEEP_CLUSTER=1 keeps the cluster
+	$(E2E_GO) run ./kindpath/cmd/e2e-kind -flavour '$(FLAVOUR)' $(if $(filter 1,$(KEEP_CLUSTER)),-keep-cluster) $(if $(E2E_RUN),-run '$(E2E_RUN)')

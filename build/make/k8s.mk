@@ -65,15 +65,20 @@ test-preflight: ## skaffold's dependency walk and build flags over every skaffol
 kind-up: $(KIND) ## create the kind cluster (gateway on http://127.0.0.1:8880)
 	$(KIND) create cluster --config build/kind/cluster.yaml --wait 120s
 
-istio-install: $(if $(filter 1,$(DRY_RUN)),,$(ISTIOCTL)) ## install Istio $(ISTIO_VERSION) with a laptop-sized footprint (the commands of `make e2e`, from e2e/kindpath)
-	cd e2e && $(GO) run ./kindpath/cmd/e2e-kind -cluster $(KIND_CLUSTER) -istio-install $(if $(filter 1,$(DRY_RUN)),-dry-run)
+# One cluster holds one flavour: istio-install and deploy refuse a cluster whose Istio was
+# installed for another one (label meshdemo-flavour on istio-system); switch with
+# `make kind-down kind-up istio-install FLAVOUR=...`.
+istio-install: $(if $(filter 1,$(DRY_RUN)),,$(ISTIOCTL)) ## install Istio $(ISTIO_VERSION) for FLAVOUR=sidecar|gateway-api|ambient, laptop-sized, with the Gateway API CRDs of the pinned module (the commands of `make e2e`, from e2e/kindpath)
+	cd e2e && $(GO) run ./kindpath/cmd/e2e-kind -cluster $(KIND_CLUSTER) -flavour '$(FLAVOUR)' -istio-install $(if $(filter 1,$(DRY_RUN)),-dry-run)
 
 # One deploy path, the one `make e2e` and the suite use (e2e/kindpath Deploy): skaffold only builds
-# (meshdemo/<w>:dev), kind loads the images, `kubectl apply -k deploy/scenarios/$(SCENARIO)`, then
-# `kubectl delete` of every object another scenario renders and this one does not (apply and
-# skaffold's kubectl deployer never prune), then rollout status. DRY_RUN=1 prints the commands.
-deploy: $(if $(filter 1,$(DRY_RUN)),,$(SKAFFOLD) $(KIND)) ## build the images, load them into kind, switch to a scenario and prune the previous one: make deploy SCENARIO=retries
-	cd e2e && $(GO) run ./kindpath/cmd/e2e-kind -cluster $(KIND_CLUSTER) -deploy $(SCENARIO) $(if $(filter 1,$(DRY_RUN)),-dry-run)
+# (meshdemo/<w>:dev), kind loads the images, `kubectl apply -k deploy/scenarios/<profile>` (the
+# scenario's directory in the flavour: retries, gateway-api-retries, ambient-retries), then
+# `kubectl delete` of every object another directory renders and this one does not (apply and
+# skaffold's kubectl deployer never prune), then the rollout status of what istiod creates from
+# Gateway API Gateways and of the workloads. DRY_RUN=1 prints the commands.
+deploy: $(if $(filter 1,$(DRY_RUN)),,$(SKAFFOLD) $(KIND)) ## build the images, load them into kind, switch to a scenario and prune the previous one: make deploy SCENARIO=retries [FLAVOUR=gateway-api]
+	cd e2e && $(GO) run ./kindpath/cmd/e2e-kind -cluster $(KIND_CLUSTER) -flavour '$(FLAVOUR)' -deploy $(SCENARIO) $(if $(filter 1,$(DRY_RUN)),-dry-run)
 
 addons: ## Prometheus, Grafana, Jaeger and Kiali of the pinned Istio release
 	for a in prometheus grafana jaeger kiali; do \

@@ -9,33 +9,40 @@ import (
 	"strings"
 )
 
-// Deploy switches the cluster to a scenario, whatever was deployed before: `kubectl apply -k`
-// of its kustomization, then `kubectl delete` of every object some other scenario renders
-// and this one does not (the AuthorizationPolicies of authz, the v2 Deployments of canary when
-// going to default, ...), then `rollout status` of each StatefulSet and Deployment it renders. It is the one
-// way meshdemo is deployed on kind: the baseline of `make e2e`, `make deploy SCENARIO=x`, and
-// every scenario switch of the suite.
+// Deploy switches the cluster to a scenario (or preset) of the run's flavour, whatever was
+// deployed before: `kubectl apply -k deploy/scenarios/<Profile(name)>`, then `kubectl delete`
+// of every object another deploy/scenarios directory (of any flavour) renders and this one
+// does not (the AuthorizationPolicies of authz, the v2 Deployments of canary when going to
+// default, the per-version Services and the istio-ingress objects of the Gateway API flavours
+// when going to sidecar, ...), then: for each Gateway API Gateway it renders, wait until
+// istiod has created its Deployment (the ingress gateway meshdemo-gateway-istio, the waypoint)
+// and its rollout status; the rollout status of each StatefulSet and Deployment it renders. It
+// is the one way meshdemo is deployed on kind: the baseline of `make e2e`, `make deploy
+// SCENARIO=x FLAVOUR=f`, and every scenario switch of the suite.
 //
 // Pruning works from the rendered manifests, not from the cluster: apply never removes an
 // object, and skaffold's kubectl deployer does not prune either. The set to delete is
 // computed offline by Stale, and the dry run proves, for every pair of scenarios, that
 // switching leaves exactly the new scenario's objects.
 func (c Config) Deploy(ctx context.Context, name string) ([]Step, error) {
-	if _, err := os.Stat(filepath.Join(c.Root, ScenarioDir(name), "kustomization.yaml")); err != nil {
+	profile := c.Profile(name)
+	dir := ScenarioDir(profile)
+	if _, err := os.Stat(filepath.Join(c.Root, dir, "kustomization.yaml")); err != nil {
 		all, _ := c.DeployedScenarios()
-		return nil, fmt.Errorf("unknown scenario %q (deploy/scenarios has %s): %w", name, strings.Join(all, ", "), err)
+		return nil, fmt.Errorf("unknown scenario %q in the %s flavour (deploy/scenarios has %s): %w", name, c.flavour(), strings.Join(all, ", "), err)
 	}
-	objs, err := Render(ctx, c.Root, ScenarioDir(name))
+	objs, err := Render(ctx, c.Root, dir)
 	if err != nil {
 		return nil, err
 	}
-	stale, err := c.Stale(ctx, name)
+	stale, err := c.Stale(ctx, profile)
 	if err != nil {
 		return nil, err
 	}
 	step := "deploy " + name
-	s := []Step{{Name: step, Args: c.kubectl("apply", "-k", ScenarioDir(name)), Kustomize: ScenarioDir(name)}}
-	// One delete per namespace ("" = cluster-scoped), in a stable order.
+	s := []Step{{Name: step, Args: c.kubectl("apply", "-k", dir), Kustomize: dir}}
+	// One delete per namespace, namespaced objects first and cluster-scoped ones (a namespace
+	// only another flavour renders) last, in a stable order.
 	byNS := map[string][]string{}
 	for _, o := range stale {
 		byNS[o.Namespace] = append(byNS[o.Namespace], o.Ref())
@@ -44,7 +51,15 @@ func (c Config) Deploy(ctx context.Context, name string) ([]Step, error) {
 	for ns := range byNS {
 		namespaces = append(namespaces, ns)
 	}
-	slices.Sort(namespaces)
+	slices.SortFunc(namespaces, func(a, b string) int {
+		if (a == "") != (b == "") {
+			if a == "" {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a, b)
+	})
 	for _, ns := range namespaces {
 		args := c.kubectl("delete", "--ignore-not-found")
 		if ns != "" {
@@ -52,8 +67,21 @@ func (c Config) Deploy(ctx context.Context, name string) ([]Step, error) {
 		}
 		s = append(s, Step{Name: step, Args: append(args, byNS[ns]...)})
 	}
-	// StatefulSets first: the database must be up before user-service can report ready (a
-	// fresh cluster pulls the image and runs initdb, which may take longer than a Deployment).
+	// What istiod creates from the Gateway API Gateways (the ingress gateway, the waypoint)
+	// first: it is not in the render, so wait for it to exist, then for its rollout. Then the
+	// StatefulSets: the database must be up before user-service can report ready (a fresh
+	// cluster pulls the image and runs initdb, which may take longer than a Deployment).
+	for _, o := range objs {
+		d, ok, err := IstioCreated(o)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			s = append(s,
+				Step{Name: step, Args: c.kubectl("-n", o.Namespace, "wait", "--for=create", "deployment/"+d, "--timeout=180s")},
+				Step{Name: step, Args: c.kubectl("-n", o.Namespace, "rollout", "status", "deployment/"+d, "--timeout=180s")})
+		}
+	}
 	for _, kind := range []string{"StatefulSet", "Deployment"} {
 		for _, o := range objs {
 			if o.Kind == kind {
@@ -86,18 +114,21 @@ func (c Config) DeployedScenarios() ([]string, error) {
 // PartOfLabel marks every meshdemo object (deploy/base labels; verify/ checks it).
 const PartOfLabel = "app.kubernetes.io/part-of"
 
-// Stale is what switching to name must delete: every object (by group, kind, namespace and
-// name; the API version does not matter) that some scenario under deploy/scenarios renders
-// and name does not. It is a superset of "the previous scenario minus this one" for any
+// Stale is what switching to the deploy/scenarios directory profile must delete: every object
+// (by group, kind, namespace and name; the API version does not matter) that some directory
+// under deploy/scenarios, of any flavour, renders and profile does not. It is a superset of "the previous scenario minus this one" for any
 // previous scenario, so Deploy needs no record of what ran before. Sorted by Ref.
-func (c Config) Stale(ctx context.Context, name string) ([]Object, error) {
-	target, err := Render(ctx, c.Root, ScenarioDir(name))
+func (c Config) Stale(ctx context.Context, profile string) ([]Object, error) {
+	name := profile
+	target, err := Render(ctx, c.Root, ScenarioDir(profile))
 	if err != nil {
 		return nil, err
 	}
 	keep := map[string]bool{}
+	inNamespace := map[string]bool{} // namespaces the target puts objects in
 	for _, o := range target {
 		keep[o.PruneKey()] = true
+		inNamespace[o.Namespace] = true
 	}
 	all, err := c.DeployedScenarios()
 	if err != nil {
@@ -119,9 +150,10 @@ func (c Config) Stale(ctx context.Context, name string) ([]Object, error) {
 				// Only meshdemo's own objects are ever deleted (verify/ checks every one carries it).
 				return nil, fmt.Errorf("%s %s in %s lacks the label %s=meshdemo: refusing to delete it", o.Kind, o.Name, other, PartOfLabel)
 			}
-			if o.Kind == "Namespace" {
-				// Deleting a namespace deletes everything in it: never part of a switch.
-				return nil, fmt.Errorf("scenario %s does not render Namespace %s, which %s does: refusing to delete a namespace", name, o.Name, other)
+			if o.Kind == "Namespace" && (o.Name == c.Namespace || inNamespace[o.Name]) {
+				// Deleting a namespace deletes everything in it: only one the target renders
+				// nothing into (istio-ingress when going back to sidecar) may go.
+				return nil, fmt.Errorf("scenario %s does not render Namespace %s, which %s does, but keeps objects in it: refusing to delete the namespace", name, o.Name, other)
 			}
 			seen[k] = true
 			out = append(out, o)
@@ -190,6 +222,13 @@ func (m *Cluster) Run(s Step) error {
 	case "delete":
 		for _, ref := range positional(k.Args) {
 			delete(m.Objects, k.Namespace+"/"+ref)
+			if ns, ok := strings.CutPrefix(ref, "namespace/"); ok && k.Namespace == "" {
+				for key := range m.Objects { // a namespace takes its objects with it
+					if strings.HasPrefix(key, ns+"/") {
+						delete(m.Objects, key)
+					}
+				}
+			}
 		}
 	}
 	return nil

@@ -81,14 +81,72 @@ func TestSwitchToDefault(t *testing.T) {
 	if got := kinds(m, "deployment.apps/"); len(got) != 4 {
 		t.Errorf("default runs %v, want the four v1 Deployments", got)
 	}
-	// Going to the baseline deletes nothing that it renders.
-	stale, err := c.Stale(context.Background(), Baseline)
+	// Going to the baseline deletes, of what its own flavour renders, only what scenarios add:
+	// authz's policies, rate-limit's filter, the DestinationRules the Gateway API flavours add
+	// next to their routes (outlier-detection, grpc-balancing). Everything else it deletes is
+	// another flavour's.
+	for _, f := range Flavours {
+		fc := c
+		fc.Flavour = f
+		stale, err := fc.Stale(context.Background(), fc.Profile(Baseline))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours := map[string]bool{}
+		all, err := fc.DeployedScenarios()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range all {
+			if (f == Sidecar && !strings.HasPrefix(d, GatewayAPI+"-") && !strings.HasPrefix(d, Ambient+"-")) || (f != Sidecar && strings.HasPrefix(d, f+"-")) {
+				for _, o := range renderOf(t, fc, d) {
+					ours[o.PruneKey()] = true
+				}
+			}
+		}
+		for _, o := range stale {
+			added := o.Kind == "AuthorizationPolicy" || o.Kind == "EnvoyFilter" || (f != Sidecar && o.Kind == "DestinationRule")
+			if ours[o.PruneKey()] && !added {
+				t.Errorf("%s: switching to %s deletes %s", f, fc.Profile(Baseline), o.PruneKey())
+			}
+		}
+	}
+}
+
+// TestSwitchAcrossFlavours: going back to sidecar from a Gateway API flavour deletes the
+// ingress namespace (which holds only the flavour's Gateway, its options and what istiod made
+// from them) and the per-version Services and routes; going to a Gateway API flavour never
+// deletes a namespace it uses.
+func TestSwitchAcrossFlavours(t *testing.T) {
+	c := config(t)
+	m := switchTo(t, c, renderOf(t, c, "ambient-authz"), Baseline)
+	for k := range m.Objects {
+		if strings.Contains(k, "gateway.networking.k8s.io") || strings.HasPrefix(k, IngressNamespace+"/") || strings.HasSuffix(k, "/namespace/"+IngressNamespace) {
+			t.Errorf("ambient-authz -> %s leaves %s", Baseline, k)
+		}
+	}
+	steps, err := c.Deploy(context.Background(), Baseline)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range stale { // only what scenarios add: authz's policies, rate-limit's filter
-		if o.Kind != "AuthorizationPolicy" && o.Kind != "EnvoyFilter" {
-			t.Errorf("switching to %s deletes %s", Baseline, o.PruneKey())
+	last := steps[0]
+	for _, s := range steps {
+		if k, _ := parseKubectl(s.Args); k.Verb == "delete" {
+			last = s
+		}
+	}
+	if k, _ := parseKubectl(last.Args); k.Namespace != "" || !slices.Contains(last.Args, "namespace/"+IngressNamespace) {
+		t.Errorf("the last delete is %s, want the cluster-scoped one with namespace/%s (after the namespaced deletes)", last, IngressNamespace)
+	}
+	g := c
+	g.Flavour = GatewayAPI
+	stale, err := g.Stale(context.Background(), g.Profile(Baseline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range stale {
+		if o.Kind == "Namespace" {
+			t.Errorf("switching to %s deletes namespace %s", g.Profile(Baseline), o.Name)
 		}
 	}
 }
@@ -177,6 +235,11 @@ func TestDeployUnknownScenario(t *testing.T) {
 	if _, err := c.Deploy(context.Background(), "no-such"); err == nil || !strings.Contains(err.Error(), "unknown scenario") {
 		t.Fatalf("got %v", err)
 	}
+	a := c
+	a.Flavour = Ambient
+	if _, err := a.Deploy(context.Background(), "ambient-authz"); err == nil || !strings.Contains(err.Error(), `"ambient-authz" in the ambient flavour`) {
+		t.Fatalf("a profile name given as a scenario: got %v", err)
+	}
 }
 
 // TestCheckPlanRejects shows the plan check is not a rubber stamp: each defect the kind path
@@ -224,6 +287,21 @@ func TestCheckPlanRejects(t *testing.T) {
 		"exec into a Deployment the scenario does not run": {want: "no Deployment server9-v1", edit: func(p []Step) []Step {
 			return slices.Insert(p, i+1, Step{Name: "x", Args: kubectl("-n", "meshdemo", "exec", "deploy/server9-v1", "-c", "server9", "--", "/workload", "get", "http://server2:8080/")})
 		}},
+		"the Gateway API CRDs applied client-side": {want: "--server-side", edit: func(p []Step) []Step {
+			return slices.Clone(replaceArg(p, "--server-side", "--validate=true"))
+		}},
+		"no Gateway API CRDs before the first deploy": {want: "before the Gateway API CRDs are installed", edit: func(p []Step) []Step {
+			return slices.DeleteFunc(p, func(s Step) bool { return slices.Contains(s.Args, "--server-side") })
+		}},
+		"a scenario of another flavour": {want: "not a scenario of the sidecar flavour", edit: func(p []Step) []Step {
+			return slices.Insert(p, i+1, Step{Name: "x", Args: kubectl("apply", "-k", ScenarioDir("ambient-authz"))})
+		}},
+		"another flavour's baseline": {want: "gateway-api-canary, which is not a scenario of the sidecar flavour", edit: func(p []Step) []Step {
+			return replaceArg(p, ScenarioDir(Baseline), ScenarioDir("gateway-api-canary"))
+		}},
+		"a scenario before the tests": {want: "deploys authz before the tests, want the baseline canary", edit: func(p []Step) []Step {
+			return slices.Insert(p, i, Step{Name: "x", Args: kubectl("apply", "-k", ScenarioDir("authz"))})
+		}},
 		"curl in an app container": {want: "only /workload", edit: func(p []Step) []Step {
 			return slices.Insert(p, i+1, Step{Name: "x", Args: kubectl("-n", "meshdemo", "exec", "deploy/server1-v1", "-c", "server1", "--", "curl", "http://server2:8080/")})
 		}},
@@ -236,4 +314,19 @@ func TestCheckPlanRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// replaceArg replaces an argument in every step (the steps are copied, not edited in place).
+func replaceArg(p []Step, old, new string) []Step {
+	out := make([]Step, len(p))
+	for i, s := range p {
+		s.Args = slices.Clone(s.Args)
+		for j, a := range s.Args {
+			if a == old {
+				s.Args[j] = new
+			}
+		}
+		out[i] = s
+	}
+	return out
 }

@@ -45,6 +45,7 @@ type Config struct {
 	Root        string // repository root (absolute)
 	Cluster     string // kind cluster name: meshdemo
 	Namespace   string // meshdemo
+	Flavour     string // sidecar (default), gateway-api or ambient: which deploy/scenarios and Istio install
 	IstioTag    string // from build/istio-version
 	GatewayURL  string // http://127.0.0.1:8880 (build/kind/cluster.yaml maps the NodePort there)
 	Host        string // client.meshdemo
@@ -67,6 +68,11 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.Namespace == "" {
 		c.Namespace = "meshdemo"
 	}
+	f, err := ParseFlavour(c.Flavour)
+	if err != nil {
+		return c, err
+	}
+	c.Flavour = f
 	if c.IstioTag == "" {
 		b, err := os.ReadFile(filepath.Join(c.Root, "build", "istio-version"))
 		if err != nil {
@@ -118,6 +124,10 @@ type Step struct {
 	Kustomize string
 	// Always steps run even after an earlier step failed (teardown).
 	Always bool
+	// Check, when set, receives the command's standard output and fails the step with a
+	// message of its own (the flavour guard); Note says in the printed plan what it checks.
+	Check func(stdout []byte) error
+	Note  string
 }
 
 // String renders the step as a shell line, for printing.
@@ -143,6 +153,9 @@ func (s Step) String() string {
 	}
 	if len(s.Unless) > 0 {
 		b.WriteString("   # skipped when `" + strings.Join(s.Unless, " ") + "` succeeds")
+	}
+	if s.Note != "" {
+		b.WriteString("   # " + s.Note)
 	}
 	return b.String()
 }
@@ -180,7 +193,11 @@ func (c Config) Flow(ctx context.Context) ([]Step, error) {
 		Args: []string{"go", "build", "-o", "../bin/loadtest", "./cmd/loadtest"}})
 	add(Step{Name: "cluster", Args: []string{"bin/kind", "create", "cluster", "--name", c.Cluster, "--config", "build/kind/cluster.yaml", "--wait", "120s"},
 		Unless: c.kubectl("get", "namespace", "kube-system")})
-	s = append(s, c.IstioInstall()...)
+	install, err := c.IstioInstall(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s = append(s, install...)
 	s = append(s, c.Images()...)
 	deploy, err := c.Deploy(ctx, Baseline)
 	if err != nil {
@@ -190,7 +207,7 @@ func (c Config) Flow(ctx context.Context) ([]Step, error) {
 	testArgs := append([]string{"go", "test", "-tags", "e2e", "-count=1", "-timeout", "60m", "-v", "./suite"}, c.TestArgs...)
 	add(Step{Name: "test", Dir: "e2e", Args: testArgs, Env: []string{
 		"E2E_TARGET=kind", "E2E_BASE_URL=" + c.GatewayURL, "E2E_HOST=" + c.Host, "E2E_KUBE_CONTEXT=" + c.Context(),
-		"E2E_NAMESPACE=" + c.Namespace, "E2E_LOADTEST=" + filepath.Join(c.Root, "bin", "loadtest"),
+		"E2E_NAMESPACE=" + c.Namespace, "E2E_FLAVOUR=" + c.flavour(), "E2E_LOADTEST=" + filepath.Join(c.Root, "bin", "loadtest"),
 	}})
 	if !c.KeepCluster {
 		add(Step{Name: "teardown", Args: []string{"bin/kind", "delete", "cluster", "--name", c.Cluster}, Always: true})
@@ -198,14 +215,41 @@ func (c Config) Flow(ctx context.Context) ([]Step, error) {
 	return s, nil
 }
 
-// IstioInstall installs the pinned Istio with build/kind/istio.yaml and waits for istiod and
-// the ingress gateway (`make istio-install` runs the same commands).
-func (c Config) IstioInstall() []Step {
-	return []Step{
-		{Name: "istio", Args: []string{"bin/istioctl", "install", "--context", c.Context(), "-y", "-f", "build/kind/istio.yaml", "--set", "tag=" + c.IstioTag}},
-		{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istiod", "--timeout=300s")},
-		{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istio-ingressgateway", "--timeout=300s")},
+// IstioInstall installs the pinned Istio for the run's flavour and waits for it (`make
+// istio-install FLAVOUR=...` runs the same commands):
+//   - a guard: the cluster's Istio, if any, is of this flavour (FlavourLabel);
+//   - the Gateway API CRDs of the module the pinned Istio requires (GatewayAPICRDs),
+//     server-side (the CRDs are too large for the last-applied annotation). gateway-api and
+//     ambient need them; sidecar gets them too (its objects do not use them), so that the
+//     prune of every Deploy may name every kind some flavour renders: kubectl delete fails on
+//     a resource type the cluster does not know, even with --ignore-not-found;
+//   - istioctl install of build/kind/istio.yaml plus the flavour's overlay (IstioFiles);
+//   - the flavour label on istio-system;
+//   - rollout status of istiod, and of the classic ingress gateway (sidecar) or of istio-cni
+//     and ztunnel (ambient).
+func (c Config) IstioInstall(ctx context.Context) ([]Step, error) {
+	_, crds, err := c.GatewayAPICRDs(ctx)
+	if err != nil {
+		return nil, err
 	}
+	s := []Step{c.FlavourGuard("istio", true), {Name: "istio", Args: c.kubectl("apply", "--server-side", "-k", crds)}}
+	install := []string{"bin/istioctl", "install", "--context", c.Context(), "-y"}
+	for _, f := range IstioFiles(c.flavour()) {
+		install = append(install, "-f", f)
+	}
+	s = append(s,
+		Step{Name: "istio", Args: append(install, "--set", "tag="+c.IstioTag)},
+		Step{Name: "istio", Args: c.kubectl("label", "namespace", "istio-system", "--overwrite", FlavourLabel+"="+c.flavour())},
+		Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istiod", "--timeout=300s")})
+	switch c.flavour() {
+	case Sidecar:
+		s = append(s, Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istio-ingressgateway", "--timeout=300s")})
+	case Ambient:
+		for _, ds := range []string{"istio-cni-node", "ztunnel"} {
+			s = append(s, Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "daemonset/"+ds, "--timeout=300s")})
+		}
+	}
+	return s, nil
 }
 
 // Images builds the four images and puts them in the kind node. skaffold only builds here
@@ -350,5 +394,13 @@ func (r Runner) one(ctx context.Context, s Step) error {
 	}
 	cmd.Env = append(cmd.Env, s.Env...)
 	cmd.Stdout, cmd.Stderr = r.Stdout, r.Stderr
-	return cmd.Run()
+	if s.Check == nil {
+		return cmd.Run()
+	}
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		return err
+	}
+	return s.Check(out.Bytes())
 }

@@ -56,8 +56,11 @@ func AppContainer(deployment string) string {
 
 // Exec runs the meshed call: `kubectl exec` into the Deployment's application container,
 // which runs `/workload get` (the images are FROM scratch: no curl, no shell). That
-// container's traffic is captured by the sidecar, so the call carries the workload's
-// SPIFFE identity; a call from the istio-proxy container would not (see CheckExec).
+// container's traffic is captured, so the call carries the workload's SPIFFE identity: by the
+// sidecar in the sidecar and gateway-api flavours (a call from the istio-proxy container would
+// not be, see CheckExec), by the node's ztunnel in ambient, where the pod has no istio-proxy
+// container at all. The same command serves every flavour: CheckExec checks it against the
+// flavour's rendered Deployment.
 func (c Config) Exec(call MeshCall) []string {
 	args := c.kubectl("-n", c.Namespace, "exec", "deploy/"+call.From, "-c", AppContainer(call.From), "--",
 		"/workload", "get", "-timeout", MeshCallTimeout.String())
@@ -204,8 +207,9 @@ func LivePods(podList []byte) ([]string, error) {
 }
 
 // CheckSuiteSources reads the suite's Go files and rejects any call or literal that names a
-// sidecar container for anything but reading its logs: the static half of the rule that no
-// test makes a meshed call from istio-proxy (GuardKubectl is the run-time half).
+// sidecar container: running something there is a meshed call without identity (GuardKubectl
+// is the run-time half of that rule), and reading its logs would not work in ambient, where
+// pods have no sidecar (Config.AccessLogs reads the proxy of the run's flavour).
 func CheckSuiteSources(dir string) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
@@ -228,14 +232,13 @@ func CheckSuiteSources(dir string) error {
 		problems = append(problems, p...)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("calls from a sidecar container (its traffic is not captured: no identity, reset by STRICT mTLS); "+
-			"exec into the application container and run /workload get instead:\n  %s", strings.Join(problems, "\n  "))
+		return fmt.Errorf("the suite names a sidecar container:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
 }
 
 // sidecarUses lists the calls and composite literals of one file whose string arguments
-// name a sidecar container without also saying "logs".
+// name a sidecar container, saying why each is wrong.
 func sidecarUses(fset *token.FileSet, name string, src []byte) ([]string, error) {
 	f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
 	if err != nil {
@@ -251,10 +254,15 @@ func sidecarUses(fset *token.FileSet, name string, src []byte) ([]string, error)
 				}
 			}
 		}
-		sidecar := slices.ContainsFunc(lits, func(s string) bool { return slices.Contains(sidecarContainers, s) })
-		if sidecar && !slices.Contains(lits, "logs") {
-			out = append(out, fmt.Sprintf("%s: %v", fset.Position(n.Pos()), lits))
+		if !slices.ContainsFunc(lits, func(s string) bool { return slices.Contains(sidecarContainers, s) }) {
+			return
 		}
+		why := "a call from a sidecar container (its traffic is not captured: no identity, reset by STRICT mTLS); " +
+			"exec into the application container and run /workload get (Config.Exec)"
+		if slices.Contains(lits, "logs") {
+			why = "a sidecar's logs, which ambient pods do not have; read the flavour's proxy with Config.AccessLogs (the waypoint in ambient)"
+		}
+		out = append(out, fmt.Sprintf("%s: %v: %s", fset.Position(n.Pos()), lits, why))
 	}
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch n := n.(type) {

@@ -71,7 +71,8 @@ func TestParseGet(t *testing.T) {
 }
 
 // TestSuiteSourceCheckRejectsProxyCurl: the source check finds the proxyCurl the suite used
-// to have, and lets reading the proxy's logs through.
+// to have, and the sidecar log read it had until the flavours (ambient pods have no sidecar),
+// and lets the application container's exec through.
 func TestSuiteSourceCheckRejectsProxyCurl(t *testing.T) {
 	src := `package suite
 func proxyCurl(deploy, url string) {
@@ -85,8 +86,9 @@ func other(w string) { run("exec", "deploy/"+w, "-c", w, "--", "/workload", "get
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || !strings.HasPrefix(got[0], "old.go:3:") {
-		t.Fatalf("got %v, want the composite literal on line 3 only", got)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "old.go:3:") || !strings.Contains(got[0], "no identity") ||
+		!strings.HasPrefix(got[1], "old.go:6:") || !strings.Contains(got[1], "Config.AccessLogs") {
+		t.Fatalf("got %v, want the exec on line 3 and the log read on line 6", got)
 	}
 	if err := CheckSuiteSources(filepath.Join(config(t).Root, "e2e", "suite")); err != nil {
 		t.Error(err)

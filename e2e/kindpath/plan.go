@@ -65,6 +65,17 @@ func Plan(ctx context.Context, c Config) ([]Step, error) {
 			return nil, err
 		}
 	}
+	version, dir, err := c.GatewayAPICRDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	crds, err := Render(ctx, c.Root, dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckGatewayAPICRDs(crds, version); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
 	// The meshed calls above are the table; the tests could still build their own.
 	if err := CheckSuiteSources(filepath.Join(c.Root, "e2e", "suite")); err != nil {
 		return nil, err
@@ -93,6 +104,11 @@ func (c Config) CheckPlan(ctx context.Context, plan []Step) error {
 	var currentName, pending string
 	deploys := map[string]int{}
 	beforeTests, testSeen := 0, false
+	_, crdDir, err := c.GatewayAPICRDs(ctx)
+	if err != nil {
+		return err
+	}
+	crdApplied := false
 	settle := func() error {
 		if pending == "" {
 			return nil
@@ -111,7 +127,7 @@ func (c Config) CheckPlan(ctx context.Context, plan []Step) error {
 			return fmt.Errorf("step %q: %s: skaffold may only build; the one deploy path is `kubectl apply -k` (Deploy)", s.Name, s)
 		}
 		k, isKubectl := parseKubectl(s.Args)
-		if pending != "" && (!isKubectl || (k.Verb != "delete" && k.Verb != "rollout")) {
+		if pending != "" && (!isKubectl || (k.Verb != "delete" && k.Verb != "rollout" && k.Verb != "wait")) {
 			if err := settle(); err != nil {
 				return err
 			}
@@ -120,6 +136,15 @@ func (c Config) CheckPlan(ctx context.Context, plan []Step) error {
 			testSeen = true
 		}
 		switch {
+		case isKubectl && k.Verb == "apply" && flagValue(k.Args, "-k") == crdDir && s.Name == "istio":
+			// The Gateway API CRDs, part of the Istio install: not meshdemo's objects.
+			if !slices.Contains(k.Args, "--server-side") {
+				return fmt.Errorf("step %q: %s: the Gateway API CRDs are applied --server-side (too large for the last-applied annotation)", s.Name, s)
+			}
+			crdApplied = true
+			continue
+		case isKubectl && k.Verb == "apply" && !crdApplied:
+			return fmt.Errorf("step %q: %s before the Gateway API CRDs are installed (every prune may name their kinds)", s.Name, s)
 		case isKubectl && k.Verb == "apply":
 			dir := flagValue(k.Args, "-k")
 			name, ok := strings.CutPrefix(dir, ScenarioDir(""))
@@ -129,7 +154,13 @@ func (c Config) CheckPlan(ctx context.Context, plan []Step) error {
 			if name == currentName {
 				return fmt.Errorf("step %q: %s deployed twice in a row", s.Name, name)
 			}
+			if name != c.Profile(Baseline) && !slices.ContainsFunc(Scenarios, func(sc string) bool { return c.Profile(sc) == name }) {
+				return fmt.Errorf("step %q: deploys %s, which is not a scenario of the %s flavour", s.Name, name, c.flavour())
+			}
 			if !testSeen {
+				if name != c.Profile(Baseline) {
+					return fmt.Errorf("step %q: deploys %s before the tests, want the baseline %s", s.Name, name, c.Profile(Baseline))
+				}
 				beforeTests++
 			} else {
 				deploys[name]++
@@ -155,15 +186,15 @@ func (c Config) CheckPlan(ctx context.Context, plan []Step) error {
 		return err
 	}
 	if beforeTests != 1 {
-		return fmt.Errorf("%d deploys before the tests, want 1 (the baseline %s)", beforeTests, Baseline)
+		return fmt.Errorf("%d deploys before the tests, want 1 (the baseline %s)", beforeTests, c.Profile(Baseline))
 	}
 	for _, name := range Scenarios {
-		if deploys[name] != 1 {
-			return fmt.Errorf("the suite deploys %s %d times, want 1", name, deploys[name])
+		if p := c.Profile(name); deploys[p] != 1 {
+			return fmt.Errorf("the suite deploys %s %d times, want 1", p, deploys[p])
 		}
 	}
-	if deploys[Baseline] != len(Scenarios) {
-		return fmt.Errorf("the suite returns to %s %d times, want %d (once after each scenario)", Baseline, deploys[Baseline], len(Scenarios))
+	if p := c.Profile(Baseline); deploys[p] != len(Scenarios) {
+		return fmt.Errorf("the suite returns to %s %d times, want %d (once after each scenario)", p, deploys[p], len(Scenarios))
 	}
 	return nil
 }
@@ -176,7 +207,11 @@ func (c Config) check(ctx context.Context, s Step) error {
 	}
 	for i, a := range s.Args {
 		if i > 0 && (s.Args[i-1] == "-f" || s.Args[i-1] == "--config" || s.Args[i-1] == "-k") {
-			if _, err := os.Stat(filepath.Join(c.Root, s.Dir, a)); err != nil {
+			p := a
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(c.Root, s.Dir, a)
+			}
+			if _, err := os.Stat(p); err != nil {
 				return fmt.Errorf("step %q: %w", s.Name, err)
 			}
 		}
@@ -204,42 +239,79 @@ var istioAPIs = map[string]bool{
 	"networking.istio.io/v1": true, "security.istio.io/v1": true, "telemetry.istio.io/v1": true,
 }
 
-// Validate checks what the kind flow relies on in a rendered scenario: every object in the
-// namespace, Istio objects at v1, every Deployment on a loaded :dev image that is never
-// pulled and labelled with its version, the gateway answering for the documented Host, and
-// the four Services present.
+// Validate checks what the kind flow relies on in a rendered scenario of the run's flavour:
+// every object in the namespace (or, in gateway-api and ambient, in the ingress namespace),
+// Istio objects at v1 and Gateway API objects at gateway.networking.k8s.io/v1, every
+// Deployment on a loaded :dev image that is never pulled and labelled with its version, the
+// ingress answering for the documented Host on port 80 (an Istio Gateway server in sidecar; a
+// Gateway API Gateway listener of class istio in the others, which have no VirtualService and
+// no Istio Gateway), the namespace in ambient mode with a waypoint (ambient), and the four
+// Services present.
 func (c Config) Validate(objs []Object) error {
 	var problems []string
 	bad := func(o Object, f string, a ...any) {
 		problems = append(problems, fmt.Sprintf("%s %s: %s", o.Kind, o.Name, fmt.Sprintf(f, a...)))
 	}
+	namespaces := []string{c.Namespace}
+	if c.flavour() != Sidecar {
+		namespaces = append(namespaces, IngressNamespace)
+	}
 	services := map[string]bool{}
-	gatewayHost := false
+	ingressHost, waypoint, ambientNS := false, false, false
 	for _, o := range objs {
 		switch {
 		case o.Kind == "Namespace":
-			if o.Name != c.Namespace {
-				bad(o, "unexpected namespace")
+			if !slices.Contains(namespaces, o.Name) {
+				bad(o, "unexpected namespace in the %s flavour", c.flavour())
+			}
+			if o.Name == c.Namespace {
+				labels, _ := dig(o.Doc, "metadata", "labels").(map[string]any)
+				ambientNS = labels["istio.io/dataplane-mode"] == "ambient" && labels["istio-injection"] == nil
 			}
 			continue
-		case o.Namespace != c.Namespace:
-			bad(o, "namespace %q, want %q", o.Namespace, c.Namespace)
+		case !slices.Contains(namespaces, o.Namespace):
+			bad(o, "namespace %q, want one of %v", o.Namespace, namespaces)
 		}
 		if strings.Contains(o.APIVersion, "istio.io/") && !istioAPIs[o.APIVersion] &&
 			(o.Kind != "EnvoyFilter" || o.APIVersion != "networking.istio.io/v1alpha3") { // EnvoyFilter has no v1
 			bad(o, "API version %s, want v1", o.APIVersion)
 		}
+		if o.Group() == "gateway.networking.k8s.io" && o.APIVersion != "gateway.networking.k8s.io/v1" {
+			bad(o, "API version %s, want gateway.networking.k8s.io/v1", o.APIVersion)
+		}
+		if c.flavour() != Sidecar && o.Group() == "networking.istio.io" && (o.Kind == "VirtualService" || o.Kind == "Gateway") {
+			bad(o, "the %s flavour has no VirtualService and no Istio Gateway", c.flavour())
+		}
 		switch o.Kind {
 		case "Service":
-			services[o.Name] = true
+			if o.Namespace == c.Namespace {
+				services[o.Name] = true
+			}
 		case "Deployment":
 			checkDeployment(o, bad)
 		case "Gateway":
-			for _, srv := range list(dig(o.Doc, "spec", "servers")) {
-				for _, h := range list(dig(srv, "hosts")) {
-					if h == c.Host || strings.HasSuffix(fmt.Sprint(h), "/"+c.Host) {
-						gatewayHost = true
+			if o.Group() == "networking.istio.io" && c.flavour() == Sidecar {
+				for _, srv := range list(dig(o.Doc, "spec", "servers")) {
+					for _, h := range list(dig(srv, "hosts")) {
+						if h == c.Host || strings.HasSuffix(fmt.Sprint(h), "/"+c.Host) {
+							ingressHost = true
+						}
 					}
+				}
+			}
+			if o.Group() == "gateway.networking.k8s.io" && c.flavour() != Sidecar {
+				if _, _, err := IstioCreated(o); err != nil {
+					bad(o, "%v", err)
+				}
+				switch dig(o.Doc, "spec", "gatewayClassName") {
+				case "istio":
+					for _, l := range list(dig(o.Doc, "spec", "listeners")) {
+						if dig(l, "hostname") == c.Host && fmt.Sprint(dig(l, "port")) == "80" {
+							ingressHost = true
+						}
+					}
+				case "istio-waypoint":
+					waypoint = o.Namespace == c.Namespace
 				}
 			}
 		}
@@ -249,8 +321,18 @@ func (c Config) Validate(objs []Object) error {
 			problems = append(problems, "no Service "+w)
 		}
 	}
-	if !gatewayHost {
-		problems = append(problems, "no Gateway server for host "+c.Host)
+	if !ingressHost {
+		what := "Istio Gateway server"
+		if c.flavour() != Sidecar {
+			what = "Gateway API Gateway (class istio) listener on port 80"
+		}
+		problems = append(problems, fmt.Sprintf("no %s for host %s", what, c.Host))
+	}
+	if c.flavour() == Ambient && !waypoint {
+		problems = append(problems, "no waypoint (Gateway of class istio-waypoint) in "+c.Namespace)
+	}
+	if c.flavour() == Ambient && !ambientNS {
+		problems = append(problems, "namespace "+c.Namespace+" is not labelled istio.io/dataplane-mode=ambient (or keeps istio-injection)")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%d problem(s):\n  %s", len(problems), strings.Join(problems, "\n  "))

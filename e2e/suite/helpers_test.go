@@ -20,7 +20,8 @@ import (
 func needMesh(t *testing.T) {
 	t.Helper()
 	if tgt.name != "kind" {
-		t.Skipf("needs Istio (sidecars, VirtualServices, the gateway): runs with E2E_TARGET=kind only, target is %s", tgt.name)
+		t.Skipf("needs Istio on a kind cluster (the mesh in one flavour, E2E_FLAVOUR=sidecar|gateway-api|ambient, and its ingress on 127.0.0.1:8880): "+
+			"runs with E2E_TARGET=kind only (`make e2e FLAVOUR=...`), target is %s (no cluster here)", tgt.name)
 	}
 }
 

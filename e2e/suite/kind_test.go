@@ -222,17 +222,20 @@ func TestOutlierDetection(t *testing.T) {
 	if r, err := requestURL(t.Context(), direct+"/server2/end", "", http.MethodGet, nil, nil); err != nil || r.status != http.StatusServiceUnavailable {
 		t.Fatalf("the sick pod answers %v %d, want 503", err, r.status)
 	}
-	// Ejected: server1's sidecar flags the sick endpoint in Envoy's admin `clusters` output
-	// (its stats would not say: Istio's default stats inclusion list, pkg/bootstrap/config.go,
-	// drops outlier_detection.*). The admin port listens on the pod's loopback only, which a
-	// port-forward reaches; nothing runs in the istio-proxy container.
-	server1 := tgt.kube.pods(t, "app=server1,version=v1")
-	if len(server1) != 1 {
-		t.Fatalf("server1 v1 pods %v, want 1", server1)
+	// Ejected: the proxy that balances server1's calls to server2 v1 flags the sick endpoint in
+	// Envoy's admin `clusters` output (its stats would not say: Istio's default stats inclusion
+	// list, pkg/bootstrap/config.go, drops outlier_detection.*). That proxy and its cluster
+	// depend on the flavour (kindpath.OutlierView): server1's sidecar in sidecar and
+	// gateway-api, the waypoint in ambient. The admin port listens on the pod's loopback only,
+	// which a port-forward reaches; nothing runs in the istio-proxy container.
+	selector, cluster := tgt.kube.cfg.OutlierView()
+	proxies := tgt.kube.pods(t, selector)
+	if len(proxies) != 1 {
+		t.Fatalf("pods %s: %v, want 1", selector, proxies)
 	}
-	envoy := tgt.kube.portForward(t, server1[0], 15000)
-	endpoint := "outbound|8080|v1|server2.meshdemo.svc.cluster.local::" + tgt.kube.podIP(t, sick) + ":8080::health_flags::"
-	eventually(t, time.Minute, sick+" flagged by server1's sidecar", func() error {
+	envoy := tgt.kube.portForward(t, proxies[0], 15000)
+	ip := tgt.kube.podIP(t, sick)
+	eventually(t, time.Minute, sick+" flagged by "+proxies[0], func() error {
 		for range 5 { // keep calling: ejection needs consecutive 5xx from the sick pod
 			get(t, "/client/server1", nil)
 		}
@@ -240,15 +243,19 @@ func TestOutlierDetection(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		// <cluster>::<address>::health_flags::<flags>; the address is ip:8080 for a sidecar,
+		// and may be written differently for the waypoint's HBONE endpoints, so match the IP.
 		for _, line := range strings.Split(string(r.body), "\n") {
-			if flags, ok := strings.CutPrefix(line, endpoint); ok {
-				if strings.Contains(flags, "/failed_outlier_check") {
-					return nil
-				}
-				return fmt.Errorf("%s", line)
+			addr, flags, ok := strings.Cut(strings.TrimPrefix(line, cluster+"::"), "::health_flags::")
+			if !ok || !strings.HasPrefix(line, cluster+"::") || !strings.Contains(addr, ip+":") {
+				continue
 			}
+			if strings.Contains(flags, "/failed_outlier_check") {
+				return nil
+			}
+			return fmt.Errorf("%s", line)
 		}
-		return fmt.Errorf("no line starting %q in /clusters", endpoint)
+		return fmt.Errorf("no health_flags line of %s for %s in /clusters", cluster, ip)
 	})
 	// Twenty calls in a row succeed and none reaches the sick instance.
 	eventually(t, time.Minute, sick+" ejected", func() error {
@@ -352,7 +359,7 @@ func TestMTLSStrict(t *testing.T) {
 	needMesh(t)
 	ns := "meshdemo-e2e-plain"
 	k := tgt.kube
-	k.must(t, "create", "namespace", ns) // no istio-injection label: no sidecar
+	k.must(t, "create", "namespace", ns) // no istio-injection or dataplane-mode label: outside the mesh in every flavour
 	t.Cleanup(func() { _, _ = k.run(ctxBG(), "delete", "namespace", ns, "--wait=false") })
 	url := "http://server2.meshdemo:8080/server2/end"
 	out, err := k.run(t.Context(), "-n", ns, "run", "plain-get", "--image=meshdemo/client:dev", "--image-pull-policy=Never",
@@ -361,7 +368,8 @@ func TestMTLSStrict(t *testing.T) {
 	if code, perr := kindpath.ParseGet(out); perr == nil {
 		t.Fatalf("a plaintext call from outside the mesh got an HTTP answer (%d) under STRICT mTLS", code)
 	}
-	// get ran and reported no answer (the STRICT sidecar resets the connection): not a pod
+	// get ran and reported no answer (the STRICT sidecar, in ambient the destination node's
+	// ztunnel, resets the connection): not a pod
 	// that never started. kubectl run -i streams the container's stderr, which err carries.
 	if all := fmt.Sprint(string(out), err); !strings.Contains(all, "get "+url+":") {
 		t.Fatalf("want get's own error for %s (connection reset), got %q", url, all)
@@ -370,7 +378,8 @@ func TestMTLSStrict(t *testing.T) {
 }
 
 // TestTelemetryAccessLog: the Telemetry resource turns on Envoy access logs; the request id
-// of a call shows up in the client sidecar's log.
+// of a call shows up in the log of the proxy serving each workload (kindpath.AccessLogs: its
+// sidecar, or in ambient, where pods have no sidecar, the namespace's waypoint).
 func TestTelemetryAccessLog(t *testing.T) {
 	needMesh(t)
 	traceID := randHex(16)
@@ -380,7 +389,7 @@ func TestTelemetryAccessLog(t *testing.T) {
 	reqID := findRequest(t, "client", traceID).RequestID
 	for _, w := range []string{"client-v1", "server2-v1"} {
 		eventually(t, 30*time.Second, "access log of "+w+" has "+reqID, func() error {
-			out, err := tgt.kube.run(t.Context(), "logs", "deploy/"+w, "-c", "istio-proxy", "--tail=-1")
+			out, err := tgt.kube.runArgv(t.Context(), tgt.kube.cfg.AccessLogs(w))
 			if err != nil {
 				return err
 			}

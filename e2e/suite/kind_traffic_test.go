@@ -12,8 +12,9 @@ import (
 )
 
 // TestGrpcBalancing: /client/grpc runs the chain over gRPC, where the client keeps one HTTP/2
-// connection to server1:50051. Kubernetes would pin it to one pod; the client's sidecar routes
-// each call on its own, so the calls spread over all three server1 v1 pods.
+// connection to server1:50051. Kubernetes would pin it to one pod; the client's sidecar (the
+// waypoint in ambient) routes each call on its own, so the calls spread over all three server1
+// v1 pods.
 func TestGrpcBalancing(t *testing.T) {
 	var pods []string
 	withScenario(t, "grpc-balancing", func() error {
@@ -93,8 +94,9 @@ func TestEvenSpreadPValue(t *testing.T) {
 	}
 }
 
-// TestRateLimit: server2's sidecar admits 10 requests per second; at 50 per second about
-// 1 - 10/50 = 80 % of the chain's calls come back 429, relayed from server2's sidecar.
+// TestRateLimit: server2's sidecar (in ambient the waypoint, for server2's Service) admits 10
+// requests per second; at 50 per second about 1 - 10/50 = 80 % of the chain's calls come back
+// 429, relayed from that proxy.
 func TestRateLimit(t *testing.T) {
 	withScenario(t, "rate-limit", func() error {
 		for range 30 {

@@ -206,13 +206,23 @@ func parseLogs(b []byte) []logLine {
 }
 
 func kindTarget(root string) (*target, error) {
-	cfg, err := kindpath.Config{Root: root}.WithDefaults()
+	// The scenarios deployed are the flavour's (kindpath.Config.Profile); the ingress is
+	// 127.0.0.1:8880 with Host client.meshdemo in every flavour.
+	cfg, err := kindpath.Config{Root: root, Flavour: os.Getenv("E2E_FLAVOUR")}.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
 	cfg.Cluster = strings.TrimPrefix(env("E2E_KUBE_CONTEXT", cfg.Context()), "kind-")
 	cfg.Namespace = env("E2E_NAMESPACE", cfg.Namespace)
 	k := &kube{cfg: cfg}
+	// A cluster whose Istio is of another flavour is refused before any test runs.
+	installed, err := k.runArgv(context.Background(), cfg.InstalledFlavourQuery())
+	if err != nil {
+		return nil, fmt.Errorf("installed flavour: %w (is the cluster up? `make e2e FLAVOUR=%s` or KEEP_CLUSTER=1)", err, cfg.Flavour)
+	}
+	if err := kindpath.CheckInstalledFlavour(installed, cfg.Flavour, cfg.Cluster, false); err != nil {
+		return nil, fmt.Errorf("E2E_FLAVOUR=%s: %w", cfg.Flavour, err)
+	}
 	t := &target{base: env("E2E_BASE_URL", cfg.GatewayURL), host: env("E2E_HOST", cfg.Host), kube: k}
 	t.logs = k.appLogs
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -304,3 +304,230 @@ func TestKindVersionMatchesMakefile(t *testing.T) {
 		t.Errorf("verify decodes with kind %q, build/make/k8s.mk does not pin KIND_VERSION := %s", version, version)
 	}
 }
+
+// flavourInstall is what `istioctl manifest generate` makes of a flavour's IstioOperator files
+// (build/kind/istio.yaml and the flavour's overlay, in the order `make istio-install
+// FLAVOUR=...` passes them), reduced to what the checks read.
+type flavourInstall struct {
+	deployments map[string]*appsv1.Deployment
+	daemonSets  map[string]*appsv1.DaemonSet
+	services    []corev1.Service
+	install     // mesh config and istiod's environment (tracing_test.go)
+}
+
+// flavourFiles are the IstioOperator files of each flavour (e2e/kindpath IstioFiles says the
+// same; its dry run checks the install command names them).
+var flavourFiles = map[string][]string{
+	"sidecar":     {"build/kind/istio.yaml"},
+	"gateway-api": {"build/kind/istio.yaml", "build/kind/istio-gateway-api.yaml"},
+	"ambient":     {"build/kind/istio.yaml", "build/kind/istio-ambient.yaml"},
+}
+
+func generateFiles(t testing.TB, files ...string) ([]byte, result) {
+	t.Helper()
+	args := []string{"manifest", "generate"}
+	for _, f := range files {
+		args = append(args, "-f", f)
+	}
+	r := run(t, repoRoot(t), nil, tool(t, "ISTIOCTL", "istioctl"), append(args, "--set", "tag="+istioVersion(t))...)
+	return []byte(r.stdout), r
+}
+
+func parseFlavourInstall(t testing.TB, manifest []byte) flavourInstall {
+	t.Helper()
+	fi := flavourInstall{deployments: map[string]*appsv1.Deployment{}, daemonSets: map[string]*appsv1.DaemonSet{}}
+	eachDoc(manifest, func(kind, _ string, doc []byte) {
+		var err error
+		switch kind {
+		case "Deployment":
+			var d appsv1.Deployment
+			err = yaml.UnmarshalStrict(doc, &d)
+			fi.deployments[d.Name] = &d
+		case "DaemonSet":
+			var d appsv1.DaemonSet
+			err = yaml.UnmarshalStrict(doc, &d)
+			fi.daemonSets[d.Name] = &d
+		case "Service":
+			var s corev1.Service
+			err = yaml.UnmarshalStrict(doc, &s)
+			fi.services = append(fi.services, s)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+	})
+	fi.install = parseInstall(t, manifest)
+	return fi
+}
+
+// publishedNodePort is the node port build/kind/cluster.yaml publishes on 127.0.0.1:8880.
+func publishedNodePort(t testing.TB) int32 {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "build", "kind", "cluster.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadKindCluster(t, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		for _, m := range n.ExtraPortMappings {
+			if m.HostPort == 8880 {
+				return m.ContainerPort
+			}
+		}
+	}
+	t.Fatal("build/kind/cluster.yaml publishes nothing on 8880")
+	return 0
+}
+
+// checkFlavourInstall is what a flavour's install must be on kind:
+//   - every flavour: istiod, one replica, the pinned tag, a laptop-sized memory request; the
+//     jaeger-otlp tracing provider (OTLP to the Jaeger addon's collector) as the mesh default;
+//   - gateway-api and ambient: no classic ingress gateway and no other Deployment than istiod,
+//     and no Service on the node port kind publishes: the Gateway API gateway's Service
+//     (created by istiod from istio/gateway-api/ingress) takes it;
+//   - gateway-api: istiod only (no ztunnel, no CNI);
+//   - ambient: the istio-cni and ztunnel DaemonSets, laptop-sized, and istiod with ambient on.
+func checkFlavourInstall(flavour string, fi flavourInstall, nodePort int32, tag string) []error {
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
+	small := func(what string, c corev1.Container, max string) {
+		// The ambient profile picks Istio's distroless variant: <tag>-distroless.
+		if _, got, _ := strings.Cut(c.Image[strings.LastIndex(c.Image, "/")+1:], ":"); got != tag && got != tag+"-distroless" {
+			bad("%s image %s, want the pinned tag %s", what, c.Image, tag)
+		}
+		mem := c.Resources.Requests[corev1.ResourceMemory]
+		if mem.IsZero() || mem.Cmp(resource.MustParse(max)) > 0 {
+			bad("%s memory request %s, want set and <= %s (laptop-sized)", what, mem.String(), max)
+		}
+	}
+	istiod := fi.deployments["istiod"]
+	if istiod == nil {
+		bad("no istiod Deployment")
+	} else {
+		small("istiod", istiod.Spec.Template.Spec.Containers[0], "512Mi")
+		if istiod.Spec.Replicas != nil && *istiod.Spec.Replicas > 1 {
+			bad("istiod replicas %d, want 1", *istiod.Spec.Replicas)
+		}
+	}
+	if got := fi.mesh.GetDefaultProviders().GetTracing(); !slices.Equal(got, []string{"jaeger-otlp"}) {
+		bad("mesh default tracing providers %v, want [jaeger-otlp]", got)
+	}
+	found := false
+	for _, p := range fi.mesh.GetExtensionProviders() {
+		if otel := p.GetOpentelemetry(); p.GetName() == "jaeger-otlp" && otel != nil &&
+			otel.GetService() == "jaeger-collector.istio-system.svc.cluster.local" && otel.GetPort() == 4317 {
+			found = true
+		}
+	}
+	if !found {
+		bad("no extension provider jaeger-otlp exporting OTLP to jaeger-collector.istio-system.svc.cluster.local:4317")
+	}
+	if flavour == "sidecar" {
+		return errs
+	}
+	for name := range fi.deployments {
+		if name != "istiod" {
+			bad("Deployment %s: the %s flavour installs istiod only (no classic ingress gateway: the Gateway API gateway is the ingress)", name, flavour)
+		}
+	}
+	for _, s := range fi.services {
+		for _, p := range s.Spec.Ports {
+			if p.NodePort == nodePort {
+				bad("Service %s holds nodePort %d, which the Gateway API gateway's Service needs", s.Name, nodePort)
+			}
+		}
+	}
+	switch flavour {
+	case "gateway-api":
+		for name := range fi.daemonSets {
+			bad("DaemonSet %s: the gateway-api flavour runs sidecars, not ambient's node agents", name)
+		}
+	case "ambient":
+		for _, name := range []string{"ztunnel", "istio-cni-node"} {
+			ds := fi.daemonSets[name]
+			if ds == nil {
+				bad("no DaemonSet %s (ambient needs ztunnel and the CNI node agent)", name)
+				continue
+			}
+			small(name, ds.Spec.Template.Spec.Containers[0], "128Mi")
+		}
+		if fi.istiodEnv["PILOT_ENABLE_AMBIENT"] != "true" {
+			bad("istiod PILOT_ENABLE_AMBIENT=%q, want true", fi.istiodEnv["PILOT_ENABLE_AMBIENT"])
+		}
+	}
+	return errs
+}
+
+// Each flavour's IstioOperator files go through the pinned istioctl's own manifest generate,
+// and the result is what the flavour needs on kind (checkFlavourInstall).
+func TestIstioInstallPerFlavour(t *testing.T) {
+	t.Parallel()
+	nodePort, tag := publishedNodePort(t), istioVersion(t)
+	for flavour, files := range flavourFiles {
+		t.Run(flavour, func(t *testing.T) {
+			t.Parallel()
+			out, r := generateFiles(t, files...)
+			if r.err != nil {
+				t.Fatalf("istioctl manifest generate %v: %v\n%s", files, r.err, r.stderr)
+			}
+			fi := parseFlavourInstall(t, out)
+			for _, err := range checkFlavourInstall(flavour, fi, nodePort, tag) {
+				t.Error(err)
+			}
+			// The tag check is not a rubber stamp (a file's tag cannot show it: the command
+			// line's --set tag wins, in install as in generate).
+			errs := checkFlavourInstall(flavour, fi, nodePort, "1.30.0")
+			if !slices.ContainsFunc(errs, func(err error) bool { return strings.Contains(err.Error(), "want the pinned tag 1.30.0") }) {
+				t.Errorf("another tag accepted: %v", errs)
+			}
+		})
+	}
+}
+
+// Each check of checkFlavourInstall fails on an overlay broken the way it guards against,
+// regenerated by istioctl.
+func TestIstioInstallPerFlavourRejectsBrokenOverlays(t *testing.T) {
+	t.Parallel()
+	nodePort, tag := publishedNodePort(t), istioVersion(t)
+	tests := []struct {
+		name, flavour, old, new, want string
+	}{
+		{"classic ingress gateway left on", "gateway-api", "enabled: false", "enabled: true", "Deployment istio-ingressgateway"},
+		{"another Service on the published node port", "gateway-api", "  components:\n",
+			"  components:\n    egressGateways:\n      - name: istio-egressgateway\n        enabled: true\n        k8s:\n          service:\n            type: NodePort\n" +
+				"            ports:\n              - {name: http2, port: 80, targetPort: 8080, nodePort: 30080}\n", "holds nodePort 30080"},
+		{"ambient's node agents in gateway-api", "gateway-api", "spec:\n", "spec:\n  profile: ambient\n", "DaemonSet ztunnel"},
+		{"not the ambient profile", "ambient", "  profile: ambient\n", "", "PILOT_ENABLE_AMBIENT"},
+		{"ztunnel off", "ambient", "    ztunnel:\n", "    ztunnel:\n      enabled: false\n", "no DaemonSet ztunnel"},
+		{"ztunnel not laptop-sized", "ambient", "    ztunnel:\n      k8s:\n        resources:\n          requests:\n            cpu: 10m\n            memory: 40Mi\n",
+			"    ztunnel:\n      k8s:\n        resources:\n          requests:\n            cpu: 10m\n            memory: 2Gi\n", "ztunnel memory request 2Gi"},
+		{"istiod not laptop-sized", "ambient", "  components:\n", "  components:\n    pilot:\n      k8s:\n        resources:\n          requests:\n            memory: 2Gi\n", "istiod memory request 2Gi"},
+		{"another default tracing provider", "ambient", "spec:\n", "spec:\n  meshConfig:\n    defaultProviders:\n      tracing:\n        - zipkin\n", "want [jaeger-otlp]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			files := slices.Clone(flavourFiles[tt.flavour])
+			overlay := filepath.Join(repoRoot(t), files[len(files)-1])
+			data, err := os.ReadFile(overlay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(data, []byte(tt.old)) {
+				t.Fatalf("fixture no longer applies: %q not in %s", tt.old, overlay)
+			}
+			files[len(files)-1] = writeTemp(t, "overlay", bytes.Replace(data, []byte(tt.old), []byte(tt.new), 1))
+			out, r := generateFiles(t, files...)
+			if r.err != nil {
+				t.Fatalf("istioctl manifest generate: %v\n%s", r.err, r.stderr)
+			}
+			errs := checkFlavourInstall(tt.flavour, parseFlavourInstall(t, out), nodePort, tag)
+			if !slices.ContainsFunc(errs, func(err error) bool { return strings.Contains(err.Error(), tt.want) }) {
+				t.Errorf("want an error mentioning %q, got %v", tt.want, errs)
+			}
+		})
+	}
+}

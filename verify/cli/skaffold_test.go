@@ -3,6 +3,10 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/meshdemo/meshdemo/verify/manifests"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -149,25 +154,71 @@ type skaffoldConfig struct {
 			} `json:"docker"`
 		} `json:"artifacts"`
 	} `json:"build"`
-	Profiles []struct {
-		Name string `json:"name"`
-	} `json:"profiles"`
+	Manifests struct {
+		Kustomize struct {
+			Paths []string `json:"paths"`
+		} `json:"kustomize"`
+	} `json:"manifests"`
+	Profiles []skaffoldProfile `json:"profiles"`
 }
 
-// One profile per preset and scenario; four artifacts built from build/Dockerfile.
+type skaffoldProfile struct {
+	Name    string `json:"name"`
+	Patches []struct {
+		Op    string `json:"op"`
+		Path  string `json:"path"`
+		Value any    `json:"value"`
+	} `json:"patches"`
+}
+
+// skaffoldProfiles is the profile list skaffold.yaml must have: every profile of
+// manifests.Profiles (each flavour's presets and scenarios), except the sidecar default, which
+// is the no-profile path.
+func skaffoldProfiles() []string {
+	return slices.DeleteFunc(manifests.Profiles(), func(p string) bool { return p == manifests.Profile(manifests.Sidecar, "default") })
+}
+
+// checkSkaffoldProfiles checks skaffold.yaml's profiles against manifests.Profiles: the same
+// names in the same order, and each one exactly the patch that points the one kustomize path at
+// deploy/scenarios/<profile> (so a hand-edited or copy-pasted entry cannot point at another
+// flavour's directory). The no-profile path is the sidecar default.
+func checkSkaffoldProfiles(config []byte) error {
+	var c skaffoldConfig
+	if err := yaml.Unmarshal(config, &c); err != nil {
+		return err
+	}
+	var problems []string
+	if want := []string{manifests.ScenarioDir("default")}; !slices.Equal(c.Manifests.Kustomize.Paths, want) {
+		problems = append(problems, fmt.Sprintf("manifests.kustomize.paths %v, want %v (the no-profile path is the sidecar default)", c.Manifests.Kustomize.Paths, want))
+	}
+	var names []string
+	for _, p := range c.Profiles {
+		names = append(names, p.Name)
+		want := manifests.ScenarioDir(p.Name)
+		if len(p.Patches) != 1 || p.Patches[0].Op != "replace" || p.Patches[0].Path != "/manifests/kustomize/paths/0" || p.Patches[0].Value != want {
+			problems = append(problems, fmt.Sprintf("profile %s: patches %+v, want the one replace of /manifests/kustomize/paths/0 by %s", p.Name, p.Patches, want))
+		}
+	}
+	if want := skaffoldProfiles(); !slices.Equal(names, want) {
+		problems = append(problems, fmt.Sprintf("profiles %v\nwant %v (manifests.Profiles without default)", names, want))
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "\n"))
+	}
+	return nil
+}
+
+// One profile per preset and scenario of every flavour, each pointing at its deploy/scenarios
+// directory; four artifacts built from build/Dockerfile.
 func TestSkaffoldProfilesAndArtifacts(t *testing.T) {
 	t.Parallel()
+	config := readSkaffold(t)
+	if err := checkSkaffoldProfiles(config); err != nil {
+		t.Error(err)
+	}
 	var c skaffoldConfig
-	if err := yaml.Unmarshal(readSkaffold(t), &c); err != nil {
+	if err := yaml.Unmarshal(config, &c); err != nil {
 		t.Fatal(err)
-	}
-	var profiles []string
-	for _, p := range c.Profiles {
-		profiles = append(profiles, p.Name)
-	}
-	want := append([]string{"canary"}, manifests.Scenarios...)
-	if !slices.Equal(profiles, want) {
-		t.Errorf("profiles %v, want %v", profiles, want)
 	}
 	var images []string
 	for _, a := range c.Build.Artifacts {
@@ -179,6 +230,24 @@ func TestSkaffoldProfilesAndArtifacts(t *testing.T) {
 	}
 	if !slices.Equal(images, []string{"meshdemo/client", "meshdemo/server1", "meshdemo/server2", "meshdemo/user-service"}) {
 		t.Errorf("artifacts %v", images)
+	}
+	// The check is not a rubber stamp: each drift of the hand-written list is refused.
+	broken := map[string]struct{ old, new, want string }{
+		"a flavour's profile points at the sidecar scenario": {
+			"value: deploy/scenarios/gateway-api-retries\n", "value: deploy/scenarios/retries\n", "profile gateway-api-retries"},
+		"a profile missing":    {"  - name: ambient-mirroring\n", "  - name: ambient-mirrored\n", "want ["},
+		"a second patch":       {"  - name: ambient-authz\n    patches:\n", "  - name: ambient-authz\n    patches:\n      - {op: add, path: /deploy/kubectl/flags, value: {}}\n", "profile ambient-authz"},
+		"default as a profile": {"profiles:\n", "profiles:\n  - name: default\n    patches:\n      - op: replace\n        path: /manifests/kustomize/paths/0\n        value: deploy/scenarios/default\n", "want ["},
+	}
+	for name, b := range broken {
+		if !bytes.Contains(config, []byte(b.old)) {
+			t.Errorf("%s: fixture no longer applies", name)
+			continue
+		}
+		err := checkSkaffoldProfiles(bytes.Replace(config, []byte(b.old), []byte(b.new), 1))
+		if err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%s: got %v, want an error mentioning %q", name, err, b.want)
+		}
 	}
 }
 
@@ -196,42 +265,54 @@ func skaffoldRender(t testing.TB, dir string, args ...string) result {
 		append([]string{"render", "--offline=true", "--digest-source=none"}, args...)...)
 }
 
-func objectIDs(t testing.TB, stream []byte) []string {
+// looseObjects decodes a rendered stream into objects by identity (apiVersion, kind,
+// namespace, name) without strict typing: this test compares skaffold's render with
+// kustomize's, whatever kinds a flavour uses (the verify/manifests tests check the types).
+func looseObjects(t testing.TB, stream []byte) map[string]map[string]any {
 	t.Helper()
-	objs, err := manifests.Decode(stream)
-	if err != nil {
-		t.Fatalf("strict decode of skaffold's output: %v", err)
-	}
-	var ids []string
-	for _, o := range objs {
-		ids = append(ids, o.ID())
-	}
-	slices.Sort(ids)
-	return ids
-}
-
-func objectsByID(t testing.TB, stream []byte) map[string]map[string]any {
-	t.Helper()
-	objs, err := manifests.Decode(stream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]map[string]any{}
-	for _, o := range objs {
-		var m map[string]any
-		if err := yaml.Unmarshal(o.YAML, &m); err != nil {
+	r := utilyaml.NewYAMLReader(bufioReader(stream))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
-		out[o.ID()] = m
+		var m map[string]any
+		if err := yaml.Unmarshal(doc, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m == nil {
+			continue
+		}
+		meta, _ := m["metadata"].(map[string]any)
+		id := fmt.Sprintf("%v/%v %v/%v", m["apiVersion"], m["kind"], meta["namespace"], meta["name"])
+		if _, dup := out[id]; dup || meta["name"] == nil || m["kind"] == nil {
+			t.Fatalf("object %s: unnamed or twice in the stream", id)
+		}
+		out[id] = m
 	}
-	return out
 }
 
-// Every profile renders through skaffold to the same objects the verify tests check.
+func sortedKeys(m map[string]map[string]any) []string {
+	keys := slices.Collect(maps.Keys(m))
+	slices.Sort(keys)
+	return keys
+}
+
+// Every profile of every flavour renders through skaffold to the same objects, with the same
+// content, as kustomize's build of deploy/scenarios/<profile>. The renders run two at a time
+// (heavy), about half a second each.
 func TestSkaffoldRenderEveryProfile(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
-	for _, name := range append(slices.Clone(manifests.Presets), manifests.Scenarios...) {
+	profiles := manifests.Profiles()
+	if len(profiles) != len(manifests.Flavours)*(len(manifests.Presets)+len(manifests.Scenarios)) {
+		t.Fatalf("%d profiles", len(profiles))
+	}
+	for _, name := range profiles {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var args []string
@@ -252,13 +333,12 @@ func TestSkaffoldRenderEveryProfile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, exp := objectIDs(t, rendered), objectIDs(t, want)
-			if !slices.Equal(got, exp) {
+			gotObjs, expObjs := looseObjects(t, rendered), looseObjects(t, want)
+			if got, exp := sortedKeys(gotObjs), sortedKeys(expObjs); !slices.Equal(got, exp) || len(exp) == 0 {
 				t.Fatalf("skaffold rendered %v\nkustomize rendered %v", got, exp)
 			}
 			// Not only the same objects: the same content (skaffold adds nothing offline with
 			// --digest-source=none, so the images stay meshdemo/<workload>:dev).
-			gotObjs, expObjs := objectsByID(t, rendered), objectsByID(t, want)
 			for id, o := range expObjs {
 				if !reflect.DeepEqual(gotObjs[id], o) {
 					t.Errorf("%s differs between skaffold and kustomize:\nskaffold: %v\nkustomize: %v", id, gotObjs[id], o)
@@ -280,11 +360,13 @@ func TestSkaffoldRenderFailsOnBrokenProfiles(t *testing.T) {
 		}
 	}
 	config := readSkaffold(t)
-	old := []byte("value: deploy/scenarios/retries")
-	if !bytes.Contains(config, old) {
-		t.Fatal("fixture no longer applies")
+	for profile, dir := range map[string]string{"retries": "no-such-scenario", "ambient-retries": "ambient-no-such-scenario"} {
+		old := []byte("value: deploy/scenarios/" + profile + "\n")
+		if !bytes.Contains(config, old) {
+			t.Fatalf("fixture %s no longer applies", profile)
+		}
+		config = bytes.Replace(config, old, []byte("value: deploy/scenarios/"+dir+"\n"), 1)
 	}
-	config = bytes.Replace(config, old, []byte("value: deploy/scenarios/no-such-scenario"), 1)
 	if err := os.WriteFile(filepath.Join(dir, "skaffold.yaml"), config, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -292,15 +374,19 @@ func TestSkaffoldRenderFailsOnBrokenProfiles(t *testing.T) {
 		profile, want string
 	}{
 		{"retries", "no-such-scenario"},
+		{"ambient-retries", "ambient-no-such-scenario"},
 		{"no-such-profile", "no-such-profile"},
+		{"gateway-api-no-such", "gateway-api-no-such"},
 	} {
 		r := skaffoldRender(t, dir, "-p", c.profile)
 		if r.err == nil || !strings.Contains(r.stdout+r.stderr, c.want) {
 			t.Errorf("profile %s: want a failure naming %q, got %v\n%s", c.profile, c.want, r.err, r.stderr)
 		}
 	}
-	// The control: the same copy renders a healthy profile.
-	if r := skaffoldRender(t, dir, "-p", "authz"); r.err != nil {
-		t.Errorf("control profile authz: %v\n%s", r.err, r.stderr)
+	// The control: the same copy renders healthy profiles.
+	for _, p := range []string{"authz", "gateway-api-authz"} {
+		if r := skaffoldRender(t, dir, "-p", p); r.err != nil {
+			t.Errorf("control profile %s: %v\n%s", p, r.err, r.stderr)
+		}
 	}
 }

@@ -355,3 +355,48 @@ func TestBothDockerfilesShareTheRuntime(t *testing.T) {
 		}
 	}
 }
+
+// The root skaffold.yaml has one profile per deploy/scenarios directory of every flavour
+// (<scenario>, gateway-api-<s>, ambient-<s> and the presets; the sidecar default is the
+// no-profile path), and skaffold's own parser, applying each profile's patches, points the
+// render at that directory. TestEveryArtifactResolvesItsDependencies walks every one of them.
+func TestEveryScenarioHasItsProfile(t *testing.T) {
+	root := repoRoot(t)
+	file := filepath.Join(root, "skaffold.yaml")
+	entries, err := os.ReadDir(filepath.Join(root, "deploy", "scenarios"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != "default" {
+			want = append(want, e.Name())
+		}
+	}
+	got := slices.Sorted(slices.Values(profileNames(load(t, file))))
+	if !slices.Equal(got, want) || len(want) < 41 {
+		t.Fatalf("skaffold.yaml profiles %v\nwant one per deploy/scenarios directory but default %v", got, want)
+	}
+	paths := func(profiles ...string) []string {
+		var out []string
+		for _, c := range load(t, file, profiles...) {
+			if k := c.Pipeline.Render.Kustomize; k != nil {
+				for _, p := range k.Paths {
+					if rel, err := filepath.Rel(root, p); err == nil && filepath.IsAbs(p) {
+						p = rel
+					}
+					out = append(out, p)
+				}
+			}
+		}
+		return out
+	}
+	if p := paths(); !slices.Equal(p, []string{"deploy/scenarios/default"}) {
+		t.Errorf("no profile: kustomize paths %v, want deploy/scenarios/default", p)
+	}
+	for _, name := range want {
+		if p := paths(name); !slices.Equal(p, []string{"deploy/scenarios/" + name}) {
+			t.Errorf("profile %s: kustomize paths %v, want deploy/scenarios/%s", name, p, name)
+		}
+	}
+}

@@ -1,10 +1,11 @@
 // Command e2e-kind runs the whole kind end-to-end flow (`make e2e`): cluster, Istio, images
-// (skaffold build, kind load), the baseline, the suite, teardown. -dry-run prints every
+// (skaffold build, kind load), the baseline, the suite, teardown, in one flavour (-flavour
+// sidecar|gateway-api|ambient, default $E2E_FLAVOUR or sidecar). -dry-run prints every
 // command instead and renders and checks every manifest the flow and the scenario tests
 // would apply. The hand steps of build/make/k8s.mk run the same commands: -istio-install
-// (`make istio-install`), and -deploy NAME (`make deploy SCENARIO=NAME`), which builds and
-// loads the images and switches the cluster to one scenario, pruning what the previous
-// scenario left.
+// (`make istio-install FLAVOUR=f`), and -deploy NAME (`make deploy SCENARIO=NAME FLAVOUR=f`),
+// which checks the cluster's Istio is of the flavour, builds and loads the images and
+// switches the cluster to one scenario, pruning what the previous scenario left.
 package main
 
 import (
@@ -35,10 +36,11 @@ func run(ctx context.Context, args []string) error {
 	deploy := fs.String("deploy", "", "only build and load the images and switch the cluster to this scenario (deploy/scenarios/<name>)")
 	istio := fs.Bool("istio-install", false, "only install Istio on the cluster and wait for istiod and the gateway")
 	cluster := fs.String("cluster", "meshdemo", "kind cluster name (context kind-<name>)")
+	flavour := fs.String("flavour", os.Getenv("E2E_FLAVOUR"), "sidecar, gateway-api or ambient ($E2E_FLAVOUR; empty is sidecar)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := kindpath.Config{KeepCluster: *keep, Cluster: *cluster}
+	cfg := kindpath.Config{KeepCluster: *keep, Cluster: *cluster, Flavour: *flavour}
 	if *run != "" {
 		cfg.TestArgs = []string{"-run", *run}
 	}
@@ -46,18 +48,24 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("# meshdemo kind e2e, written against kind %s, kubectl %s, Docker %s, Istio %s (build/istio-version)\n",
-		kindpath.KindVersion, kindpath.KubectlVersion, kindpath.DockerVersion, cfg.IstioTag)
+	fmt.Printf("# meshdemo kind e2e, flavour %s, written against kind %s, kubectl %s, Docker %s, Istio %s (build/istio-version)\n",
+		cfg.Flavour, kindpath.KindVersion, kindpath.KubectlVersion, kindpath.DockerVersion, cfg.IstioTag)
 	r := kindpath.Runner{Root: cfg.Root, DryRun: *dry, Out: os.Stdout, Stdout: os.Stdout, Stderr: os.Stderr}
 	if *istio {
-		return r.Run(ctx, cfg.IstioInstall())
+		steps, err := cfg.IstioInstall(ctx)
+		if err != nil {
+			return err
+		}
+		return r.Run(ctx, steps)
 	}
 	if *deploy != "" {
 		steps, err := cfg.Deploy(ctx, *deploy)
 		if err != nil {
 			return err
 		}
-		return r.Run(ctx, append(cfg.Images(), steps...))
+		// The guard first: a cluster of another flavour is refused before anything is built.
+		steps = append(append([]kindpath.Step{cfg.FlavourGuard("deploy "+*deploy, false)}, cfg.Images()...), steps...)
+		return r.Run(ctx, steps)
 	}
 	if *dry {
 		plan, err := kindpath.Plan(ctx, cfg)
