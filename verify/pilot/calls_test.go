@@ -21,8 +21,23 @@ var paths = map[string]string{
 
 // subsetCluster is the Envoy cluster istiod names for a DestinationRule subset ("" = no subset).
 func subsetCluster(svc, subset string) string {
-	return fmt.Sprintf("outbound|%d|%s|%s", want.appPort, subset, fqdn(svc))
+	return sidecar.versionCluster(svc, subset, want.appPort)
 }
+
+// cluster is the cluster a route of the mesh's flavour sends version v of svc's HTTP port to
+// (a subset, or the per-version Service; "" = the Service itself).
+func (m *mesh) cluster(svc, version string) string {
+	return m.flavour.versionCluster(svc, version, want.appPort)
+}
+
+// ingressCluster is where the ingress route sends the documented Host: the client's v1 subset
+// (VirtualService) or the client Service (HTTPRoute backendRef).
+func (m *mesh) ingressCluster() string {
+	return m.cluster("client", want.ingress[m.flavour].clientVersion)
+}
+
+// gatewayListenerPort is the ingress gateway pod's listener for the Gateway's port 80.
+func (m *mesh) gatewayListenerPort() int { return want.ingress[m.flavour].listenerPort }
 
 // hopRoute is the route one caller pod's sidecar picks for a call along h.
 type hopRoute struct {
@@ -74,7 +89,7 @@ func (m *mesh) eachRoute(h hop, headers map[string]string, fn func(hr hopRoute) 
 // gatewayRoute is the route the ingress gateway picks for the documented Host.
 func (m *mesh) gatewayRoute(path string, headers map[string]string) (routed, error) {
 	return send(m.ingress(), simulation.CallModeGateway, request{
-		host: want.gatewayHost, port: want.gatewayListenerPort, path: path, headers: headers,
+		host: want.gatewayHost, port: m.gatewayListenerPort(), path: path, headers: headers,
 	})
 }
 

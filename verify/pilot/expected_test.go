@@ -6,13 +6,20 @@ import "time"
 // manifests' own documentation); when a scenario's values change there, change them here. The
 // tests never take expected values from the manifests themselves: a wrong manifest must fail.
 var want = expectations{
-	gatewayName:         "meshdemo-gateway",
-	gatewayHost:         "client.meshdemo",
-	gatewayPort:         80,
-	gatewayListenerPort: 8080, // Service istio-ingressgateway port 80 -> pod port 8080
-	gatewayTimeout:      5 * time.Second,
-	peerAuthName:        "default",
-	appPort:             8080,
+	gatewayName:    "meshdemo-gateway",
+	gatewayHost:    "client.meshdemo",
+	gatewayPort:    80,
+	gatewayTimeout: 5 * time.Second,
+	ingress: map[flavour]ingressRoute{
+		// Service istio-ingressgateway port 80 -> pod port 8080; the VirtualService picks v1.
+		sidecar: {listenerPort: 8080, clientVersion: "v1"},
+		// The Gateway's generated Service keeps port 80 on the pod; the HTTPRoute's backend is
+		// the client Service.
+		gatewayAPI: {listenerPort: 80},
+		ambient:    {listenerPort: 80},
+	},
+	peerAuthName: "default",
+	appPort:      8080,
 
 	headerRouting: []headerRoute{
 		{hop{"client", "server1"}, "end-user", "jason"},
@@ -75,13 +82,13 @@ const ingressCaller = "ingressgateway"
 
 type expectations struct {
 	// istio/base
-	gatewayName         string
-	gatewayHost         string
-	gatewayPort         int
-	gatewayListenerPort int
-	gatewayTimeout      time.Duration
-	peerAuthName        string
-	appPort             int
+	gatewayName    string
+	gatewayHost    string
+	gatewayPort    int
+	gatewayTimeout time.Duration
+	ingress        map[flavour]ingressRoute
+	peerAuthName   string
+	appPort        int
 
 	headerRouting []headerRoute
 	weightedSplit split
@@ -98,6 +105,12 @@ type expectations struct {
 	grpcHops      []hop // called over gRPC; each keeps its port and is routed per request
 	grpcBalancing balancing
 	rateLimit     rateLimit
+}
+
+// ingressRoute is the ingress gateway's side of the documented Host in one flavour.
+type ingressRoute struct {
+	listenerPort  int    // the gateway pod's listener for the Gateway's port 80
+	clientVersion string // the client version the route names ("" = the client Service)
 }
 
 // tcpService is a Service whose port is plain TCP (appProtocol tcp): its callers reach it

@@ -34,8 +34,9 @@ func (m *mesh) grpcCall(to string) (request, error) {
 	}, nil
 }
 
-func grpcCluster(svc, subset string) string {
-	return fmt.Sprintf("outbound|%d|%s|%s", want.grpcPort, subset, fqdn(svc))
+// grpcCluster is the cluster a route of the mesh's flavour sends version v of svc's gRPC port to.
+func (m *mesh) grpcCluster(svc, version string) string {
+	return m.flavour.versionCluster(svc, version, want.grpcPort)
 }
 
 // grpcPerRequest: from every caller version, a gRPC call of h goes through an HTTP connection
@@ -69,8 +70,8 @@ func (m *mesh) grpcPerRequest(h hop) error {
 		}
 		for _, name := range names {
 			// Whatever subsets a scenario picks (weighted-split: v1 and v2), the call keeps its port.
-			if !slices.Contains(grpcClusters(h.to), name) {
-				errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: routed to cluster %s, want one of %v", h.from, h.to, want.grpcPort, c.name, name, grpcClusters(h.to)))
+			if !slices.Contains(m.grpcClusters(h.to), name) {
+				errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: routed to cluster %s, want one of %v", h.from, h.to, want.grpcPort, c.name, name, m.grpcClusters(h.to)))
 				continue
 			}
 			cl, err := clusterNamed(sim, name)
@@ -87,8 +88,8 @@ func (m *mesh) grpcPerRequest(h hop) error {
 }
 
 // grpcClusters are the clusters of svc's gRPC port: the service's and each version subset's.
-func grpcClusters(svc string) []string {
-	return []string{grpcCluster(svc, ""), grpcCluster(svc, "v1"), grpcCluster(svc, "v2")}
+func (m *mesh) grpcClusters(svc string) []string {
+	return []string{m.grpcCluster(svc, ""), m.grpcCluster(svc, "v1"), m.grpcCluster(svc, "v2")}
 }
 
 // routeClusters are the clusters a forwarding route sends to: its one cluster or its weighted ones.
@@ -196,7 +197,7 @@ func grpcBalancingChecks() []check {
 				if err := m.grpcPerRequest(b.hop); err != nil {
 					return err
 				}
-				if err := m.eachGrpcRoute(b.hop, func(r routed) error { return wantCluster(r, grpcCluster(b.hop.to, "v1")) }); err != nil {
+				if err := m.eachGrpcRoute(b.hop, func(r routed) error { return wantCluster(r, m.grpcCluster(b.hop.to, "v1")) }); err != nil {
 					return err
 				}
 				callers, err := m.workloads(b.hop.from)
@@ -207,7 +208,7 @@ func grpcBalancingChecks() []check {
 				for _, c := range callers {
 					sim := m.simulate(c, sidecarType)
 					for _, subset := range b.subsets {
-						for _, name := range []string{grpcCluster(b.hop.to, subset), subsetCluster(b.hop.to, subset)} {
+						for _, name := range []string{m.grpcCluster(b.hop.to, subset), m.cluster(b.hop.to, subset)} {
 							cl, err := clusterNamed(sim, name)
 							if err != nil {
 								errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
@@ -232,7 +233,7 @@ func grpcBalancingChecks() []check {
 				if err != nil {
 					return err
 				}
-				name := grpcCluster(b.hop.to, "v1")
+				name := m.grpcCluster(b.hop.to, "v1")
 				for _, cla := range m.fds.Endpoints(m.proxy(callers[0], sidecarType)) {
 					if cla.GetClusterName() != name {
 						continue

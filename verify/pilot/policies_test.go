@@ -40,7 +40,7 @@ func outlierChecks() []check {
 				for _, c := range callers {
 					sim := m.simulate(c, sidecarType)
 					for _, subset := range tp.subsets {
-						name := subsetCluster(tp.hop.to, subset)
+						name := m.cluster(tp.hop.to, subset)
 						cl, err := clusterNamed(sim, name)
 						if err != nil {
 							errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
@@ -81,7 +81,7 @@ func outlierChecks() []check {
 				if err != nil {
 					return err
 				}
-				name := subsetCluster(tp.hop.to, "v1")
+				name := m.cluster(tp.hop.to, "v1")
 				for _, cla := range m.fds.Endpoints(m.proxy(callers[0], sidecarType)) {
 					if cla.GetClusterName() != name {
 						continue
@@ -126,14 +126,14 @@ func mirroringChecks() []check {
 		name: fmt.Sprintf("%s-to-%s-mirror", mp.hop.from, mp.hop.to),
 		run: func(m *mesh) error {
 			return m.eachRoute(mp.hop, nil, func(r hopRoute) error {
-				if err := wantCluster(r.routed, subsetCluster(mp.hop.to, mp.routeSubset)); err != nil {
+				if err := wantCluster(r.routed, m.cluster(mp.hop.to, mp.routeSubset)); err != nil {
 					return err
 				}
 				mirrors := r.routed.route.GetRoute().GetRequestMirrorPolicies()
 				if len(mirrors) != 1 {
 					return fmt.Errorf("%d request mirror policies, want 1", len(mirrors))
 				}
-				if got, wantC := mirrors[0].GetCluster(), subsetCluster(mp.hop.to, mp.mirrorSubset); got != wantC {
+				if got, wantC := mirrors[0].GetCluster(), m.cluster(mp.hop.to, mp.mirrorSubset); got != wantC {
 					return fmt.Errorf("mirror cluster %s, want %s", got, wantC)
 				}
 				pct := 100.0 // Envoy mirrors every request when no fraction is set
@@ -363,7 +363,7 @@ func hardeningChecks() []check {
 				if err != nil {
 					return err
 				}
-				if err := wantCluster(r, subsetCluster("client", "v1")); err != nil {
+				if err := wantCluster(r, m.ingressCluster()); err != nil {
 					return fmt.Errorf("gateway: %w", err)
 				}
 				if !slices.Contains(r.route.GetRequestHeadersToRemove(), hd.header) {
@@ -381,7 +381,7 @@ func hardeningChecks() []check {
 			name: "in-mesh-keeps-" + hd.header,
 			run: func(m *mesh) error {
 				return m.eachRoute(hd.inMesh, map[string]string{hd.header: "server2=abort:503@100"}, func(r hopRoute) error {
-					if err := wantCluster(r.routed, subsetCluster(hd.inMesh.to, "v1")); err != nil {
+					if err := wantCluster(r.routed, m.cluster(hd.inMesh.to, want.ingress[m.flavour].clientVersion)); err != nil {
 						return err
 					}
 					if slices.Contains(r.routed.route.GetRequestHeadersToRemove(), hd.header) {

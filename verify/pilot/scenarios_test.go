@@ -18,18 +18,26 @@ import (
 
 // One test per scenario component; the name is the component's directory name.
 
-func TestHeaderRouting(t *testing.T)    { runScenario(t, "header-routing", headerRoutingChecks()) }
-func TestWeightedSplit(t *testing.T)    { runScenario(t, "weighted-split", weightedSplitChecks()) }
-func TestRouteTimeout(t *testing.T)     { runScenario(t, "route-timeout", routeTimeoutChecks()) }
-func TestFaultAbort(t *testing.T)       { runScenario(t, "fault-abort", faultAbortChecks()) }
-func TestFaultDelay(t *testing.T)       { runScenario(t, "fault-delay", faultDelayChecks()) }
-func TestRetries(t *testing.T)          { runScenario(t, "retries", retriesChecks()) }
-func TestOutlierDetection(t *testing.T) { runScenario(t, "outlier-detection", outlierChecks()) }
-func TestMirroring(t *testing.T)        { runScenario(t, "mirroring", mirroringChecks()) }
-func TestAuthz(t *testing.T)            { runScenario(t, "authz", authzChecks()) }
-func TestHardening(t *testing.T)        { runScenario(t, "hardening", hardeningChecks()) }
-func TestGrpcBalancing(t *testing.T)    { runScenario(t, "grpc-balancing", grpcBalancingChecks()) }
-func TestRateLimit(t *testing.T)        { runScenario(t, "rate-limit", rateLimitChecks()) }
+func TestHeaderRouting(t *testing.T) {
+	runScenario(t, sidecar, "header-routing", headerRoutingChecks())
+}
+func TestWeightedSplit(t *testing.T) {
+	runScenario(t, sidecar, "weighted-split", weightedSplitChecks())
+}
+func TestRouteTimeout(t *testing.T) { runScenario(t, sidecar, "route-timeout", routeTimeoutChecks()) }
+func TestFaultAbort(t *testing.T)   { runScenario(t, sidecar, "fault-abort", faultAbortChecks()) }
+func TestFaultDelay(t *testing.T)   { runScenario(t, sidecar, "fault-delay", faultDelayChecks()) }
+func TestRetries(t *testing.T)      { runScenario(t, sidecar, "retries", retriesChecks()) }
+func TestOutlierDetection(t *testing.T) {
+	runScenario(t, sidecar, "outlier-detection", outlierChecks())
+}
+func TestMirroring(t *testing.T) { runScenario(t, sidecar, "mirroring", mirroringChecks()) }
+func TestAuthz(t *testing.T)     { runScenario(t, sidecar, "authz", authzChecks()) }
+func TestHardening(t *testing.T) { runScenario(t, sidecar, "hardening", hardeningChecks()) }
+func TestGrpcBalancing(t *testing.T) {
+	runScenario(t, sidecar, "grpc-balancing", grpcBalancingChecks())
+}
+func TestRateLimit(t *testing.T) { runScenario(t, sidecar, "rate-limit", rateLimitChecks()) }
 
 // header-routing: header=value reaches v2, no header or another value stays on v1.
 func headerRoutingChecks() []check {
@@ -49,7 +57,7 @@ func headerRoutingChecks() []check {
 				var errs []error
 				for _, c := range cases {
 					errs = append(errs, m.eachRoute(hr.hop, c.headers, func(r hopRoute) error {
-						if err := wantCluster(r.routed, subsetCluster(hr.hop.to, c.subset)); err != nil {
+						if err := wantCluster(r.routed, m.cluster(hr.hop.to, c.subset)); err != nil {
 							return fmt.Errorf("headers %v: %w", c.headers, err)
 						}
 						return nil
@@ -100,7 +108,7 @@ func underscoreHeaderCheck(header string) check {
 		run: func(m *mesh) error {
 			hcms := map[string]simulationCall{
 				"ingress gateway": {m.ingress(), simulation.Call{
-					Port: want.gatewayListenerPort, HostHeader: want.gatewayHost, Protocol: simulation.HTTP,
+					Port: m.gatewayListenerPort(), HostHeader: want.gatewayHost, Protocol: simulation.HTTP,
 					CallMode: simulation.CallModeGateway,
 				}},
 			}
@@ -158,7 +166,7 @@ func weightedSplitChecks() []check {
 		run: func(m *mesh) error {
 			wantW := map[string]uint32{}
 			for subset, w := range s.weights {
-				wantW[subsetCluster(s.hop.to, subset)] = w
+				wantW[m.cluster(s.hop.to, subset)] = w
 			}
 			return m.eachRoute(s.hop, nil, func(r hopRoute) error {
 				a := r.routed.route.GetRoute()

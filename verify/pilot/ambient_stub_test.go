@@ -1,0 +1,3 @@
+package pilot
+
+func ambientBaseChecks() []check { return nil }
