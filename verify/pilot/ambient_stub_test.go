@@ -1,3 +1,6 @@
 package pilot
 
 func ambientBaseChecks() []check { return nil }
+
+func ambientAuthzChecks() []check     { return nil }
+func ambientRateLimitChecks() []check { return nil }

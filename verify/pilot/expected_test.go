@@ -39,14 +39,19 @@ var want = expectations{
 	faultDelay: delayFault{hop{"server1", "server2"}, 3 * time.Second, 100},
 	// server1 -> server2 for the chain; client -> user-service so that a POST is retried too
 	// (user-service's Idempotency-Key keeps a retried create to one user).
+	// The Gateway API flavours: HTTPRoute retry {attempts: 3, codes: [500, 502, 503, 504]} with
+	// timeouts.backendRequest 1s; istiod keeps its default retry conditions and adds the codes.
 	retries: []retryPolicy{
 		{hop: hop{"server1", "server2"}, attempts: 3, perTryTimeout: time.Second,
-			retryOn: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
+			virtualService: retryOn{on: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
+			gatewayAPI:     gatewayRetryOn},
 		{hop: hop{"client", "user-service"}, attempts: 3, perTryTimeout: time.Second,
-			retryOn: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
+			virtualService: retryOn{on: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
+			gatewayAPI:     gatewayRetryOn},
 	},
 	outlier: trafficPolicy{
-		hop: hop{"server1", "server2"}, subsets: []string{"", "v1", "v2"},
+		// The Gateway API flavours: one DestinationRule per backend host (server2-v1, server2-v2).
+		hop: hop{"server1", "server2"}, subsets: []string{"", "v1", "v2"}, gatewayVersions: []string{"v1", "v2"},
 		maxConnections: 10, connectTimeout: time.Second,
 		http1MaxPending: 5, http2MaxRequests: 20, maxRetries: 3,
 		consecutive5xx: 3, interval: 5 * time.Second, baseEjectionTime: 30 * time.Second, maxEjectionPercent: 50,
@@ -69,6 +74,10 @@ var want = expectations{
 	grpcHops: []hop{{"client", "server1"}, {"server1", "server2"}},
 	grpcBalancing: balancing{
 		hop: hop{"client", "server1"}, lbPolicy: "LEAST_REQUEST", subsets: []string{"", "v1", "v2"}, v1Replicas: 3,
+		// The Gateway API flavours: the DestinationRule is on the host the GRPCRoute targets, and
+		// a GRPCRoute splits server1 -> server2 over gRPC half and half by version.
+		gatewayVersions:  []string{"v1"},
+		gatewayGRPCSplit: split{hop{"server1", "server2"}, map[string]uint32{"v1": 50, "v2": 50}},
 	},
 	rateLimit: rateLimit{
 		service: "server2", ports: []int{8080, 50051},
@@ -155,15 +164,35 @@ type abortFault struct {
 }
 
 type retryPolicy struct {
-	hop           hop
-	attempts      uint32
-	perTryTimeout time.Duration
-	retryOn       []string
+	hop            hop
+	attempts       uint32
+	perTryTimeout  time.Duration
+	virtualService retryOn // the sidecar flavour's VirtualService retries
+	gatewayAPI     retryOn // what istiod makes of the HTTPRoute retry
+}
+
+// retryOn is Envoy's retry_on list and retriable status codes.
+type retryOn struct {
+	on    []string
+	codes []uint32 // sorted
+}
+
+var gatewayRetryOn = retryOn{
+	on:    []string{"connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"},
+	codes: []uint32{500, 502, 503, 504},
+}
+
+func (rp retryPolicy) byAPI(f flavour) retryOn {
+	if f.gatewayAPIRoutes() {
+		return rp.gatewayAPI
+	}
+	return rp.virtualService
 }
 
 type trafficPolicy struct {
 	hop                                           hop
 	subsets                                       []string // "" is the service's default cluster
+	gatewayVersions                               []string // the Gateway API flavours' backend hosts
 	maxConnections                                uint32
 	connectTimeout                                time.Duration
 	http1MaxPending, http2MaxRequests, maxRetries uint32
@@ -187,10 +216,12 @@ type hardening struct {
 // balancing: the callee's clusters balance each request with lbPolicy (an Envoy
 // Cluster_LbPolicy name), over v1Replicas endpoints of subset v1.
 type balancing struct {
-	hop        hop
-	lbPolicy   string
-	subsets    []string // "" is the service's default cluster
-	v1Replicas int
+	hop              hop
+	lbPolicy         string
+	subsets          []string // "" is the service's default cluster
+	v1Replicas       int
+	gatewayVersions  []string // the Gateway API flavours' hosts with the policy
+	gatewayGRPCSplit split    // the Gateway API flavours' GRPCRoute split (version -> weight)
 }
 
 // rateLimit: Envoy's local rate limit in the inbound HTTP filter chains of service on ports.

@@ -46,8 +46,8 @@ func (f flavour) gatewayAPIRoutes() bool { return f != sidecar }
 
 // versionCluster is the Envoy cluster a route sends version v ("" = any) of svc to on port:
 // a DestinationRule subset of the Service (sidecar flavour), or the per-version Service an
-// HTTPRoute names as its backend (Gateway API flavours). A waypoint names its clusters the same
-// way for the backends of the routes it serves.
+// HTTPRoute names as its backend (Gateway API flavours), which the waypoint names
+// inbound-vip|<port>|http|<host> (ambient).
 func (f flavour) versionCluster(svc, version string, port int) string {
 	if !f.gatewayAPIRoutes() {
 		return fmt.Sprintf("outbound|%d|%s|%s", port, version, fqdn(svc))
@@ -56,7 +56,16 @@ func (f flavour) versionCluster(svc, version string, port int) string {
 	if version != "" {
 		host = svc + "-" + version
 	}
+	if f == ambient {
+		return waypointChain(host, port)
+	}
 	return fmt.Sprintf("outbound|%d||%s", port, fqdn(host))
+}
+
+// waypointChain names the waypoint's filter chain (and cluster) for the HTTP or gRPC port of a
+// Service (pilot/pkg/networking/core: model.BuildSubsetKey(TrafficDirectionInboundVIP, "http", host, port)).
+func waypointChain(svc string, port int) string {
+	return fmt.Sprintf("inbound-vip|%d|http|%s", port, fqdn(svc))
 }
 
 // requireAmbient fails an ambient test run without PILOT_ENABLE_AMBIENT=true in the process

@@ -10,7 +10,7 @@ import (
 // the Gateway API gateway's Host routing, the GAMMA routes' v1-only default, gRPC routed per
 // request, the database over mTLS and STRICT mutual TLS on every sidecar.
 func TestGatewayAPIBase(t *testing.T) {
-	runScenario(t, gatewayAPI, "", gatewayAPIBaseChecks())
+	runScenario(t, gatewayAPI, "", append(gatewayAPIBaseChecks(), meshRoutesV1Check()))
 }
 
 // meshHops are the calls the base routes send to v1 only: HTTP hops and gRPC hops.
@@ -33,39 +33,6 @@ func gatewayAPIBaseChecks() []check {
 					return editRules(objs, "GRPCRoute", grpcRouteName("server2", objs), func(r map[string]any) bool {
 						return setBackends(r, "server2-v1", want.appPort)
 					})
-				}},
-			},
-		},
-		{
-			name: "mesh-routes-send-v1-only",
-			run:  meshRoutesV1,
-			broken: []fixture{
-				{"httproute-server2-to-v2", func(objs []object) error {
-					return editRules(objs, "HTTPRoute", "server2", func(r map[string]any) bool {
-						return setBackends(r, "server2-v2", want.appPort)
-					})
-				}},
-				{"httproute-user-service-removed", func(objs []object) error {
-					return removeObjects(objs, "HTTPRoute", func(o object) bool { return o.name() == "user-service" })
-				}},
-				{"grpcroute-server1-to-v2", func(objs []object) error {
-					return editRules(objs, "GRPCRoute", grpcRouteName("server1", objs), func(r map[string]any) bool {
-						return setBackends(r, "server1-v2", want.grpcPort)
-					})
-				}},
-				{"grpcroute-named-like-its-httproute", func(objs []object) error {
-					// istiod keys the VirtualService it derives from a mesh route by the route's
-					// namespace and name: a GRPCRoute named like the Service's HTTPRoute is
-					// silently dropped.
-					rt, err := one(objs, "GRPCRoute", grpcRouteName("server1", objs))
-					if err != nil {
-						return err
-					}
-					if rt.name() == "server1" {
-						return fmt.Errorf("%w: GRPCRoute already named server1", errNoTarget)
-					}
-					setIn(rt, "server1", "metadata", "name")
-					return nil
 				}},
 			},
 		},
@@ -219,4 +186,42 @@ func noIstioRoutingAPI(m *mesh) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// meshRoutesV1Check is the base's routing promise: without a scenario, every hop goes to v1.
+// Scenarios change exactly that (weighted-split, grpc-balancing), so it is not inherited.
+func meshRoutesV1Check() check {
+	return check{
+		name: "mesh-routes-send-v1-only",
+		run:  meshRoutesV1,
+		broken: []fixture{
+			{"httproute-server2-to-v2", func(objs []object) error {
+				return editRules(objs, "HTTPRoute", "server2", func(r map[string]any) bool {
+					return setBackends(r, "server2-v2", want.appPort)
+				})
+			}},
+			{"httproute-user-service-removed", func(objs []object) error {
+				return removeObjects(objs, "HTTPRoute", func(o object) bool { return o.name() == "user-service" })
+			}},
+			{"grpcroute-server1-to-v2", func(objs []object) error {
+				return editRules(objs, "GRPCRoute", grpcRouteName("server1", objs), func(r map[string]any) bool {
+					return setBackends(r, "server1-v2", want.grpcPort)
+				})
+			}},
+			{"grpcroute-named-like-its-httproute", func(objs []object) error {
+				// istiod keys the VirtualService it derives from a mesh route by the route's
+				// namespace and name: a GRPCRoute named like the Service's HTTPRoute is
+				// silently dropped.
+				rt, err := one(objs, "GRPCRoute", grpcRouteName("server1", objs))
+				if err != nil {
+					return err
+				}
+				if rt.name() == "server1" {
+					return fmt.Errorf("%w: GRPCRoute already named server1", errNoTarget)
+				}
+				setIn(rt, "server1", "metadata", "name")
+				return nil
+			}},
+		},
+	}
 }

@@ -3,11 +3,13 @@ package pilot
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	httpopts "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 
 	"istio.io/istio/pilot/pkg/simulation"
@@ -43,7 +45,7 @@ func (m *mesh) grpcCluster(svc, version string) string {
 // manager (not a TCP proxy), is routed to clusters of the gRPC port (not of the HTTP port), and
 // leaves over HTTP/2.
 func (m *mesh) grpcPerRequest(h hop) error {
-	callers, err := m.workloads(h.from)
+	proxies, err := m.hopProxies(h.from)
 	if err != nil {
 		return err
 	}
@@ -52,35 +54,43 @@ func (m *mesh) grpcPerRequest(h hop) error {
 		return err
 	}
 	var errs []error
-	for _, c := range callers {
-		sim := m.simulate(c, sidecarType)
-		if _, err := connectionManagerFor(sim, req.call(simulation.CallModeOutbound)); err != nil {
-			errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: not routed per request: %w", h.from, h.to, want.grpcPort, c.name, err))
+	for _, hp := range proxies {
+		var hcmErr error
+		if hp.waypoint {
+			var fc *listener.FilterChain
+			if fc, hcmErr = waypointChainFor(hp.sim, waypointChain(h.to, want.grpcPort)); hcmErr == nil {
+				_, hcmErr = httpConnectionManager(fc)
+			}
+		} else {
+			_, hcmErr = connectionManagerFor(hp.sim, req.call(simulation.CallModeOutbound))
+		}
+		if hcmErr != nil {
+			errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: not routed per request: %w", h.from, h.to, want.grpcPort, hp.name, hcmErr))
 			continue
 		}
-		r, err := send(sim, simulation.CallModeOutbound, req)
+		r, err := hp.route(h.to, req)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s -> %s from %s: %w", h.from, h.to, c.name, err))
+			errs = append(errs, fmt.Errorf("%s -> %s from %s: %w", h.from, h.to, hp.name, err))
 			continue
 		}
 		names, err := routeClusters(r)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s -> %s from %s: %w", h.from, h.to, c.name, err))
+			errs = append(errs, fmt.Errorf("%s -> %s from %s: %w", h.from, h.to, hp.name, err))
 			continue
 		}
 		for _, name := range names {
 			// Whatever subsets a scenario picks (weighted-split: v1 and v2), the call keeps its port.
 			if !slices.Contains(m.grpcClusters(h.to), name) {
-				errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: routed to cluster %s, want one of %v", h.from, h.to, want.grpcPort, c.name, name, m.grpcClusters(h.to)))
+				errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: routed to cluster %s, want one of %v", h.from, h.to, want.grpcPort, hp.name, name, m.grpcClusters(h.to)))
 				continue
 			}
-			cl, err := clusterNamed(sim, name)
+			cl, err := clusterNamed(hp.sim, name)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+				errs = append(errs, fmt.Errorf("%s: %w", hp.name, err))
 				continue
 			}
 			if err := upstreamHTTP2(cl); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+				errs = append(errs, fmt.Errorf("%s: %w", hp.name, err))
 			}
 		}
 	}
@@ -175,11 +185,15 @@ func grpcHopsCheck() check {
 
 // grpc-balancing: the caller's sidecar routes each gRPC call on its own and balances calls with
 // the configured policy over every server1 v1 replica.
-func grpcBalancingChecks() []check {
+func grpcBalancingChecks(f flavour) []check {
 	b := want.grpcBalancing
+	versions, drHost, portFixtures := b.subsets, b.hop.to, grpcPortFixtures(b.hop.to)
+	if f.gatewayAPIRoutes() {
+		versions, drHost, portFixtures = b.gatewayVersions, b.hop.to+"-"+b.gatewayVersions[0], gatewayGRPCPortFixtures(b.hop.to)
+	}
 	lbFixture := func(policy string) fixture {
 		return fixture{"lb-" + policy, func(objs []object) error {
-			dr, err := destinationRuleFor(objs, b.hop.to)
+			dr, err := destinationRuleFor(objs, drHost)
 			if err != nil {
 				return err
 			}
@@ -190,7 +204,7 @@ func grpcBalancingChecks() []check {
 			return nil
 		}}
 	}
-	return []check{
+	checks := []check{
 		{
 			name: fmt.Sprintf("%s-to-%s-grpc-per-request-%s", b.hop.from, b.hop.to, b.lbPolicy),
 			run: func(m *mesh) error {
@@ -200,14 +214,14 @@ func grpcBalancingChecks() []check {
 				if err := m.eachGrpcRoute(b.hop, func(r routed) error { return wantCluster(r, m.grpcCluster(b.hop.to, "v1")) }); err != nil {
 					return err
 				}
-				callers, err := m.workloads(b.hop.from)
+				callers, err := m.hopProxies(b.hop.from)
 				if err != nil {
 					return err
 				}
 				var errs []error
 				for _, c := range callers {
-					sim := m.simulate(c, sidecarType)
-					for _, subset := range b.subsets {
+					sim := c.sim
+					for _, subset := range versions {
 						for _, name := range []string{m.grpcCluster(b.hop.to, subset), m.cluster(b.hop.to, subset)} {
 							cl, err := clusterNamed(sim, name)
 							if err != nil {
@@ -224,17 +238,17 @@ func grpcBalancingChecks() []check {
 			},
 			// Istio's default policy is LEAST_REQUEST too, so dropping the DestinationRule's load
 			// balancer changes nothing: the fixtures name other policies.
-			broken: append(grpcPortFixtures(b.hop.to), lbFixture("ROUND_ROBIN"), lbFixture("RANDOM")),
+			broken: append(portFixtures, lbFixture("ROUND_ROBIN"), lbFixture("RANDOM")),
 		},
 		{
 			name: fmt.Sprintf("%s-v1-grpc-endpoints", b.hop.to),
 			run: func(m *mesh) error {
-				callers, err := m.workloads(b.hop.from)
+				callers, err := m.hopProxies(b.hop.from)
 				if err != nil {
 					return err
 				}
 				name := m.grpcCluster(b.hop.to, "v1")
-				for _, cla := range m.fds.Endpoints(m.proxy(callers[0], sidecarType)) {
+				for _, cla := range m.fds.Endpoints(m.proxy(callers[0].pod, callers[0].proxyType())) {
 					if cla.GetClusterName() != name {
 						continue
 					}
@@ -270,11 +284,67 @@ func grpcBalancingChecks() []check {
 			},
 		},
 	}
+	if f.gatewayAPIRoutes() {
+		checks = append(checks, grpcSplitCheck(b.gatewayGRPCSplit))
+	}
+	return checks
+}
+
+// grpcSplitCheck: the gRPC route of the hop splits calls over the versions with the weights.
+func grpcSplitCheck(s split) check {
+	return check{
+		name: fmt.Sprintf("%s-to-%s-grpc-weights", s.hop.from, s.hop.to),
+		run: func(m *mesh) error {
+			wantW := map[string]uint32{}
+			for v, w := range s.weights {
+				wantW[m.grpcCluster(s.hop.to, v)] = w
+			}
+			return m.eachGrpcRoute(s.hop, func(r routed) error {
+				if got := weights(r.route.GetRoute()); !maps.Equal(got, wantW) {
+					return fmt.Errorf("weighted clusters %v (single cluster %q), want %v", got, r.route.GetRoute().GetCluster(), wantW)
+				}
+				return nil
+			})
+		},
+		broken: []fixture{
+			{"weights-80-20", func(objs []object) error {
+				return editRules(objs, "GRPCRoute", grpcRouteName(s.hop.to, objs), func(r map[string]any) bool {
+					refs := listAt(r, "backendRefs")
+					for i, b := range refs {
+						b.(map[string]any)["weight"] = []int{80, 20}[min(i, 1)]
+					}
+					return len(refs) == 2
+				})
+			}},
+			{"v1-only", func(objs []object) error {
+				return editRules(objs, "GRPCRoute", grpcRouteName(s.hop.to, objs), func(r map[string]any) bool {
+					refs := listAt(r, "backendRefs")
+					if len(refs) < 2 {
+						return false
+					}
+					r["backendRefs"] = refs[:1]
+					return true
+				})
+			}},
+		},
+	}
+}
+
+// gatewayGRPCPortFixtures break how istiod sees the gRPC port of svc in the Gateway API flavours.
+func gatewayGRPCPortFixtures(svc string) []fixture {
+	return []fixture{
+		grpcPortFixtures(svc)[0],
+		{svc + "-grpcroute-backend-port-8080", func(objs []object) error {
+			return editRules(objs, "GRPCRoute", grpcRouteName(svc, objs), func(r map[string]any) bool {
+				return setBackends(r, svc+"-v1", want.appPort)
+			})
+		}},
+	}
 }
 
 // eachGrpcRoute runs fn on the route every caller version picks for a gRPC call of h.
 func (m *mesh) eachGrpcRoute(h hop, fn func(r routed) error) error {
-	callers, err := m.workloads(h.from)
+	proxies, err := m.hopProxies(h.from)
 	if err != nil {
 		return err
 	}
@@ -283,13 +353,13 @@ func (m *mesh) eachGrpcRoute(h hop, fn func(r routed) error) error {
 		return err
 	}
 	var errs []error
-	for _, c := range callers {
-		r, err := send(m.simulate(c, sidecarType), simulation.CallModeOutbound, req)
+	for _, hp := range proxies {
+		r, err := hp.route(h.to, req)
 		if err == nil {
 			err = fn(r)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: %w", h.from, h.to, want.grpcPort, c.name, err))
+			errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: %w", h.from, h.to, want.grpcPort, hp.name, err))
 		}
 	}
 	return errors.Join(errs...)

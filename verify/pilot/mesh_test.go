@@ -170,6 +170,13 @@ func buildWorld(f flavour, objs []object) (*mesh, string, string, error) {
 				kubeObjs = append(kubeObjs, o)
 			}
 		case o.isGatewayAPI():
+			if o.kind() == "Gateway" && str(o, "spec", "gatewayClassName") == "istio-waypoint" {
+				// The address istiod's Gateway controller writes into the status once the
+				// waypoint's Service exists; the ambient index finds the waypoint through it.
+				o = object(mergeMap(o, map[string]any{"status": map[string]any{"addresses": []any{
+					map[string]any{"type": "Hostname", "value": fqdn(o.name())},
+				}}}))
+			}
 			kubeObjs = append(kubeObjs, o)
 		case o.kind() == "Deployment", o.kind() == "StatefulSet":
 			// A StatefulSet's pod is <name>-0, the same name scheme as below.
