@@ -24,7 +24,7 @@ const waypointListener = "main_internal"
 
 // waypoint builds the Envoy configuration istiod pushes to the namespace's waypoint.
 func (m *mesh) waypoint() *simulation.Simulation {
-	return m.simulate(waypointPod, model.Waypoint)
+	return m.simulate(m.wp, model.Waypoint)
 }
 
 // waypointChainFor returns the waypoint's filter chain for a Service port.
@@ -102,7 +102,7 @@ type hopProxy struct {
 // hopProxies are the proxies that route calls from app from.
 func (m *mesh) hopProxies(from string) ([]hopProxy, error) {
 	if m.flavour == ambient {
-		return []hopProxy{{name: "waypoint (for " + from + ")", pod: waypointPod, sim: m.waypoint(), waypoint: true}}, nil
+		return []hopProxy{{name: "waypoint (for " + from + ")", pod: m.wp, sim: m.waypoint(), waypoint: true}}, nil
 	}
 	callers, err := m.workloads(from)
 	if err != nil {

@@ -64,6 +64,18 @@ var want = expectations{
 		"server2":      {"server1"},
 		"user-service": {"client"},
 	},
+	// ambient (authz scenario): ztunnel lets each pod be reached only by the proxy that sends to
+	// it directly, the ingress gateway for client (a gateway sends to the pod, not through the
+	// waypoint) and the waypoint for everything behind it; the waypoint allows authzAllowed by the
+	// original caller's identity (the ingress gateway's calls never reach it) and the database
+	// to its callers.
+	ztunnelAllowed: map[string][]string{
+		"client":       {ingressCaller},
+		"server1":      {waypointCaller},
+		"server2":      {waypointCaller},
+		"user-service": {waypointCaller},
+		"postgres":     {waypointCaller},
+	},
 	hardening: hardening{header: "x-meshdemo-fault", inMesh: hop{"server1", "client"}},
 	// deploy/components/postgres, in every render with the canary: a TCP port, reached by
 	// user-service alone (authz scenario), under the namespace's STRICT mTLS (base).
@@ -86,8 +98,12 @@ var want = expectations{
 	},
 }
 
-// ingressCaller names the ingress gateway among callers in authzAllowed.
-const ingressCaller = "ingressgateway"
+// ingressCaller names the ingress gateway among callers in authzAllowed; waypointCaller names
+// the ambient flavour's waypoint.
+const (
+	ingressCaller  = "ingressgateway"
+	waypointCaller = "waypoint"
+)
 
 type expectations struct {
 	// istio/base
@@ -108,12 +124,14 @@ type expectations struct {
 	outlier       trafficPolicy
 	mirror        mirrorPolicy
 	authzAllowed  map[string][]string // callee app -> allowed callers; everyone else is denied
-	hardening     hardening
-	database      tcpService
-	grpcPort      int
-	grpcHops      []hop // called over gRPC; each keeps its port and is routed per request
-	grpcBalancing balancing
-	rateLimit     rateLimit
+	// ztunnelAllowed: callee app -> the direct peers ztunnel lets connect (ambient authz)
+	ztunnelAllowed map[string][]string
+	hardening      hardening
+	database       tcpService
+	grpcPort       int
+	grpcHops       []hop // called over gRPC; each keeps its port and is routed per request
+	grpcBalancing  balancing
+	rateLimit      rateLimit
 }
 
 // ingressRoute is the ingress gateway's side of the documented Host in one flavour.

@@ -17,7 +17,7 @@ func TestGatewayAPIBase(t *testing.T) {
 var meshHops = []hop{{"client", "server1"}, {"client", "user-service"}, {"server1", "server2"}}
 
 func gatewayAPIBaseChecks() []check {
-	return []check{
+	return append(gatewayAPIIngressChecks(), []check{
 		{
 			name: "grpc-hops-routed-per-request",
 			run: func(m *mesh) error {
@@ -36,6 +36,55 @@ func gatewayAPIBaseChecks() []check {
 				}},
 			},
 		},
+		// the Gateway API ingress and the absence of the Istio routing API
+		{
+			name: "user-service-reaches-database-over-mtls-tcp",
+			run:  databaseOverTCP,
+			broken: []fixture{
+				{"database-port-as-http", func(objs []object) error {
+					svc, err := one(objs, "Service", want.database.name)
+					if err != nil {
+						return err
+					}
+					for _, sp := range listAt(svc, "spec", "ports") {
+						sp.(map[string]any)["appProtocol"] = "http"
+					}
+					return nil
+				}},
+				{"destination-rule-disables-tls", func(objs []object) error {
+					return turnInto(objs, "HTTPRoute", "client", object{
+						"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+						"metadata": map[string]any{"name": want.database.name, "namespace": namespace},
+						"spec": map[string]any{
+							"host":          fqdn(want.database.name),
+							"trafficPolicy": map[string]any{"tls": map[string]any{"mode": "DISABLE"}},
+						},
+					})
+				}},
+			},
+		},
+		{
+			name: "mtls-strict-inbound",
+			run:  mtlsStrict,
+			broken: []fixture{
+				{"peer-authentication-permissive", func(objs []object) error {
+					pa, err := one(objs, "PeerAuthentication", want.peerAuthName)
+					if err != nil {
+						return err
+					}
+					setIn(pa, "PERMISSIVE", "spec", "mtls", "mode")
+					return nil
+				}},
+			},
+		},
+	}...)
+}
+
+// gatewayAPIIngressChecks: the Gateway API gateway in istio-ingress serves the documented Host
+// (and nothing else) through the HTTPRoute client, and no VirtualService or Istio Gateway is in
+// the render. Shared by both Gateway API flavours.
+func gatewayAPIIngressChecks() []check {
+	return []check{
 		{
 			name: "gateway-routes-host-to-client",
 			run:  gatewayRoutesHost,
@@ -106,46 +155,6 @@ func gatewayAPIBaseChecks() []check {
 							"route": []any{map[string]any{"destination": map[string]any{"host": fqdn("client")}}},
 						}}},
 					})
-				}},
-			},
-		},
-		{
-			name: "user-service-reaches-database-over-mtls-tcp",
-			run:  databaseOverTCP,
-			broken: []fixture{
-				{"database-port-as-http", func(objs []object) error {
-					svc, err := one(objs, "Service", want.database.name)
-					if err != nil {
-						return err
-					}
-					for _, sp := range listAt(svc, "spec", "ports") {
-						sp.(map[string]any)["appProtocol"] = "http"
-					}
-					return nil
-				}},
-				{"destination-rule-disables-tls", func(objs []object) error {
-					return turnInto(objs, "HTTPRoute", "client", object{
-						"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-						"metadata": map[string]any{"name": want.database.name, "namespace": namespace},
-						"spec": map[string]any{
-							"host":          fqdn(want.database.name),
-							"trafficPolicy": map[string]any{"tls": map[string]any{"mode": "DISABLE"}},
-						},
-					})
-				}},
-			},
-		},
-		{
-			name: "mtls-strict-inbound",
-			run:  mtlsStrict,
-			broken: []fixture{
-				{"peer-authentication-permissive", func(objs []object) error {
-					pa, err := one(objs, "PeerAuthentication", want.peerAuthName)
-					if err != nil {
-						return err
-					}
-					setIn(pa, "PERMISSIVE", "spec", "mtls", "mode")
-					return nil
 				}},
 			},
 		},

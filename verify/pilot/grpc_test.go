@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -255,14 +257,17 @@ func grpcBalancingChecks(f flavour) []check {
 					addrs := map[string]bool{}
 					for _, le := range cla.GetEndpoints() {
 						for _, e := range le.GetLbEndpoints() {
-							sa := e.GetEndpoint().GetAddress().GetSocketAddress()
 							if e.GetHealthStatus() != core.HealthStatus_HEALTHY && e.GetHealthStatus() != core.HealthStatus_UNKNOWN {
 								continue
 							}
-							if int(sa.GetPortValue()) != want.grpcPort {
-								return fmt.Errorf("EDS for %s: endpoint %s on port %d, want %d", name, sa.GetAddress(), sa.GetPortValue(), want.grpcPort)
+							addr, port, err := endpointAddress(e.GetEndpoint().GetAddress())
+							if err != nil {
+								return fmt.Errorf("EDS for %s: %w", name, err)
 							}
-							addrs[sa.GetAddress()] = true
+							if port != want.grpcPort {
+								return fmt.Errorf("EDS for %s: endpoint %s on port %d, want %d", name, addr, port, want.grpcPort)
+							}
+							addrs[addr] = true
 						}
 					}
 					if len(addrs) != b.v1Replicas {
@@ -363,4 +368,21 @@ func (m *mesh) eachGrpcRoute(h hop, fn func(r routed) error) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// endpointAddress is the pod address and port of an EDS endpoint: a socket address (sidecars), or
+// the endpoint id of an Envoy internal address, the pod the waypoint tunnels to over HBONE.
+func endpointAddress(a *core.Address) (string, int, error) {
+	if sa := a.GetSocketAddress(); sa != nil {
+		return sa.GetAddress(), int(sa.GetPortValue()), nil
+	}
+	if ia := a.GetEnvoyInternalAddress(); ia != nil {
+		host, port, err := net.SplitHostPort(ia.GetEndpointId())
+		if err != nil {
+			return "", 0, fmt.Errorf("internal address endpoint id %q: %w", ia.GetEndpointId(), err)
+		}
+		p, err := strconv.Atoi(port)
+		return host, p, err
+	}
+	return "", 0, fmt.Errorf("endpoint address %v is neither a socket nor an internal address", a)
 }

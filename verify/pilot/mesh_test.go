@@ -55,6 +55,7 @@ type mesh struct {
 	services map[string]string        // name -> cluster IP
 	ports    map[string][]servicePort // pod name -> ports of the Services selecting it
 	gateway  pod
+	wp       pod // the ambient flavour's waypoint
 }
 
 // ingressGateway mirrors what `istioctl install` creates in istio-system: the
@@ -143,6 +144,25 @@ func newMesh(t *testing.T, f flavour, objs []object) *mesh {
 	}
 	m.t = t
 	m.objs = objs
+	m.wp = waypointPod
+	// istiod's deployment controller copies a Gateway's infrastructure annotations onto the
+	// pods it runs for it (kube-gateway and waypoint templates), proxy.istio.io/config included.
+	for _, gw := range findObjects(objs, "Gateway", func(o object) bool { return o.isGatewayAPI() }) {
+		ann := str(gw, "spec", "infrastructure", "annotations", proxyConfigAnnotation)
+		if ann == "" {
+			continue
+		}
+		pc, err := istiomesh.MergeProxyConfig(ann, istiomesh.DefaultMeshConfig().GetDefaultConfig())
+		if err != nil {
+			t.Fatalf("Gateway %s: %s: %v", gw.name(), proxyConfigAnnotation, err)
+		}
+		switch gw.name() {
+		case "waypoint":
+			m.wp.proxyConfig = pc
+		case want.gatewayName:
+			m.gateway.proxyConfig = pc
+		}
+	}
 	ingress := ingressFor(f)
 	kube = ingress.objects + "---\n" + kube
 	if f == ambient {

@@ -201,6 +201,9 @@ func headerRoutingChecks(f flavour) []check {
 // canary_id must pass every connection manager on the way: the gateway's, and each sidecar's
 // inbound and outbound ones.
 func underscoreHeaderCheck(f flavour, header string) check {
+	if f == ambient {
+		return ambientUnderscoreHeaderCheck(header)
+	}
 	return check{
 		name: "underscore-header-" + header + "-allowed-everywhere",
 		run: func(m *mesh) error {
@@ -818,4 +821,50 @@ func ruleMatchesHeader(r map[string]any) bool {
 		}
 	}
 	return false
+}
+
+// ambientUnderscoreHeaderCheck: in ambient mode the connection managers on the way are the
+// ingress gateway's and the waypoint's, one per Service port.
+func ambientUnderscoreHeaderCheck(header string) check {
+	return check{
+		name: "underscore-header-" + header + "-allowed-everywhere",
+		run: func(m *mesh) error {
+			var errs []error
+			h, err := connectionManagerFor(m.ingress(), simulation.Call{
+				Port: m.gatewayListenerPort(), HostHeader: want.gatewayHost, Protocol: simulation.HTTP,
+				CallMode: simulation.CallModeGateway,
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("ingress gateway: %w", err))
+			} else if a := h.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); a != core.HttpProtocolOptions_ALLOW {
+				errs = append(errs, fmt.Errorf("ingress gateway: headers_with_underscores_action %v: %s would not arrive", a, header))
+			}
+			sim := m.waypoint()
+			for _, svc := range []string{"client", "server1", "server2", "user-service"} {
+				fc, err := waypointChainFor(sim, waypointChain(svc, want.appPort))
+				if err == nil {
+					h, err = httpConnectionManager(fc)
+				}
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if a := h.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); a != core.HttpProtocolOptions_ALLOW {
+					errs = append(errs, fmt.Errorf("waypoint chain %s: headers_with_underscores_action %v: %s would not arrive", fc.GetName(), a, header))
+				}
+			}
+			return errors.Join(errs...)
+		},
+		broken: []fixture{
+			{"waypoint-drops-underscore-headers", func(objs []object) error {
+				gw, err := one(objs, "Gateway", "waypoint")
+				if err != nil {
+					return err
+				}
+				setIn(gw, `{"connectionSettings": {"httpHeadersWithUnderscoresAction": "HEADERS_WITH_UNDERSCORES_DROP_HEADER"}}`,
+					"spec", "infrastructure", "annotations", proxyConfigAnnotation)
+				return nil
+			}},
+		},
+	}
 }
