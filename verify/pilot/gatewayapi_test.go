@@ -17,9 +17,7 @@ import (
 // creates its CRDs without annotations (clienttest.MakeCRD).
 //
 // It does so as the CRDs are created, before any controller starts, as in a cluster where the
-// CRDs were applied before istiod. Annotating the CRD after start-up is not enough with this
-// Istio: the Gateway API controller then converts the GRPCRoutes but never merges the result
-// into its VirtualServices.
+// CRDs were applied before istiod: nothing has to wait for a late CRD event.
 func withBundleVersion(c kubelib.Client) {
 	fmc, ok := c.Metadata().(*metadatafake.FakeMetadataClient)
 	if !ok {
