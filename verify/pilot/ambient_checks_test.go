@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pkg/workloadapi"
 	"istio.io/istio/pkg/workloadapi/security"
 )
@@ -54,6 +55,21 @@ func ambientBaseChecks() []check {
 					return editRules(objs, "GRPCRoute", grpcRouteName("server2", objs), func(r map[string]any) bool {
 						return setBackends(r, "server2-v1", want.appPort)
 					})
+				}},
+			},
+		},
+		{
+			name: "ingress-reaches-client-pods-over-hbone",
+			run:  ingressOverHBONE,
+			broken: []fixture{
+				nsLabel("dataplane-mode-label-removed", "istio.io/dataplane-mode", ""),
+				{"client-service-ingress-use-waypoint", func(objs []object) error {
+					svc, err := one(objs, "Service", "client")
+					if err != nil {
+						return err
+					}
+					setIn(svc, "true", "metadata", "labels", "istio.io/ingress-use-waypoint")
+					return nil
 				}},
 			},
 		},
@@ -367,4 +383,47 @@ func waypointAccessLog(m *mesh) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ingressOverHBONE: the ingress gateway sends the documented Host's calls straight to the client
+// pods (not through the waypoint: ztunnel's client policy admits the gateway's identity), tunnelled
+// over HBONE (Envoy's internal connect_originate listener), so they arrive over mutual TLS.
+func ingressOverHBONE(m *mesh) error {
+	name := m.ingressCluster()
+	var clientIPs []string
+	for _, p := range m.pods {
+		if p.labels["app"] == "client" {
+			clientIPs = append(clientIPs, p.ip)
+		}
+	}
+	for _, cla := range m.fds.Endpoints(m.proxy(m.gateway, model.Router)) {
+		if cla.GetClusterName() != name {
+			continue
+		}
+		var errs []error
+		n := 0
+		for _, le := range cla.GetEndpoints() {
+			for _, e := range le.GetLbEndpoints() {
+				n++
+				ia := e.GetEndpoint().GetAddress().GetEnvoyInternalAddress()
+				if ia.GetServerListenerName() != "connect_originate" {
+					errs = append(errs, fmt.Errorf("ingress EDS %s: endpoint %v is not tunnelled over HBONE", name, e.GetEndpoint().GetAddress()))
+					continue
+				}
+				host, port, err := endpointAddress(e.GetEndpoint().GetAddress())
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if !slices.Contains(clientIPs, host) || port != want.appPort {
+					errs = append(errs, fmt.Errorf("ingress EDS %s: endpoint %s:%d, want a client pod (%v) on %d", name, host, port, clientIPs, want.appPort))
+				}
+			}
+		}
+		if n == 0 {
+			errs = append(errs, fmt.Errorf("ingress EDS %s: no endpoints", name))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("no EDS assignment for %s at the ingress gateway", name)
 }
