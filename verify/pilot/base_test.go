@@ -16,7 +16,7 @@ import (
 // TestBase covers what every scenario inherits from istio/base: the gateway's Host routing and
 // STRICT mutual TLS on every sidecar.
 func TestBase(t *testing.T) {
-	runScenario(t, "", baseChecks())
+	runScenario(t, sidecar, "", baseChecks())
 }
 
 func baseChecks() []check {
@@ -125,7 +125,7 @@ func gatewayPortFixture(port int) fixture {
 // behind the istio-ingressgateway Service) lands on the client's v1 subset.
 func gatewayRoutesHost(m *mesh) error {
 	r, err := send(m.ingress(), simulation.CallModeGateway, request{
-		host: want.gatewayHost, port: want.gatewayListenerPort, path: "/client/server1",
+		host: want.gatewayHost, port: m.gatewayListenerPort(), path: "/client/server1",
 	})
 	if err != nil {
 		return fmt.Errorf("gateway Host %s: %w", want.gatewayHost, err)
@@ -134,10 +134,10 @@ func gatewayRoutesHost(m *mesh) error {
 	if err != nil {
 		return err
 	}
-	if wantC := subsetCluster("client", "v1"); got != wantC {
+	if wantC := m.ingressCluster(); got != wantC {
 		return fmt.Errorf("gateway Host %s: cluster %s, want %s (%s)", want.gatewayHost, got, wantC, r)
 	}
-	if wantL := fmt.Sprintf("0.0.0.0_%d", want.gatewayListenerPort); r.listener != wantL {
+	if wantL := fmt.Sprintf("0.0.0.0_%d", m.gatewayListenerPort()); r.listener != wantL {
 		return fmt.Errorf("gateway Host %s: listener %s, want %s", want.gatewayHost, r.listener, wantL)
 	}
 	// istiod names a gateway virtual host after the Gateway server's port: the one clients dial.
@@ -153,7 +153,7 @@ func gatewayRoutesHost(m *mesh) error {
 // gatewayRefusesUnknownHost: any other Host finds no virtual host (Envoy answers 404).
 func gatewayRefusesUnknownHost(m *mesh) error {
 	for _, host := range []string{"unknown.meshdemo", "server1.meshdemo.svc.cluster.local"} {
-		r, err := send(m.ingress(), simulation.CallModeGateway, request{host: host, port: want.gatewayListenerPort, path: "/"})
+		r, err := send(m.ingress(), simulation.CallModeGateway, request{host: host, port: m.gatewayListenerPort(), path: "/"})
 		if err == nil {
 			return fmt.Errorf("gateway routes unknown Host %s: %s", host, r)
 		}
@@ -242,4 +242,15 @@ func databaseOverTCP(m *mesh) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// baseChecksFor is what every scenario of a flavour inherits from the flavour's base.
+func baseChecksFor(f flavour) []check {
+	switch f {
+	case gatewayAPI:
+		return gatewayAPIBaseChecks()
+	case ambient:
+		return ambientBaseChecks()
+	}
+	return baseChecks()
 }

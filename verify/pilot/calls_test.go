@@ -21,8 +21,27 @@ var paths = map[string]string{
 
 // subsetCluster is the Envoy cluster istiod names for a DestinationRule subset ("" = no subset).
 func subsetCluster(svc, subset string) string {
-	return fmt.Sprintf("outbound|%d|%s|%s", want.appPort, subset, fqdn(svc))
+	return sidecar.versionCluster(svc, subset, want.appPort)
 }
+
+// cluster is the cluster a route of the mesh's flavour sends version v of svc's HTTP port to
+// (a subset, or the per-version Service; "" = the Service itself).
+func (m *mesh) cluster(svc, version string) string {
+	return m.flavour.versionCluster(svc, version, want.appPort)
+}
+
+// ingressCluster is where the ingress route sends the documented Host: the client's v1 subset
+// (VirtualService) or the client Service (HTTPRoute backendRef).
+func (m *mesh) ingressCluster() string {
+	f := m.flavour
+	if f == ambient {
+		f = gatewayAPI // the ingress gateway is no waypoint: it names outbound clusters
+	}
+	return f.versionCluster("client", want.ingress[m.flavour].clientVersion, want.appPort)
+}
+
+// gatewayListenerPort is the ingress gateway pod's listener for the Gateway's port 80.
+func (m *mesh) gatewayListenerPort() int { return want.ingress[m.flavour].listenerPort }
 
 // hopRoute is the route one caller pod's sidecar picks for a call along h.
 type hopRoute struct {
@@ -34,7 +53,7 @@ type hopRoute struct {
 // server2) and returns the route each sidecar picks. Callers use the Service's short name and
 // port, as the workloads do (SERVER2_URL=http://server2:8080).
 func (m *mesh) routeHop(h hop, headers map[string]string) ([]hopRoute, error) {
-	callers, err := m.workloads(h.from)
+	proxies, err := m.hopProxies(h.from)
 	if err != nil {
 		return nil, err
 	}
@@ -43,15 +62,15 @@ func (m *mesh) routeHop(h hop, headers map[string]string) ([]hopRoute, error) {
 		return nil, fmt.Errorf("no Service %s rendered", h.to)
 	}
 	var out []hopRoute
-	for _, c := range callers {
-		r, err := send(m.simulate(c, sidecarType), simulation.CallModeOutbound, request{
+	for _, hp := range proxies {
+		r, err := hp.route(h.to, request{
 			host: fmt.Sprintf("%s:%d", h.to, want.appPort), address: ip, port: want.appPort,
 			path: paths[h.to], headers: headers,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s -> %s from %s: %w", h.from, h.to, c.name, err)
+			return nil, fmt.Errorf("%s -> %s from %s: %w", h.from, h.to, hp.name, err)
 		}
-		out = append(out, hopRoute{c, r})
+		out = append(out, hopRoute{hp.pod, r})
 	}
 	return out, nil
 }
@@ -74,7 +93,7 @@ func (m *mesh) eachRoute(h hop, headers map[string]string, fn func(hr hopRoute) 
 // gatewayRoute is the route the ingress gateway picks for the documented Host.
 func (m *mesh) gatewayRoute(path string, headers map[string]string) (routed, error) {
 	return send(m.ingress(), simulation.CallModeGateway, request{
-		host: want.gatewayHost, port: want.gatewayListenerPort, path: path, headers: headers,
+		host: want.gatewayHost, port: m.gatewayListenerPort(), path: path, headers: headers,
 	})
 }
 

@@ -6,13 +6,20 @@ import "time"
 // manifests' own documentation); when a scenario's values change there, change them here. The
 // tests never take expected values from the manifests themselves: a wrong manifest must fail.
 var want = expectations{
-	gatewayName:         "meshdemo-gateway",
-	gatewayHost:         "client.meshdemo",
-	gatewayPort:         80,
-	gatewayListenerPort: 8080, // Service istio-ingressgateway port 80 -> pod port 8080
-	gatewayTimeout:      5 * time.Second,
-	peerAuthName:        "default",
-	appPort:             8080,
+	gatewayName:    "meshdemo-gateway",
+	gatewayHost:    "client.meshdemo",
+	gatewayPort:    80,
+	gatewayTimeout: 5 * time.Second,
+	ingress: map[flavour]ingressRoute{
+		// Service istio-ingressgateway port 80 -> pod port 8080; the VirtualService picks v1.
+		sidecar: {listenerPort: 8080, clientVersion: "v1"},
+		// The Gateway's generated Service keeps port 80 on the pod; the HTTPRoute's backend is
+		// the client Service.
+		gatewayAPI: {listenerPort: 80},
+		ambient:    {listenerPort: 80},
+	},
+	peerAuthName: "default",
+	appPort:      8080,
 
 	headerRouting: []headerRoute{
 		{hop{"client", "server1"}, "end-user", "jason"},
@@ -32,14 +39,19 @@ var want = expectations{
 	faultDelay: delayFault{hop{"server1", "server2"}, 3 * time.Second, 100},
 	// server1 -> server2 for the chain; client -> user-service so that a POST is retried too
 	// (user-service's Idempotency-Key keeps a retried create to one user).
+	// The Gateway API flavours: HTTPRoute retry {attempts: 3, codes: [500, 502, 503, 504]} with
+	// timeouts.backendRequest 1s; istiod keeps its default retry conditions and adds the codes.
 	retries: []retryPolicy{
 		{hop: hop{"server1", "server2"}, attempts: 3, perTryTimeout: time.Second,
-			retryOn: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
+			virtualService: retryOn{on: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
+			gatewayAPI:     gatewayRetryOn},
 		{hop: hop{"client", "user-service"}, attempts: 3, perTryTimeout: time.Second,
-			retryOn: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
+			virtualService: retryOn{on: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
+			gatewayAPI:     gatewayRetryOn},
 	},
 	outlier: trafficPolicy{
-		hop: hop{"server1", "server2"}, subsets: []string{"", "v1", "v2"},
+		// The Gateway API flavours: one DestinationRule per backend host (server2-v1, server2-v2).
+		hop: hop{"server1", "server2"}, subsets: []string{"", "v1", "v2"}, gatewayVersions: []string{"v1", "v2"},
 		maxConnections: 10, connectTimeout: time.Second,
 		http1MaxPending: 5, http2MaxRequests: 20, maxRetries: 3,
 		consecutive5xx: 3, interval: 5 * time.Second, baseEjectionTime: 30 * time.Second, maxEjectionPercent: 50,
@@ -52,6 +64,18 @@ var want = expectations{
 		"server2":      {"server1"},
 		"user-service": {"client"},
 	},
+	// ambient (authz scenario): ztunnel lets each pod be reached only by the proxy that sends to
+	// it directly, the ingress gateway for client (a gateway sends to the pod, not through the
+	// waypoint) and the waypoint for everything behind it; the waypoint allows authzAllowed by the
+	// original caller's identity (the ingress gateway's calls never reach it) and the database
+	// to its callers.
+	ztunnelAllowed: map[string][]string{
+		"client":       {ingressCaller},
+		"server1":      {waypointCaller},
+		"server2":      {waypointCaller},
+		"user-service": {waypointCaller},
+		"postgres":     {waypointCaller},
+	},
 	hardening: hardening{header: "x-meshdemo-fault", inMesh: hop{"server1", "client"}},
 	// deploy/components/postgres, in every render with the canary: a TCP port, reached by
 	// user-service alone (authz scenario), under the namespace's STRICT mTLS (base).
@@ -62,6 +86,10 @@ var want = expectations{
 	grpcHops: []hop{{"client", "server1"}, {"server1", "server2"}},
 	grpcBalancing: balancing{
 		hop: hop{"client", "server1"}, lbPolicy: "LEAST_REQUEST", subsets: []string{"", "v1", "v2"}, v1Replicas: 3,
+		// The Gateway API flavours: the DestinationRule is on the host the GRPCRoute targets, and
+		// a GRPCRoute splits server1 -> server2 over gRPC half and half by version.
+		gatewayVersions:  []string{"v1"},
+		gatewayGRPCSplit: split{hop{"server1", "server2"}, map[string]uint32{"v1": 50, "v2": 50}},
 	},
 	rateLimit: rateLimit{
 		service: "server2", ports: []int{8080, 50051},
@@ -70,18 +98,22 @@ var want = expectations{
 	},
 }
 
-// ingressCaller names the ingress gateway among callers in authzAllowed.
-const ingressCaller = "ingressgateway"
+// ingressCaller names the ingress gateway among callers in authzAllowed; waypointCaller names
+// the ambient flavour's waypoint.
+const (
+	ingressCaller  = "ingressgateway"
+	waypointCaller = "waypoint"
+)
 
 type expectations struct {
 	// istio/base
-	gatewayName         string
-	gatewayHost         string
-	gatewayPort         int
-	gatewayListenerPort int
-	gatewayTimeout      time.Duration
-	peerAuthName        string
-	appPort             int
+	gatewayName    string
+	gatewayHost    string
+	gatewayPort    int
+	gatewayTimeout time.Duration
+	ingress        map[flavour]ingressRoute
+	peerAuthName   string
+	appPort        int
 
 	headerRouting []headerRoute
 	weightedSplit split
@@ -92,12 +124,20 @@ type expectations struct {
 	outlier       trafficPolicy
 	mirror        mirrorPolicy
 	authzAllowed  map[string][]string // callee app -> allowed callers; everyone else is denied
-	hardening     hardening
-	database      tcpService
-	grpcPort      int
-	grpcHops      []hop // called over gRPC; each keeps its port and is routed per request
-	grpcBalancing balancing
-	rateLimit     rateLimit
+	// ztunnelAllowed: callee app -> the direct peers ztunnel lets connect (ambient authz)
+	ztunnelAllowed map[string][]string
+	hardening      hardening
+	database       tcpService
+	grpcPort       int
+	grpcHops       []hop // called over gRPC; each keeps its port and is routed per request
+	grpcBalancing  balancing
+	rateLimit      rateLimit
+}
+
+// ingressRoute is the ingress gateway's side of the documented Host in one flavour.
+type ingressRoute struct {
+	listenerPort  int    // the gateway pod's listener for the Gateway's port 80
+	clientVersion string // the client version the route names ("" = the client Service)
 }
 
 // tcpService is a Service whose port is plain TCP (appProtocol tcp): its callers reach it
@@ -142,15 +182,35 @@ type abortFault struct {
 }
 
 type retryPolicy struct {
-	hop           hop
-	attempts      uint32
-	perTryTimeout time.Duration
-	retryOn       []string
+	hop            hop
+	attempts       uint32
+	perTryTimeout  time.Duration
+	virtualService retryOn // the sidecar flavour's VirtualService retries
+	gatewayAPI     retryOn // what istiod makes of the HTTPRoute retry
+}
+
+// retryOn is Envoy's retry_on list and retriable status codes.
+type retryOn struct {
+	on    []string
+	codes []uint32 // sorted
+}
+
+var gatewayRetryOn = retryOn{
+	on:    []string{"connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"},
+	codes: []uint32{500, 502, 503, 504},
+}
+
+func (rp retryPolicy) byAPI(f flavour) retryOn {
+	if f.gatewayAPIRoutes() {
+		return rp.gatewayAPI
+	}
+	return rp.virtualService
 }
 
 type trafficPolicy struct {
 	hop                                           hop
 	subsets                                       []string // "" is the service's default cluster
+	gatewayVersions                               []string // the Gateway API flavours' backend hosts
 	maxConnections                                uint32
 	connectTimeout                                time.Duration
 	http1MaxPending, http2MaxRequests, maxRetries uint32
@@ -174,10 +234,12 @@ type hardening struct {
 // balancing: the callee's clusters balance each request with lbPolicy (an Envoy
 // Cluster_LbPolicy name), over v1Replicas endpoints of subset v1.
 type balancing struct {
-	hop        hop
-	lbPolicy   string
-	subsets    []string // "" is the service's default cluster
-	v1Replicas int
+	hop              hop
+	lbPolicy         string
+	subsets          []string // "" is the service's default cluster
+	v1Replicas       int
+	gatewayVersions  []string // the Gateway API flavours' hosts with the policy
+	gatewayGRPCSplit split    // the Gateway API flavours' GRPCRoute split (version -> weight)
 }
 
 // rateLimit: Envoy's local rate limit in the inbound HTTP filter chains of service on ports.

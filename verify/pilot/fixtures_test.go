@@ -130,3 +130,44 @@ func removeObjects(objs []object, kind string, keep func(o object) bool) error {
 	}
 	return nil
 }
+
+// editRules applies edit to every rule of the Gateway API route (HTTPRoute, GRPCRoute) of kind
+// named name; at least one edit must report a change.
+func editRules(objs []object, kind, name string, edit func(r map[string]any) bool) error {
+	rt, err := one(objs, kind, name)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, r := range listAt(rt, "spec", "rules") {
+		if m, ok := r.(map[string]any); ok && edit(m) {
+			changed = true
+		}
+	}
+	if !changed {
+		return fmt.Errorf("%w: no rule of %s %s had the field to break", errNoTarget, kind, name)
+	}
+	return nil
+}
+
+// setBackends points every backendRef of a rule at service:port; false if the rule has none.
+func setBackends(r map[string]any, service string, port int) bool {
+	refs := listAt(r, "backendRefs")
+	for _, b := range refs {
+		bm := b.(map[string]any)
+		bm["name"], bm["port"] = service, port
+	}
+	return len(refs) > 0
+}
+
+// turnInto replaces the object of kind named name with replacement: a fixture cannot add an
+// object, so one it does not need becomes the one it adds.
+func turnInto(objs []object, kind, name string, replacement object) error {
+	for i, o := range objs {
+		if o.kind() == kind && o.name() == name {
+			objs[i] = replacement
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no %s %s to turn into a %s", errNoTarget, kind, name, replacement.kind())
+}

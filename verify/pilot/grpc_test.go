@@ -3,11 +3,15 @@ package pilot
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	httpopts "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 
 	"istio.io/istio/pilot/pkg/simulation"
@@ -34,15 +38,16 @@ func (m *mesh) grpcCall(to string) (request, error) {
 	}, nil
 }
 
-func grpcCluster(svc, subset string) string {
-	return fmt.Sprintf("outbound|%d|%s|%s", want.grpcPort, subset, fqdn(svc))
+// grpcCluster is the cluster a route of the mesh's flavour sends version v of svc's gRPC port to.
+func (m *mesh) grpcCluster(svc, version string) string {
+	return m.flavour.versionCluster(svc, version, want.grpcPort)
 }
 
 // grpcPerRequest: from every caller version, a gRPC call of h goes through an HTTP connection
 // manager (not a TCP proxy), is routed to clusters of the gRPC port (not of the HTTP port), and
 // leaves over HTTP/2.
 func (m *mesh) grpcPerRequest(h hop) error {
-	callers, err := m.workloads(h.from)
+	proxies, err := m.hopProxies(h.from)
 	if err != nil {
 		return err
 	}
@@ -51,35 +56,43 @@ func (m *mesh) grpcPerRequest(h hop) error {
 		return err
 	}
 	var errs []error
-	for _, c := range callers {
-		sim := m.simulate(c, sidecarType)
-		if _, err := connectionManagerFor(sim, req.call(simulation.CallModeOutbound)); err != nil {
-			errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: not routed per request: %w", h.from, h.to, want.grpcPort, c.name, err))
+	for _, hp := range proxies {
+		var hcmErr error
+		if hp.waypoint {
+			var fc *listener.FilterChain
+			if fc, hcmErr = waypointChainFor(hp.sim, waypointChain(h.to, want.grpcPort)); hcmErr == nil {
+				_, hcmErr = httpConnectionManager(fc)
+			}
+		} else {
+			_, hcmErr = connectionManagerFor(hp.sim, req.call(simulation.CallModeOutbound))
+		}
+		if hcmErr != nil {
+			errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: not routed per request: %w", h.from, h.to, want.grpcPort, hp.name, hcmErr))
 			continue
 		}
-		r, err := send(sim, simulation.CallModeOutbound, req)
+		r, err := hp.route(h.to, req)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s -> %s from %s: %w", h.from, h.to, c.name, err))
+			errs = append(errs, fmt.Errorf("%s -> %s from %s: %w", h.from, h.to, hp.name, err))
 			continue
 		}
 		names, err := routeClusters(r)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s -> %s from %s: %w", h.from, h.to, c.name, err))
+			errs = append(errs, fmt.Errorf("%s -> %s from %s: %w", h.from, h.to, hp.name, err))
 			continue
 		}
 		for _, name := range names {
 			// Whatever subsets a scenario picks (weighted-split: v1 and v2), the call keeps its port.
-			if !slices.Contains(grpcClusters(h.to), name) {
-				errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: routed to cluster %s, want one of %v", h.from, h.to, want.grpcPort, c.name, name, grpcClusters(h.to)))
+			if !slices.Contains(m.grpcClusters(h.to), name) {
+				errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: routed to cluster %s, want one of %v", h.from, h.to, want.grpcPort, hp.name, name, m.grpcClusters(h.to)))
 				continue
 			}
-			cl, err := clusterNamed(sim, name)
+			cl, err := clusterNamed(hp.sim, name)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+				errs = append(errs, fmt.Errorf("%s: %w", hp.name, err))
 				continue
 			}
 			if err := upstreamHTTP2(cl); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+				errs = append(errs, fmt.Errorf("%s: %w", hp.name, err))
 			}
 		}
 	}
@@ -87,8 +100,8 @@ func (m *mesh) grpcPerRequest(h hop) error {
 }
 
 // grpcClusters are the clusters of svc's gRPC port: the service's and each version subset's.
-func grpcClusters(svc string) []string {
-	return []string{grpcCluster(svc, ""), grpcCluster(svc, "v1"), grpcCluster(svc, "v2")}
+func (m *mesh) grpcClusters(svc string) []string {
+	return []string{m.grpcCluster(svc, ""), m.grpcCluster(svc, "v1"), m.grpcCluster(svc, "v2")}
 }
 
 // routeClusters are the clusters a forwarding route sends to: its one cluster or its weighted ones.
@@ -174,11 +187,15 @@ func grpcHopsCheck() check {
 
 // grpc-balancing: the caller's sidecar routes each gRPC call on its own and balances calls with
 // the configured policy over every server1 v1 replica.
-func grpcBalancingChecks() []check {
+func grpcBalancingChecks(f flavour) []check {
 	b := want.grpcBalancing
+	versions, drHost, portFixtures := b.subsets, b.hop.to, grpcPortFixtures(b.hop.to)
+	if f.gatewayAPIRoutes() {
+		versions, drHost, portFixtures = b.gatewayVersions, b.hop.to+"-"+b.gatewayVersions[0], gatewayGRPCPortFixtures(b.hop.to)
+	}
 	lbFixture := func(policy string) fixture {
 		return fixture{"lb-" + policy, func(objs []object) error {
-			dr, err := destinationRuleFor(objs, b.hop.to)
+			dr, err := destinationRuleFor(objs, drHost)
 			if err != nil {
 				return err
 			}
@@ -189,25 +206,25 @@ func grpcBalancingChecks() []check {
 			return nil
 		}}
 	}
-	return []check{
+	checks := []check{
 		{
 			name: fmt.Sprintf("%s-to-%s-grpc-per-request-%s", b.hop.from, b.hop.to, b.lbPolicy),
 			run: func(m *mesh) error {
 				if err := m.grpcPerRequest(b.hop); err != nil {
 					return err
 				}
-				if err := m.eachGrpcRoute(b.hop, func(r routed) error { return wantCluster(r, grpcCluster(b.hop.to, "v1")) }); err != nil {
+				if err := m.eachGrpcRoute(b.hop, func(r routed) error { return wantCluster(r, m.grpcCluster(b.hop.to, "v1")) }); err != nil {
 					return err
 				}
-				callers, err := m.workloads(b.hop.from)
+				callers, err := m.hopProxies(b.hop.from)
 				if err != nil {
 					return err
 				}
 				var errs []error
 				for _, c := range callers {
-					sim := m.simulate(c, sidecarType)
-					for _, subset := range b.subsets {
-						for _, name := range []string{grpcCluster(b.hop.to, subset), subsetCluster(b.hop.to, subset)} {
+					sim := c.sim
+					for _, subset := range versions {
+						for _, name := range []string{m.grpcCluster(b.hop.to, subset), m.cluster(b.hop.to, subset)} {
 							cl, err := clusterNamed(sim, name)
 							if err != nil {
 								errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
@@ -223,31 +240,34 @@ func grpcBalancingChecks() []check {
 			},
 			// Istio's default policy is LEAST_REQUEST too, so dropping the DestinationRule's load
 			// balancer changes nothing: the fixtures name other policies.
-			broken: append(grpcPortFixtures(b.hop.to), lbFixture("ROUND_ROBIN"), lbFixture("RANDOM")),
+			broken: append(portFixtures, lbFixture("ROUND_ROBIN"), lbFixture("RANDOM")),
 		},
 		{
 			name: fmt.Sprintf("%s-v1-grpc-endpoints", b.hop.to),
 			run: func(m *mesh) error {
-				callers, err := m.workloads(b.hop.from)
+				callers, err := m.hopProxies(b.hop.from)
 				if err != nil {
 					return err
 				}
-				name := grpcCluster(b.hop.to, "v1")
-				for _, cla := range m.fds.Endpoints(m.proxy(callers[0], sidecarType)) {
+				name := m.grpcCluster(b.hop.to, "v1")
+				for _, cla := range m.fds.Endpoints(m.proxy(callers[0].pod, callers[0].proxyType())) {
 					if cla.GetClusterName() != name {
 						continue
 					}
 					addrs := map[string]bool{}
 					for _, le := range cla.GetEndpoints() {
 						for _, e := range le.GetLbEndpoints() {
-							sa := e.GetEndpoint().GetAddress().GetSocketAddress()
 							if e.GetHealthStatus() != core.HealthStatus_HEALTHY && e.GetHealthStatus() != core.HealthStatus_UNKNOWN {
 								continue
 							}
-							if int(sa.GetPortValue()) != want.grpcPort {
-								return fmt.Errorf("EDS for %s: endpoint %s on port %d, want %d", name, sa.GetAddress(), sa.GetPortValue(), want.grpcPort)
+							addr, port, err := endpointAddress(e.GetEndpoint().GetAddress())
+							if err != nil {
+								return fmt.Errorf("EDS for %s: %w", name, err)
 							}
-							addrs[sa.GetAddress()] = true
+							if port != want.grpcPort {
+								return fmt.Errorf("EDS for %s: endpoint %s on port %d, want %d", name, addr, port, want.grpcPort)
+							}
+							addrs[addr] = true
 						}
 					}
 					if len(addrs) != b.v1Replicas {
@@ -269,11 +289,67 @@ func grpcBalancingChecks() []check {
 			},
 		},
 	}
+	if f.gatewayAPIRoutes() {
+		checks = append(checks, grpcSplitCheck(b.gatewayGRPCSplit))
+	}
+	return checks
+}
+
+// grpcSplitCheck: the gRPC route of the hop splits calls over the versions with the weights.
+func grpcSplitCheck(s split) check {
+	return check{
+		name: fmt.Sprintf("%s-to-%s-grpc-weights", s.hop.from, s.hop.to),
+		run: func(m *mesh) error {
+			wantW := map[string]uint32{}
+			for v, w := range s.weights {
+				wantW[m.grpcCluster(s.hop.to, v)] = w
+			}
+			return m.eachGrpcRoute(s.hop, func(r routed) error {
+				if got := weights(r.route.GetRoute()); !maps.Equal(got, wantW) {
+					return fmt.Errorf("weighted clusters %v (single cluster %q), want %v", got, r.route.GetRoute().GetCluster(), wantW)
+				}
+				return nil
+			})
+		},
+		broken: []fixture{
+			{"weights-80-20", func(objs []object) error {
+				return editRules(objs, "GRPCRoute", grpcRouteName(s.hop.to, objs), func(r map[string]any) bool {
+					refs := listAt(r, "backendRefs")
+					for i, b := range refs {
+						b.(map[string]any)["weight"] = []int{80, 20}[min(i, 1)]
+					}
+					return len(refs) == 2
+				})
+			}},
+			{"v1-only", func(objs []object) error {
+				return editRules(objs, "GRPCRoute", grpcRouteName(s.hop.to, objs), func(r map[string]any) bool {
+					refs := listAt(r, "backendRefs")
+					if len(refs) < 2 {
+						return false
+					}
+					r["backendRefs"] = refs[:1]
+					return true
+				})
+			}},
+		},
+	}
+}
+
+// gatewayGRPCPortFixtures break how istiod sees the gRPC port of svc in the Gateway API flavours.
+func gatewayGRPCPortFixtures(svc string) []fixture {
+	return []fixture{
+		grpcPortFixtures(svc)[0],
+		{svc + "-grpcroute-backend-port-8080", func(objs []object) error {
+			return editRules(objs, "GRPCRoute", grpcRouteName(svc, objs), func(r map[string]any) bool {
+				return setBackends(r, svc+"-v1", want.appPort)
+			})
+		}},
+	}
 }
 
 // eachGrpcRoute runs fn on the route every caller version picks for a gRPC call of h.
 func (m *mesh) eachGrpcRoute(h hop, fn func(r routed) error) error {
-	callers, err := m.workloads(h.from)
+	proxies, err := m.hopProxies(h.from)
 	if err != nil {
 		return err
 	}
@@ -282,14 +358,31 @@ func (m *mesh) eachGrpcRoute(h hop, fn func(r routed) error) error {
 		return err
 	}
 	var errs []error
-	for _, c := range callers {
-		r, err := send(m.simulate(c, sidecarType), simulation.CallModeOutbound, req)
+	for _, hp := range proxies {
+		r, err := hp.route(h.to, req)
 		if err == nil {
 			err = fn(r)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: %w", h.from, h.to, want.grpcPort, c.name, err))
+			errs = append(errs, fmt.Errorf("%s -> %s:%d from %s: %w", h.from, h.to, want.grpcPort, hp.name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// endpointAddress is the pod address and port of an EDS endpoint: a socket address (sidecars), or
+// the endpoint id of an Envoy internal address, the pod the waypoint tunnels to over HBONE.
+func endpointAddress(a *core.Address) (string, int, error) {
+	if sa := a.GetSocketAddress(); sa != nil {
+		return sa.GetAddress(), int(sa.GetPortValue()), nil
+	}
+	if ia := a.GetEnvoyInternalAddress(); ia != nil {
+		host, port, err := net.SplitHostPort(ia.GetEndpointId())
+		if err != nil {
+			return "", 0, fmt.Errorf("internal address endpoint id %q: %w", ia.GetEndpointId(), err)
+		}
+		p, err := strconv.Atoi(port)
+		return host, p, err
+	}
+	return "", 0, fmt.Errorf("endpoint address %v is neither a socket nor an internal address", a)
 }

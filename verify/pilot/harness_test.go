@@ -20,18 +20,22 @@ type fixture struct {
 	mutate func(objs []object) error
 }
 
-// runScenario renders istio/components/<name> with the base and the canary, loads it into
-// Istio's control plane and runs every check; then, per check, loads each broken fixture and
-// requires the same check to fail.
-func runScenario(t *testing.T, name string, checks []check) {
+// runScenario renders the flavour's component for scenario name with the flavour's base and the
+// canary, loads it into Istio's control plane and runs every check; then, per check, loads each
+// broken fixture and requires the same check to fail.
+func runScenario(t *testing.T, f flavour, name string, checks []check) {
 	t.Helper()
+	if f == ambient {
+		requireAmbient(t)
+	}
 	if len(checks) == 0 {
 		t.Fatalf("scenario %s has no checks", name)
 	}
-	m := newMesh(t, render(t, name))
+	m := newMesh(t, f, render(t, f, name))
 	if name != "" {
-		// What istio/base promises must survive every scenario; TestBase proves these checks bite.
-		for _, c := range baseChecks() {
+		// What the flavour's base promises must survive every scenario; TestBase,
+		// TestGatewayAPIBase and TestAmbientBase prove these checks bite.
+		for _, c := range baseChecksFor(f) {
 			t.Run("base/"+c.name, func(t *testing.T) {
 				if err := c.run(m.in(t)); err != nil {
 					t.Error(err)
@@ -47,15 +51,15 @@ func runScenario(t *testing.T, name string, checks []check) {
 			if len(c.broken) == 0 {
 				t.Fatalf("check %s has no broken fixture proving it can fail", c.name)
 			}
-			for _, f := range c.broken {
-				t.Run("broken/"+f.name, func(t *testing.T) {
-					objs := render(t, name)
-					if err := f.mutate(objs); err != nil {
-						t.Fatalf("fixture %s: %v", f.name, err)
+			for _, fx := range c.broken {
+				t.Run("broken/"+fx.name, func(t *testing.T) {
+					objs := render(t, f, name)
+					if err := fx.mutate(objs); err != nil {
+						t.Fatalf("fixture %s: %v", fx.name, err)
 					}
-					err := c.run(newMesh(t, objs))
+					err := c.run(newMesh(t, f, objs))
 					if err == nil {
-						t.Fatalf("check %s passed on broken fixture %s; it cannot detect that breakage", c.name, f.name)
+						t.Fatalf("check %s passed on broken fixture %s; it cannot detect that breakage", c.name, fx.name)
 					}
 					t.Logf("caught as expected: %v", err)
 				})

@@ -48,11 +48,14 @@ type servicePort struct {
 // mesh is one rendered scenario loaded into Istio's control plane.
 type mesh struct {
 	t        *testing.T
+	flavour  flavour
+	objs     []object // the rendered scenario, as loaded
 	fds      *xds.FakeDiscoveryServer
 	pods     []pod
 	services map[string]string        // name -> cluster IP
 	ports    map[string][]servicePort // pod name -> ports of the Services selecting it
 	gateway  pod
+	wp       pod // the ambient flavour's waypoint
 }
 
 // ingressGateway mirrors what `istioctl install` creates in istio-system: the
@@ -128,37 +131,84 @@ var gatewayPod = pod{
 }
 
 // newMesh loads rendered objects into a FakeDiscoveryServer. Istio kinds go to the config
-// store; Services, Namespaces and ServiceAccounts go to the fake API server, together with
-// what the cluster itself would add: a cluster IP per Service, one running pod per Deployment
-// and an EndpointSlice per Service.
-func newMesh(t *testing.T, objs []object) *mesh {
+// store; Services, Namespaces, ServiceAccounts and Gateway API objects go to the fake API server
+// (istiod's Gateway API controller reads the latter from informers), together with what the
+// cluster itself would add: a cluster IP per Service, one running pod per Deployment, an
+// EndpointSlice per Service, and the flavour's ingress gateway (and, in ambient mode, the
+// waypoint) as istioctl or istiod's deployment controller would create them.
+func newMesh(t *testing.T, f flavour, objs []object) *mesh {
 	t.Helper()
-	m, kube, istio, err := buildWorld(objs)
+	m, kube, istio, err := buildWorld(f, objs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.t = t
+	m.objs = objs
+	m.wp = waypointPod
+	// istiod's deployment controller copies a Gateway's infrastructure annotations onto the
+	// pods it runs for it (kube-gateway and waypoint templates), proxy.istio.io/config included.
+	for _, gw := range findObjects(objs, "Gateway", func(o object) bool { return o.isGatewayAPI() }) {
+		ann := str(gw, "spec", "infrastructure", "annotations", proxyConfigAnnotation)
+		if ann == "" {
+			continue
+		}
+		pc, err := istiomesh.MergeProxyConfig(ann, istiomesh.DefaultMeshConfig().GetDefaultConfig())
+		if err != nil {
+			t.Fatalf("Gateway %s: %s: %v", gw.name(), proxyConfigAnnotation, err)
+		}
+		switch gw.name() {
+		case "waypoint":
+			m.wp.proxyConfig = pc
+		case want.gatewayName:
+			m.gateway.proxyConfig = pc
+		}
+	}
+	ingress := ingressFor(f)
+	kube = ingress.objects + "---\n" + kube
+	if f == ambient {
+		kube = fmt.Sprintf(waypointObjects, flowLabels(waypointPod.labels)) + "---\n" + kube
+	}
 	m.fds = xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
 		ConfigString:           istio,
-		KubernetesObjectString: ingressGateway + kube,
+		KubernetesObjectString: kube,
+		KubeClientModifier:     withBundleVersion,
 	})
 	return m
 }
 
-func buildWorld(objs []object) (*mesh, string, string, error) {
-	m := &mesh{services: map[string]string{}, ports: map[string][]servicePort{}, gateway: gatewayPod}
+func buildWorld(f flavour, objs []object) (*mesh, string, string, error) {
+	m := &mesh{flavour: f, services: map[string]string{}, ports: map[string][]servicePort{}, gateway: ingressFor(f).pod}
 	var istioObjs, kubeObjs []object
 	var deployments, services []object
+	ambientNamespaces := map[string]bool{}
 	for _, o := range objs {
 		switch {
 		case o.isIstio():
 			istioObjs = append(istioObjs, o)
+			if f == ambient && (o.kind() == "AuthorizationPolicy" || o.kind() == "PeerAuthentication") {
+				// The ambient index (ztunnel's policies) reads these from the API server too.
+				kubeObjs = append(kubeObjs, o)
+			}
+		case o.isGatewayAPI():
+			if o.kind() == "Gateway" && str(o, "spec", "gatewayClassName") == "istio-waypoint" {
+				// The address istiod's Gateway controller writes into the status once the
+				// waypoint's Service exists; the ambient index finds the waypoint through it.
+				o = object(mergeMap(o, map[string]any{"status": map[string]any{"addresses": []any{
+					map[string]any{"type": "Hostname", "value": fqdn(o.name())},
+				}}}))
+			}
+			kubeObjs = append(kubeObjs, o)
 		case o.kind() == "Deployment", o.kind() == "StatefulSet":
 			// A StatefulSet's pod is <name>-0, the same name scheme as below.
 			deployments = append(deployments, o)
 		case o.kind() == "Service":
 			services = append(services, o)
-		case o.kind() == "Namespace", o.kind() == "ServiceAccount":
+		case o.kind() == "Namespace":
+			kubeObjs = append(kubeObjs, o)
+			if str(o, "metadata", "labels", "istio.io/dataplane-mode") == "ambient" {
+				ambientNamespaces[o.name()] = true
+			}
+		case o.kind() == "ServiceAccount", o.kind() == "ConfigMap":
 			kubeObjs = append(kubeObjs, o)
 		}
 	}
@@ -203,12 +253,18 @@ func buildWorld(objs []object) (*mesh, string, string, error) {
 			ipSeq++
 			templates[p.name] = spec
 			m.pods = append(m.pods, p)
+			annotations := mergeMap(mapAt(d, "spec", "template", "metadata", "annotations"), nil)
+			if ambientNamespaces[ns] {
+				// istio-cni's mark on a pod whose traffic it redirected to ztunnel, for every pod
+				// started in a namespace labelled istio.io/dataplane-mode: ambient.
+				annotations["ambient.istio.io/redirection"] = "enabled"
+			}
 			kubeObjs = append(kubeObjs, object{
 				"apiVersion": "v1",
 				"kind":       "Pod",
 				"metadata": map[string]any{
 					"name": p.name, "namespace": p.namespace, "labels": anyMap(p.labels),
-					"annotations": mapAt(d, "spec", "template", "metadata", "annotations"),
+					"annotations": annotations,
 				},
 				"spec": mergeMap(spec, map[string]any{"nodeName": "kind-worker", "serviceAccountName": p.serviceAccount}),
 				"status": map[string]any{

@@ -9,16 +9,22 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"istio.io/istio/pilot/pkg/simulation"
 )
 
 // outlier-detection: connection pool and outlier detection on every cluster of the service.
-func outlierChecks() []check {
+func outlierChecks(f flavour) []check {
 	tp := want.outlier
+	versions := tp.subsets
+	drHost := tp.hop.to
+	if f.gatewayAPIRoutes() {
+		versions, drHost = tp.gatewayVersions, tp.hop.to+"-"+tp.gatewayVersions[0]
+	}
 	editDR := func(edit func(spec map[string]any) bool) func(objs []object) error {
 		return func(objs []object) error {
-			dr, err := destinationRuleFor(objs, tp.hop.to)
+			dr, err := destinationRuleFor(objs, drHost)
 			if err != nil {
 				return err
 			}
@@ -32,15 +38,15 @@ func outlierChecks() []check {
 		{
 			name: fmt.Sprintf("%s-clusters-pool-and-outlier", tp.hop.to),
 			run: func(m *mesh) error {
-				callers, err := m.workloads(tp.hop.from)
+				proxies, err := m.hopProxies(tp.hop.from)
 				if err != nil {
 					return err
 				}
 				var errs []error
-				for _, c := range callers {
-					sim := m.simulate(c, sidecarType)
-					for _, subset := range tp.subsets {
-						name := subsetCluster(tp.hop.to, subset)
+				for _, c := range proxies {
+					sim := c.sim
+					for _, subset := range versions {
+						name := m.cluster(tp.hop.to, subset)
 						cl, err := clusterNamed(sim, name)
 						if err != nil {
 							errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
@@ -77,12 +83,12 @@ func outlierChecks() []check {
 				if got := m.replicas(tp.hop.to, "v1"); got != tp.v1Replicas {
 					return fmt.Errorf("%s v1 has %d pods, want %d", tp.hop.to, got, tp.v1Replicas)
 				}
-				callers, err := m.workloads(tp.hop.from)
+				proxies, err := m.hopProxies(tp.hop.from)
 				if err != nil {
 					return err
 				}
-				name := subsetCluster(tp.hop.to, "v1")
-				for _, cla := range m.fds.Endpoints(m.proxy(callers[0], sidecarType)) {
+				name := m.cluster(tp.hop.to, "v1")
+				for _, cla := range m.fds.Endpoints(m.proxy(proxies[0].pod, proxies[0].proxyType())) {
 					if cla.GetClusterName() != name {
 						continue
 					}
@@ -117,7 +123,7 @@ func outlierChecks() []check {
 }
 
 // mirroring: the route keeps answering from one subset and mirrors to another.
-func mirroringChecks() []check {
+func mirroringChecks(f flavour) []check {
 	mp := want.mirror
 	edit := func(f func(r map[string]any) bool) func(objs []object) error {
 		return func(objs []object) error { return editRoutes(objs, mp.hop.to, f) }
@@ -126,14 +132,14 @@ func mirroringChecks() []check {
 		name: fmt.Sprintf("%s-to-%s-mirror", mp.hop.from, mp.hop.to),
 		run: func(m *mesh) error {
 			return m.eachRoute(mp.hop, nil, func(r hopRoute) error {
-				if err := wantCluster(r.routed, subsetCluster(mp.hop.to, mp.routeSubset)); err != nil {
+				if err := wantCluster(r.routed, m.cluster(mp.hop.to, mp.routeSubset)); err != nil {
 					return err
 				}
 				mirrors := r.routed.route.GetRoute().GetRequestMirrorPolicies()
 				if len(mirrors) != 1 {
 					return fmt.Errorf("%d request mirror policies, want 1", len(mirrors))
 				}
-				if got, wantC := mirrors[0].GetCluster(), subsetCluster(mp.hop.to, mp.mirrorSubset); got != wantC {
+				if got, wantC := mirrors[0].GetCluster(), m.cluster(mp.hop.to, mp.mirrorSubset); got != wantC {
 					return fmt.Errorf("mirror cluster %s, want %s", got, wantC)
 				}
 				pct := 100.0 // Envoy mirrors every request when no fraction is set
@@ -146,7 +152,7 @@ func mirroringChecks() []check {
 				return nil
 			})
 		},
-		broken: []fixture{
+		broken: byAPI(f, []fixture{
 			{"mirror-to-v1", edit(func(r map[string]any) bool {
 				if mapAt(r, "mirror") == nil {
 					return false
@@ -162,14 +168,39 @@ func mirroringChecks() []check {
 				return true
 			})},
 			{"mirror-removed", edit(func(r map[string]any) bool { return deleteIn(r, "mirror") })},
-		},
+		}, []fixture{
+			{"mirror-to-v1", editMirror(mp.hop.to, func(rm map[string]any) { setIn(rm, mp.hop.to+"-"+mp.routeSubset, "backendRef", "name") })},
+			{"mirror-percent-10", editMirror(mp.hop.to, func(rm map[string]any) { rm["percent"] = 10 })},
+			{"mirror-removed", func(objs []object) error {
+				return editRules(objs, "HTTPRoute", mp.hop.to, func(r map[string]any) bool { return deleteIn(r, "filters") })
+			}},
+		}),
 	}}
+}
+
+// editMirror edits the RequestMirror filter of the HTTPRoute for svc.
+func editMirror(svc string, edit func(rm map[string]any)) func(objs []object) error {
+	return func(objs []object) error {
+		return editRules(objs, "HTTPRoute", svc, func(r map[string]any) bool {
+			changed := false
+			for _, fl := range listAt(r, "filters") {
+				if rm := mapAt(fl.(map[string]any), "requestMirror"); rm != nil {
+					edit(rm)
+					changed = true
+				}
+			}
+			return changed
+		})
+	}
 }
 
 // authz: on every workload's inbound port, the RBAC filters allow exactly the intended callers
 // (by mTLS identity) and deny every other identity of the mesh and a look-alike from another
 // namespace.
-func authzChecks() []check {
+func authzChecks(f flavour) []check {
+	if f == ambient {
+		return ambientAuthzChecks()
+	}
 	return []check{{
 		name: "rbac-allows-exactly-the-call-graph",
 		run:  rbacCallGraph,
@@ -195,7 +226,7 @@ func authzChecks() []check {
 					return err
 				}
 				ap["spec"].(map[string]any)["rules"] = []any{map[string]any{"from": []any{map[string]any{
-					"source": map[string]any{"principals": []any{"*/sa/istio-ingressgateway-service-account"}},
+					"source": map[string]any{"principals": []any{"*/sa/" + ingressFor(f).pod.serviceAccount}},
 				}}}}
 				return nil
 			}},
@@ -353,7 +384,7 @@ func rbacCallGraph(m *mesh) error {
 }
 
 // hardening: requests through the gateway lose the fault header; in-mesh calls keep it.
-func hardeningChecks() []check {
+func hardeningChecks(f flavour) []check {
 	hd := want.hardening
 	return []check{
 		{
@@ -363,34 +394,38 @@ func hardeningChecks() []check {
 				if err != nil {
 					return err
 				}
-				if err := wantCluster(r, subsetCluster("client", "v1")); err != nil {
+				if err := wantCluster(r, m.ingressCluster()); err != nil {
 					return fmt.Errorf("gateway: %w", err)
 				}
-				if !slices.Contains(r.route.GetRequestHeadersToRemove(), hd.header) {
+				if !removesHeader(r.route, hd.header) {
 					return fmt.Errorf("gateway route %s removes %v, not %s", r, r.route.GetRequestHeadersToRemove(), hd.header)
 				}
 				return wantDuration("gateway route timeout", r.route.GetRoute().GetTimeout(), want.gatewayTimeout)
 			},
-			broken: []fixture{
+			broken: byAPI(f, []fixture{
 				{"header-removal-dropped", func(objs []object) error {
 					return editRoutes(objs, "client", func(r map[string]any) bool { return deleteIn(r, "headers") })
 				}},
-			},
+			}, []fixture{
+				{"header-modifier-dropped", func(objs []object) error {
+					return editRules(objs, "HTTPRoute", "client", func(r map[string]any) bool { return deleteIn(r, "filters") })
+				}},
+			}),
 		},
 		{
 			name: "in-mesh-keeps-" + hd.header,
 			run: func(m *mesh) error {
 				return m.eachRoute(hd.inMesh, map[string]string{hd.header: "server2=abort:503@100"}, func(r hopRoute) error {
-					if err := wantCluster(r.routed, subsetCluster(hd.inMesh.to, "v1")); err != nil {
+					if err := wantCluster(r.routed, m.cluster(hd.inMesh.to, want.ingress[m.flavour].clientVersion)); err != nil {
 						return err
 					}
-					if slices.Contains(r.routed.route.GetRequestHeadersToRemove(), hd.header) {
+					if removesHeader(r.routed.route, hd.header) {
 						return fmt.Errorf("in-mesh route removes %s", hd.header)
 					}
 					return nil
 				})
 			},
-			broken: []fixture{
+			broken: byAPI(f, []fixture{
 				{"removal-for-every-caller", func(objs []object) error {
 					return editRoutes(objs, "client", func(r map[string]any) bool {
 						if mapAt(r, "headers") == nil {
@@ -400,7 +435,19 @@ func hardeningChecks() []check {
 						return true
 					})
 				}},
-			},
+			}, []fixture{
+				{"ingress-route-also-on-the-client-service", func(objs []object) error {
+					// The same HTTPRoute attached to the client Service as well: its header
+					// modifier then acts on in-mesh calls too.
+					rt, err := one(objs, "HTTPRoute", "client")
+					if err != nil {
+						return err
+					}
+					rt.spec()["parentRefs"] = append(listAt(rt, "spec", "parentRefs"),
+						map[string]any{"group": "", "kind": "Service", "name": "client", "port": want.appPort})
+					return nil
+				}},
+			}),
 		},
 	}
 }
@@ -440,4 +487,10 @@ func clusterPolicy(cb *cluster.CircuitBreakers, od *cluster.OutlierDetection, co
 		wantDuration("interval", od.GetInterval(), tp.interval),
 		wantDuration("base_ejection_time", od.GetBaseEjectionTime(), tp.baseEjectionTime))
 	return errors.Join(errs...)
+}
+
+// removesHeader reports whether the route removes the request header (Envoy header names are
+// case-insensitive; istiod keeps an HTTPRoute's spelling, X-Meshdemo-Fault).
+func removesHeader(r *route.Route, header string) bool {
+	return slices.ContainsFunc(r.GetRequestHeadersToRemove(), func(h string) bool { return strings.EqualFold(h, header) })
 }

@@ -78,7 +78,10 @@ func bucketMatches(cfg *localrl.LocalRateLimit, rl rateLimit) error {
 
 // rate-limit: server2's sidecar limits inbound requests on every port of the table, with the
 // table's bucket, just before the router; no other workload is limited.
-func rateLimitChecks() []check {
+func rateLimitChecks(f flavour) []check {
+	if f == ambient {
+		return ambientRateLimitChecks()
+	}
 	rl := want.rateLimit
 	editFilter := func(edit func(spec map[string]any) bool) func(objs []object) error {
 		return func(objs []object) error {

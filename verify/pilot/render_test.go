@@ -29,6 +29,12 @@ func (o object) isIstio() bool {
 	return strings.Contains(strings.SplitN(o.apiVersion(), "/", 2)[0], "istio.io")
 }
 
+// isGatewayAPI reports whether the object is a Kubernetes Gateway API resource: fed to the fake
+// API server, where istiod's Gateway API controller watches it.
+func (o object) isGatewayAPI() bool {
+	return strings.SplitN(o.apiVersion(), "/", 2)[0] == "gateway.networking.k8s.io"
+}
+
 func (o object) spec() map[string]any { return mapAt(o, "spec") }
 
 // field walks nested maps; it returns nil when any step is missing.
@@ -124,35 +130,40 @@ func loadManifests(t testing.TB) filesys.FileSystem {
 	return mem
 }
 
-// render builds the documented layout of a scenario: resources deploy/base and istio/base,
-// components deploy/components/canary, deploy/components/postgres (the database v1 and v2 of
-// user-service share) and istio/components/<scenario> ("" renders the base alone, with the
-// canary and the database).
-func render(t testing.TB, scenario string) []object {
+// render builds the documented layout of a scenario in one flavour (docs/contract.md, the
+// flavours' table): the flavour's bases, then deploy/components/canary and
+// deploy/components/postgres (the database v1 and v2 of user-service share), then the flavour's
+// scenario component ("" renders the base alone, with the canary and the database). The ambient
+// flavour puts istio/ambient/dataplane first, as the contract's composition does.
+func render(t testing.TB, f flavour, scenario string) []object {
 	t.Helper()
 	mem := loadManifests(t)
-	components := []string{"../deploy/components/canary", "../deploy/components/postgres"}
+	var components []string
+	if f == ambient {
+		components = append(components, "../istio/ambient/dataplane")
+	}
+	components = append(components, "../deploy/components/canary", "../deploy/components/postgres")
 	if scenario != "" {
-		dir := "/repo/istio/components/" + scenario
-		if !mem.Exists(path.Join(dir, "kustomization.yaml")) {
-			t.Fatalf("scenario component istio/components/%s/kustomization.yaml is missing", scenario)
+		dir := f.componentDir(scenario)
+		if !mem.Exists(path.Join("/repo", dir, "kustomization.yaml")) {
+			t.Fatalf("scenario component %s/kustomization.yaml is missing", dir)
 		}
-		components = append(components, "../istio/components/"+scenario)
+		components = append(components, "../"+dir)
 	}
 	k := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
 - ../deploy/base
-- ../istio/base
+- ../%s
 components:
 - %s
-`, strings.Join(components, "\n- "))
+`, f.baseDir(), strings.Join(components, "\n- "))
 	if err := mem.WriteFile("/repo/pilot-render/kustomization.yaml", []byte(k)); err != nil {
 		t.Fatal(err)
 	}
 	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, "/repo/pilot-render")
 	if err != nil {
-		t.Fatalf("kustomize build of scenario %q: %v", scenario, err)
+		t.Fatalf("kustomize build of %s scenario %q: %v", f, scenario, err)
 	}
 	var objs []object
 	for _, r := range resMap.Resources() {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,23 +17,105 @@ import (
 	"istio.io/istio/pilot/pkg/simulation"
 )
 
-// One test per scenario component; the name is the component's directory name.
+// One test per scenario component and flavour: Test<Scenario> (sidecar), TestGatewayAPI<Scenario>
+// and TestAmbient<Scenario>, where <Scenario> is the component's directory name in CamelCase. One
+// set of checks per scenario, driven by the one table (expected_test.go); where a flavour writes
+// the scenario differently, the check reads the flavour's configuration and its broken fixtures
+// break the flavour's manifests.
 
-func TestHeaderRouting(t *testing.T)    { runScenario(t, "header-routing", headerRoutingChecks()) }
-func TestWeightedSplit(t *testing.T)    { runScenario(t, "weighted-split", weightedSplitChecks()) }
-func TestRouteTimeout(t *testing.T)     { runScenario(t, "route-timeout", routeTimeoutChecks()) }
-func TestFaultAbort(t *testing.T)       { runScenario(t, "fault-abort", faultAbortChecks()) }
-func TestFaultDelay(t *testing.T)       { runScenario(t, "fault-delay", faultDelayChecks()) }
-func TestRetries(t *testing.T)          { runScenario(t, "retries", retriesChecks()) }
-func TestOutlierDetection(t *testing.T) { runScenario(t, "outlier-detection", outlierChecks()) }
-func TestMirroring(t *testing.T)        { runScenario(t, "mirroring", mirroringChecks()) }
-func TestAuthz(t *testing.T)            { runScenario(t, "authz", authzChecks()) }
-func TestHardening(t *testing.T)        { runScenario(t, "hardening", hardeningChecks()) }
-func TestGrpcBalancing(t *testing.T)    { runScenario(t, "grpc-balancing", grpcBalancingChecks()) }
-func TestRateLimit(t *testing.T)        { runScenario(t, "rate-limit", rateLimitChecks()) }
+func TestHeaderRouting(t *testing.T) {
+	runScenario(t, sidecar, "header-routing", headerRoutingChecks(sidecar))
+}
+func TestWeightedSplit(t *testing.T) {
+	runScenario(t, sidecar, "weighted-split", weightedSplitChecks(sidecar))
+}
+func TestRouteTimeout(t *testing.T) {
+	runScenario(t, sidecar, "route-timeout", routeTimeoutChecks(sidecar))
+}
+func TestFaultAbort(t *testing.T) { runScenario(t, sidecar, "fault-abort", faultAbortChecks(sidecar)) }
+func TestFaultDelay(t *testing.T) { runScenario(t, sidecar, "fault-delay", faultDelayChecks(sidecar)) }
+func TestRetries(t *testing.T)    { runScenario(t, sidecar, "retries", retriesChecks(sidecar)) }
+func TestOutlierDetection(t *testing.T) {
+	runScenario(t, sidecar, "outlier-detection", outlierChecks(sidecar))
+}
+func TestMirroring(t *testing.T) { runScenario(t, sidecar, "mirroring", mirroringChecks(sidecar)) }
+func TestAuthz(t *testing.T)     { runScenario(t, sidecar, "authz", authzChecks(sidecar)) }
+func TestHardening(t *testing.T) { runScenario(t, sidecar, "hardening", hardeningChecks(sidecar)) }
+func TestGrpcBalancing(t *testing.T) {
+	runScenario(t, sidecar, "grpc-balancing", grpcBalancingChecks(sidecar))
+}
+func TestRateLimit(t *testing.T) { runScenario(t, sidecar, "rate-limit", rateLimitChecks(sidecar)) }
+
+func TestGatewayAPIHeaderRouting(t *testing.T) {
+	runScenario(t, gatewayAPI, "header-routing", headerRoutingChecks(gatewayAPI))
+}
+func TestGatewayAPIWeightedSplit(t *testing.T) {
+	runScenario(t, gatewayAPI, "weighted-split", weightedSplitChecks(gatewayAPI))
+}
+func TestGatewayAPIRouteTimeout(t *testing.T) {
+	runScenario(t, gatewayAPI, "route-timeout", routeTimeoutChecks(gatewayAPI))
+}
+func TestGatewayAPIFaultAbort(t *testing.T) {
+	runScenario(t, gatewayAPI, "fault-abort", faultAbortChecks(gatewayAPI))
+}
+func TestGatewayAPIFaultDelay(t *testing.T) {
+	runScenario(t, gatewayAPI, "fault-delay", faultDelayChecks(gatewayAPI))
+}
+func TestGatewayAPIRetries(t *testing.T) {
+	runScenario(t, gatewayAPI, "retries", retriesChecks(gatewayAPI))
+}
+func TestGatewayAPIOutlierDetection(t *testing.T) {
+	runScenario(t, gatewayAPI, "outlier-detection", outlierChecks(gatewayAPI))
+}
+func TestGatewayAPIMirroring(t *testing.T) {
+	runScenario(t, gatewayAPI, "mirroring", mirroringChecks(gatewayAPI))
+}
+func TestGatewayAPIAuthz(t *testing.T) { runScenario(t, gatewayAPI, "authz", authzChecks(gatewayAPI)) }
+func TestGatewayAPIHardening(t *testing.T) {
+	runScenario(t, gatewayAPI, "hardening", hardeningChecks(gatewayAPI))
+}
+func TestGatewayAPIGrpcBalancing(t *testing.T) {
+	runScenario(t, gatewayAPI, "grpc-balancing", grpcBalancingChecks(gatewayAPI))
+}
+func TestGatewayAPIRateLimit(t *testing.T) {
+	runScenario(t, gatewayAPI, "rate-limit", rateLimitChecks(gatewayAPI))
+}
+
+func TestAmbientHeaderRouting(t *testing.T) {
+	runScenario(t, ambient, "header-routing", headerRoutingChecks(ambient))
+}
+func TestAmbientWeightedSplit(t *testing.T) {
+	runScenario(t, ambient, "weighted-split", weightedSplitChecks(ambient))
+}
+func TestAmbientRouteTimeout(t *testing.T) {
+	runScenario(t, ambient, "route-timeout", routeTimeoutChecks(ambient))
+}
+func TestAmbientFaultAbort(t *testing.T) {
+	runScenario(t, ambient, "fault-abort", faultAbortChecks(ambient))
+}
+func TestAmbientFaultDelay(t *testing.T) {
+	runScenario(t, ambient, "fault-delay", faultDelayChecks(ambient))
+}
+func TestAmbientRetries(t *testing.T) { runScenario(t, ambient, "retries", retriesChecks(ambient)) }
+func TestAmbientOutlierDetection(t *testing.T) {
+	runScenario(t, ambient, "outlier-detection", outlierChecks(ambient))
+}
+func TestAmbientMirroring(t *testing.T) {
+	runScenario(t, ambient, "mirroring", mirroringChecks(ambient))
+}
+func TestAmbientAuthz(t *testing.T) { runScenario(t, ambient, "authz", authzChecks(ambient)) }
+func TestAmbientHardening(t *testing.T) {
+	runScenario(t, ambient, "hardening", hardeningChecks(ambient))
+}
+func TestAmbientGrpcBalancing(t *testing.T) {
+	runScenario(t, ambient, "grpc-balancing", grpcBalancingChecks(ambient))
+}
+func TestAmbientRateLimit(t *testing.T) {
+	runScenario(t, ambient, "rate-limit", rateLimitChecks(ambient))
+}
 
 // header-routing: header=value reaches v2, no header or another value stays on v1.
-func headerRoutingChecks() []check {
+func headerRoutingChecks(f flavour) []check {
 	var checks []check
 	for _, hr := range want.headerRouting {
 		checks = append(checks, check{
@@ -49,7 +132,7 @@ func headerRoutingChecks() []check {
 				var errs []error
 				for _, c := range cases {
 					errs = append(errs, m.eachRoute(hr.hop, c.headers, func(r hopRoute) error {
-						if err := wantCluster(r.routed, subsetCluster(hr.hop.to, c.subset)); err != nil {
+						if err := wantCluster(r.routed, m.cluster(hr.hop.to, c.subset)); err != nil {
 							return fmt.Errorf("headers %v: %w", c.headers, err)
 						}
 						return nil
@@ -57,7 +140,7 @@ func headerRoutingChecks() []check {
 				}
 				return errors.Join(errs...)
 			},
-			broken: []fixture{
+			broken: byAPI(f, []fixture{
 				{"header-value-changed", func(objs []object) error {
 					return editRoutes(objs, hr.hop.to, func(r map[string]any) bool {
 						changed := false
@@ -81,10 +164,33 @@ func headerRoutingChecks() []check {
 						return true
 					})
 				}},
-			},
+			}, []fixture{
+				{"header-value-changed", func(objs []object) error {
+					return editRules(objs, "HTTPRoute", hr.hop.to, func(r map[string]any) bool {
+						changed := false
+						for _, mt := range listAt(r, "matches") {
+							for _, h := range listAt(mt.(map[string]any), "headers") {
+								if hm := h.(map[string]any); hm["name"] == hr.header {
+									hm["value"] = "someone-else"
+									changed = true
+								}
+							}
+						}
+						return changed
+					})
+				}},
+				{"header-route-to-v1", func(objs []object) error {
+					return editRules(objs, "HTTPRoute", hr.hop.to, func(r map[string]any) bool {
+						if !ruleMatchesHeader(r) {
+							return false
+						}
+						return setBackends(r, hr.hop.to+"-v1", want.appPort)
+					})
+				}},
+			}),
 		})
 		if strings.Contains(hr.header, "_") {
-			checks = append(checks, underscoreHeaderCheck(hr.header))
+			checks = append(checks, underscoreHeaderCheck(f, hr.header))
 		}
 	}
 	return checks
@@ -94,13 +200,16 @@ func headerRoutingChecks() []check {
 // manager says so (Istio's EDGE connection profile does, for gateways). A routing header like
 // canary_id must pass every connection manager on the way: the gateway's, and each sidecar's
 // inbound and outbound ones.
-func underscoreHeaderCheck(header string) check {
+func underscoreHeaderCheck(f flavour, header string) check {
+	if f == ambient {
+		return ambientUnderscoreHeaderCheck(header)
+	}
 	return check{
 		name: "underscore-header-" + header + "-allowed-everywhere",
 		run: func(m *mesh) error {
 			hcms := map[string]simulationCall{
 				"ingress gateway": {m.ingress(), simulation.Call{
-					Port: want.gatewayListenerPort, HostHeader: want.gatewayHost, Protocol: simulation.HTTP,
+					Port: m.gatewayListenerPort(), HostHeader: want.gatewayHost, Protocol: simulation.HTTP,
 					CallMode: simulation.CallModeGateway,
 				}},
 			}
@@ -151,14 +260,14 @@ type simulationCall struct {
 }
 
 // weighted-split: the route's weighted clusters are exactly the configured subsets and weights.
-func weightedSplitChecks() []check {
+func weightedSplitChecks(f flavour) []check {
 	s := want.weightedSplit
 	return []check{{
 		name: fmt.Sprintf("%s-to-%s-weights", s.hop.from, s.hop.to),
 		run: func(m *mesh) error {
 			wantW := map[string]uint32{}
 			for subset, w := range s.weights {
-				wantW[subsetCluster(s.hop.to, subset)] = w
+				wantW[m.cluster(s.hop.to, subset)] = w
 			}
 			return m.eachRoute(s.hop, nil, func(r hopRoute) error {
 				a := r.routed.route.GetRoute()
@@ -172,7 +281,7 @@ func weightedSplitChecks() []check {
 				return nil
 			})
 		},
-		broken: []fixture{
+		broken: byAPI(f, []fixture{
 			{"weights-50-50", func(objs []object) error {
 				return editRoutes(objs, s.hop.to, func(r map[string]any) bool {
 					dests := listAt(r, "route")
@@ -194,14 +303,43 @@ func weightedSplitChecks() []check {
 					return true
 				})
 			}},
-		},
+		}, []fixture{
+			{"weights-50-50", func(objs []object) error {
+				return editRules(objs, "HTTPRoute", s.hop.to, func(r map[string]any) bool {
+					refs := listAt(r, "backendRefs")
+					for _, b := range refs {
+						b.(map[string]any)["weight"] = 50
+					}
+					return len(refs) == 2
+				})
+			}},
+			{"v2-backend-dropped", func(objs []object) error {
+				return editRules(objs, "HTTPRoute", s.hop.to, func(r map[string]any) bool {
+					refs := listAt(r, "backendRefs")
+					if len(refs) < 2 {
+						return false
+					}
+					b := refs[0].(map[string]any)
+					delete(b, "weight")
+					r["backendRefs"] = []any{b}
+					return true
+				})
+			}},
+		}),
 	}}
 }
 
 // route-timeout: the caller's route times out before the delayed hop below answers.
-func routeTimeoutChecks() []check {
+func routeTimeoutChecks(f flavour) []check {
 	rt := want.routeTimeout
 	timeoutFixture := fixture{"timeout-3s", func(objs []object) error {
+		if f.gatewayAPIRoutes() {
+			return editRules(objs, "HTTPRoute", rt.timeoutHop.to, func(r map[string]any) bool {
+				had := str(r, "timeouts", "request") != ""
+				setIn(r, "3s", "timeouts", "request")
+				return had
+			})
+		}
 		return editRoutes(objs, rt.timeoutHop.to, func(r map[string]any) bool {
 			_, had := r["timeout"]
 			r["timeout"] = "3s"
@@ -218,7 +356,7 @@ func routeTimeoutChecks() []check {
 			},
 			broken: []fixture{timeoutFixture},
 		},
-		delayCheck(rt.delay),
+		delayCheck(f, rt.delay),
 		{
 			name: "delay-exceeds-caller-timeout",
 			run: func(m *mesh) error {
@@ -238,8 +376,29 @@ func routeTimeoutChecks() []check {
 	}
 }
 
-// delayCheck: the delayed hop's route carries the fault filter's fixed delay and percentage.
-func delayCheck(f delayFault) check {
+// delayCheck: the delayed hop's route carries the fault filter's fixed delay and percentage
+// (sidecar flavour), or reaches Deployments that delay every call themselves (FAULT_DELAY, the
+// Gateway API flavours) with no Envoy fault on the route.
+func delayCheck(fl flavour, f delayFault) check {
+	if fl.gatewayAPIRoutes() {
+		return check{
+			name: fmt.Sprintf("%s-to-%s-app-delay", f.hop.from, f.hop.to),
+			run: func(m *mesh) error {
+				return m.eachRoute(f.hop, nil, func(r hopRoute) error { return appDelay(m, f, r.routed) })
+			},
+			broken: []fixture{
+				{"fault-env-removed", func(objs []object) error { return setEnv(objs, f.hop.to+"-v1", "FAULT_DELAY", "") }},
+				{"delay-halved", func(objs []object) error {
+					return setEnv(objs, f.hop.to+"-v1", "FAULT_DELAY", (f.delay / 2).String())
+				}},
+				{"route-to-v2", func(objs []object) error {
+					return editRules(objs, "HTTPRoute", f.hop.to, func(r map[string]any) bool {
+						return setBackends(r, f.hop.to+"-v2", want.appPort)
+					})
+				}},
+			},
+		}
+	}
 	return check{
 		name: fmt.Sprintf("%s-to-%s-delay", f.hop.from, f.hop.to),
 		run: func(m *mesh) error {
@@ -283,11 +442,27 @@ func delayCheck(f delayFault) check {
 	}
 }
 
-// faultDelay reads the fixed delay on h's route (the same for every caller version).
+// faultDelay reads the fixed delay on h's route (the same for every caller version), or the
+// FAULT_DELAY of the Deployment the route reaches (Gateway API flavours).
 func (m *mesh) faultDelay(h hop) (time.Duration, error) {
 	routes, err := m.routeHop(h, nil)
 	if err != nil {
 		return 0, err
+	}
+	if m.flavour.gatewayAPIRoutes() {
+		faults, err := m.appFaults(routes[0].routed)
+		if err != nil {
+			return 0, err
+		}
+		var longest time.Duration
+		for d, env := range faults {
+			v, err := time.ParseDuration(env["FAULT_DELAY"])
+			if err != nil {
+				return 0, fmt.Errorf("%s -> %s: Deployment %s: FAULT_DELAY %q: %w", h.from, h.to, d, env["FAULT_DELAY"], err)
+			}
+			longest = max(longest, v)
+		}
+		return longest, nil
 	}
 	fc, err := faultOf(routes[0].routed.route)
 	if err != nil || fc.GetDelay() == nil {
@@ -297,9 +472,32 @@ func (m *mesh) faultDelay(h hop) (time.Duration, error) {
 }
 
 // fault-abort: the fault filter's abort status and percentage per hop.
-func faultAbortChecks() []check {
+func faultAbortChecks(fl flavour) []check {
 	var checks []check
 	for _, f := range want.faultAbort {
+		if fl.gatewayAPIRoutes() {
+			checks = append(checks, check{
+				name: fmt.Sprintf("%s-to-%s-app-abort", f.hop.from, f.hop.to),
+				run: func(m *mesh) error {
+					return m.eachRoute(f.hop, nil, func(r hopRoute) error { return appAbort(m, f, r.routed) })
+				},
+				broken: []fixture{
+					{"abort-status-changed", func(objs []object) error { return setEnv(objs, f.hop.to+"-v1", "FAULT_ERROR_CODE", "418") }},
+					{"abort-rate-changed", func(objs []object) error {
+						return setEnv(objs, f.hop.to+"-v1", "FAULT_ERROR_RATE", strconv.FormatFloat(f.pct/5, 'f', -1, 64))
+					}},
+					{"route-to-v2", func(objs []object) error {
+						return editRules(objs, "HTTPRoute", f.hop.to, func(r map[string]any) bool {
+							return setBackends(r, f.hop.to+"-v2", want.appPort)
+						})
+					}},
+				},
+			})
+			if len(f.above) > 0 {
+				checks = append(checks, abortNotRetriedCheck(fl, f))
+			}
+			continue
+		}
 		checks = append(checks, check{
 			name: fmt.Sprintf("%s-to-%s-abort", f.hop.from, f.hop.to),
 			run: func(m *mesh) error {
@@ -346,7 +544,7 @@ func faultAbortChecks() []check {
 			},
 		})
 		if len(f.above) > 0 {
-			checks = append(checks, abortNotRetriedCheck(f))
+			checks = append(checks, abortNotRetriedCheck(fl, f))
 		}
 	}
 	return checks
@@ -354,7 +552,7 @@ func faultAbortChecks() []check {
 
 // abortNotRetriedCheck: the aborted status travels back through the hops above; if any of their
 // routes retried it, the observed abort rate would be far below the configured one.
-func abortNotRetriedCheck(f abortFault) check {
+func abortNotRetriedCheck(fl flavour, f abortFault) check {
 	return check{
 		name: fmt.Sprintf("%d-not-retried-above-%s", f.status, f.hop.from),
 		run: func(m *mesh) error {
@@ -380,14 +578,21 @@ func abortNotRetriedCheck(f abortFault) check {
 			}
 			return errors.Join(errs...)
 		},
-		broken: []fixture{
+		broken: byAPI(fl, []fixture{
 			{"server1-retries-4xx", func(objs []object) error {
 				return editRoutes(objs, "server1", func(r map[string]any) bool {
 					r["retries"] = map[string]any{"attempts": 2, "retryOn": fmt.Sprintf("connect-failure,%d", f.status)}
 					return true
 				})
 			}},
-		},
+		}, []fixture{
+			{"server1-retries-4xx", func(objs []object) error {
+				return editRules(objs, "HTTPRoute", "server1", func(r map[string]any) bool {
+					r["retry"] = map[string]any{"attempts": 2, "codes": []any{int(f.status)}}
+					return true
+				})
+			}},
+		}),
 	}
 }
 
@@ -420,10 +625,10 @@ func retriesStatus(p *route.RetryPolicy, status uint32) bool {
 }
 
 // fault-delay: the delay is applied and stays under every timeout on the way, so the call succeeds.
-func faultDelayChecks() []check {
+func faultDelayChecks(fl flavour) []check {
 	f := want.faultDelay
 	return []check{
-		delayCheck(f),
+		delayCheck(fl, f),
 		{
 			name: "delay-below-every-timeout",
 			run: func(m *mesh) error {
@@ -449,29 +654,37 @@ func faultDelayChecks() []check {
 				}
 				return errors.Join(errs...)
 			},
-			broken: []fixture{
+			broken: byAPI(fl, []fixture{
 				{"server1-timeout-2s", func(objs []object) error {
 					return editRoutes(objs, "server1", func(r map[string]any) bool {
 						r["timeout"] = "2s"
 						return true
 					})
 				}},
-			},
+			}, []fixture{
+				{"server1-timeout-2s", func(objs []object) error {
+					return editRules(objs, "HTTPRoute", "server1", func(r map[string]any) bool {
+						setIn(r, "2s", "timeouts", "request")
+						return true
+					})
+				}},
+			}),
 		},
 	}
 }
 
 // retries: attempts, per-try timeout and retry-on as configured on every retried hop, and
 // each hop's whole budget fits in the gateway's route timeout.
-func retriesChecks() []check {
+func retriesChecks(f flavour) []check {
 	var checks []check
 	for _, rp := range want.retries {
-		checks = append(checks, retryChecks(rp)...)
+		checks = append(checks, retryChecks(f, rp)...)
 	}
 	return checks
 }
 
-func retryChecks(rp retryPolicy) []check {
+func retryChecks(f flavour, rp retryPolicy) []check {
+	api := rp.byAPI(f)
 	return []check{
 		{
 			name: fmt.Sprintf("%s-to-%s-retry-policy", rp.hop.from, rp.hop.to),
@@ -488,14 +701,18 @@ func retryChecks(rp retryPolicy) []check {
 					errs = append(errs, wantDuration("per_try_timeout", p.GetPerTryTimeout(), rp.perTryTimeout))
 					got := strings.Split(p.GetRetryOn(), ",")
 					sort.Strings(got)
-					wantOn := slices.Sorted(slices.Values(rp.retryOn))
+					wantOn := slices.Sorted(slices.Values(api.on))
 					if !slices.Equal(got, wantOn) {
 						errs = append(errs, fmt.Errorf("retry_on %v, want %v", got, wantOn))
+					}
+					gotCodes := slices.Sorted(slices.Values(p.GetRetriableStatusCodes()))
+					if !slices.Equal(gotCodes, api.codes) {
+						errs = append(errs, fmt.Errorf("retriable_status_codes %v, want %v", gotCodes, api.codes))
 					}
 					return errors.Join(errs...)
 				})
 			},
-			broken: []fixture{
+			broken: byAPI(f, []fixture{
 				{"one-attempt", func(objs []object) error {
 					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
 						if mapAt(r, "retries") == nil {
@@ -517,7 +734,29 @@ func retryChecks(rp retryPolicy) []check {
 				{"retries-removed", func(objs []object) error {
 					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool { return deleteIn(r, "retries") })
 				}},
-			},
+			}, []fixture{
+				{"one-attempt", func(objs []object) error {
+					return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool {
+						if mapAt(r, "retry") == nil {
+							return false
+						}
+						setIn(r, 1, "retry", "attempts")
+						return true
+					})
+				}},
+				{"codes-503-only", func(objs []object) error {
+					return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool {
+						if mapAt(r, "retry") == nil {
+							return false
+						}
+						setIn(r, []any{503}, "retry", "codes")
+						return true
+					})
+				}},
+				{"retry-removed", func(objs []object) error {
+					return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool { return deleteIn(r, "retry") })
+				}},
+			}),
 		},
 		{
 			name: fmt.Sprintf("%s-to-%s-retry-budget-fits-gateway-timeout", rp.hop.from, rp.hop.to),
@@ -540,7 +779,7 @@ func retryChecks(rp retryPolicy) []check {
 					return nil
 				})
 			},
-			broken: []fixture{
+			broken: byAPI(f, []fixture{
 				{"per-try-2s", func(objs []object) error {
 					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
 						if mapAt(r, "retries") == nil {
@@ -550,7 +789,82 @@ func retryChecks(rp retryPolicy) []check {
 						return true
 					})
 				}},
-			},
+			}, []fixture{
+				{"backend-request-2s", func(objs []object) error {
+					return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool {
+						if str(r, "timeouts", "backendRequest") == "" {
+							return false
+						}
+						setIn(r, "2s", "timeouts", "backendRequest")
+						return true
+					})
+				}},
+			}),
+		},
+	}
+}
+
+// byAPI picks the broken fixtures of the flavour's routing API: VirtualServices with subsets
+// (sidecar flavour) or HTTPRoutes and GRPCRoutes with per-version Services.
+func byAPI(f flavour, virtualService, gatewayAPI []fixture) []fixture {
+	if f.gatewayAPIRoutes() {
+		return gatewayAPI
+	}
+	return virtualService
+}
+
+// ruleMatchesHeader reports whether an HTTPRoute rule matches on a header.
+func ruleMatchesHeader(r map[string]any) bool {
+	for _, mt := range listAt(r, "matches") {
+		if len(listAt(mt.(map[string]any), "headers")) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ambientUnderscoreHeaderCheck: in ambient mode the connection managers on the way are the
+// ingress gateway's and the waypoint's, one per Service port.
+func ambientUnderscoreHeaderCheck(header string) check {
+	return check{
+		name: "underscore-header-" + header + "-allowed-everywhere",
+		run: func(m *mesh) error {
+			var errs []error
+			h, err := connectionManagerFor(m.ingress(), simulation.Call{
+				Port: m.gatewayListenerPort(), HostHeader: want.gatewayHost, Protocol: simulation.HTTP,
+				CallMode: simulation.CallModeGateway,
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("ingress gateway: %w", err))
+			} else if a := h.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); a != core.HttpProtocolOptions_ALLOW {
+				errs = append(errs, fmt.Errorf("ingress gateway: headers_with_underscores_action %v: %s would not arrive", a, header))
+			}
+			sim := m.waypoint()
+			for _, svc := range []string{"client", "server1", "server2", "user-service"} {
+				fc, err := waypointChainFor(sim, waypointChain(svc, want.appPort))
+				if err == nil {
+					h, err = httpConnectionManager(fc)
+				}
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if a := h.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); a != core.HttpProtocolOptions_ALLOW {
+					errs = append(errs, fmt.Errorf("waypoint chain %s: headers_with_underscores_action %v: %s would not arrive", fc.GetName(), a, header))
+				}
+			}
+			return errors.Join(errs...)
+		},
+		broken: []fixture{
+			{"waypoint-drops-underscore-headers", func(objs []object) error {
+				gw, err := one(objs, "Gateway", "waypoint")
+				if err != nil {
+					return err
+				}
+				setIn(gw, `{"connectionSettings": {"httpHeadersWithUnderscoresAction": "HEADERS_WITH_UNDERSCORES_DROP_HEADER"}}`,
+					"spec", "infrastructure", "annotations", proxyConfigAnnotation)
+				return nil
+			}},
 		},
 	}
 }
