@@ -437,7 +437,7 @@ func crdFixtures() []crdFixture {
 		},
 		{
 			name: "GRPCRoute Service backendRef without port (CEL)", flavour: "ambient", render: "grpc-balancing",
-			kind: "GRPCRoute", object: "server2", check: "standard", want: "Must have port for Service reference",
+			kind: "GRPCRoute", object: "server2-grpc", check: "standard", want: "Must have port for Service reference",
 			mutate: func(o object) error {
 				b, err := backend0(o)
 				if err == nil {
