@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -158,7 +159,7 @@ func decodeGatewayParameters(objs []Object) []error {
 					continue
 				}
 				typed := mk()
-				if err := yaml.UnmarshalStrict([]byte(cm.Data[key]), typed); err != nil {
+				if err := strictUnmarshal([]byte(cm.Data[key]), typed); err != nil {
 					errs = append(errs, fmt.Errorf("%s: data.%s: %w", objs[i].ID(), key, err))
 					continue
 				}
@@ -187,7 +188,7 @@ func decodeOne(doc []byte) (Object, error) {
 
 	if mk, ok := kubeTypes[key]; ok {
 		typed := mk()
-		if err := yaml.UnmarshalStrict(doc, typed); err != nil {
+		if err := strictUnmarshal(doc, typed); err != nil {
 			return Object{}, fmt.Errorf("%s: %w", id, err)
 		}
 		o.Typed = typed
@@ -196,7 +197,7 @@ func decodeOne(doc []byte) (Object, error) {
 	}
 	if mk, ok := istioTypes[key]; ok {
 		var env istioEnvelope
-		if err := yaml.UnmarshalStrict(doc, &env); err != nil {
+		if err := strictUnmarshal(doc, &env); err != nil {
 			return Object{}, fmt.Errorf("%s: %w", id, err)
 		}
 		spec := mk()
@@ -216,6 +217,22 @@ func decodeOne(doc []byte) (Object, error) {
 		return o, nil
 	}
 	return Object{}, fmt.Errorf("%s: no strict decoder for %s (unexpected kind, or an Istio API other than v1)", id, key)
+}
+
+// strictUnmarshal decodes a YAML document into a Kubernetes type the way the API server's strict
+// field validation does: field names match case-sensitively (encoding/json, and so
+// yaml.UnmarshalStrict, would take `nodeport` for `nodePort`), and unknown or duplicate fields
+// are errors (sigs.k8s.io/json, the decoder of k8s.io/apimachinery).
+func strictUnmarshal(doc []byte, into any) error {
+	js, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	strict, err := kjson.UnmarshalStrict(js, into)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }
 
 func objectMeta(typed any) metav1.ObjectMeta {

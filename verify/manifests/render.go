@@ -102,6 +102,19 @@ func Profile(f Flavour, name string) string {
 	return string(f) + "-" + name
 }
 
+// ParseProfile splits a profile (Profile) into its flavour and scenario or preset name.
+func ParseProfile(profile string) (Flavour, string, error) {
+	for _, f := range Flavours[1:] {
+		if name, ok := strings.CutPrefix(profile, string(f)+"-"); ok {
+			return f, name, nil
+		}
+	}
+	if slices.Contains(Presets, profile) || slices.Contains(Scenarios, profile) {
+		return Sidecar, profile, nil
+	}
+	return "", "", fmt.Errorf("unknown profile %q", profile)
+}
+
 // Profiles lists every profile: for each flavour its presets, then its scenarios.
 func Profiles() []string {
 	var out []string
