@@ -29,6 +29,7 @@ func repoRoot(t testing.TB) string {
 	return root
 }
 
+// loadTree is a fresh copy of the repository, for a test that edits it.
 func loadTree(t testing.TB) *Tree {
 	t.Helper()
 	tree, err := LoadTree(repoRoot(t))
@@ -38,9 +39,27 @@ func loadTree(t testing.TB) *Tree {
 	return tree
 }
 
+var (
+	sharedOnce sync.Once
+	shared     *Tree
+	sharedErr  error
+)
+
+// sharedTree is one copy of the repository that no test edits: the tests that only render share
+// it, and with it the renders it keeps.
+func sharedTree(t testing.TB) *Tree {
+	t.Helper()
+	sharedOnce.Do(func() { shared, sharedErr = LoadTree(repoRoot(t)) })
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return shared
+}
+
 // render builds a named render target: a profile (a deploy/scenarios name: weighted-split,
 // gateway-api-canary), "alone:<profile>" (the profile's scenario component without the canary),
-// "pilot:<profile>" (the form verify/pilot uses) or "dir:<path>".
+// "pilot:<profile>" (the form verify/pilot renders: deploy/base and the flavour's base with the
+// canary, without the kind component) or "dir:<path>".
 func render(t testing.TB, tree *Tree, target string) ([]byte, error) {
 	t.Helper()
 	kind, name, _ := strings.Cut(target, ":")
@@ -54,7 +73,7 @@ func render(t testing.TB, tree *Tree, target string) ([]byte, error) {
 			return tree.Render(AloneIn(f, scenario))
 		}
 		return tree.Render(Composition{
-			Resources:  []string{"deploy/overlays/kind", f.base()},
+			Resources:  []string{"deploy/base", f.base()},
 			Components: append(append(f.leading(), CanaryComponents...), f.component(scenario)),
 		})
 	case "dir":
@@ -171,7 +190,7 @@ func TestScenarioFilesAreCurrent(t *testing.T) {
 
 func TestEveryRenderDecodesStrictlyAndPassesTheRules(t *testing.T) {
 	t.Parallel()
-	tree := loadTree(t)
+	tree := sharedTree(t)
 	for _, target := range targets() {
 		t.Run(target, func(t *testing.T) {
 			t.Parallel()
@@ -201,7 +220,7 @@ func TestEveryRenderDecodesStrictlyAndPassesTheRules(t *testing.T) {
 // What the canary and kind components must contribute, seen in the rendered objects of every flavour.
 func TestCanaryAndKindReachEveryDeployment(t *testing.T) {
 	t.Parallel()
-	tree := loadTree(t)
+	tree := sharedTree(t)
 	for _, f := range Flavours {
 		t.Run(string(f), func(t *testing.T) { canaryAndKindReachEveryDeployment(t, tree, f) })
 	}
@@ -239,7 +258,7 @@ func canaryAndKindReachEveryDeployment(t *testing.T, tree *Tree, f Flavour) {
 // canary preset).
 func TestEveryScenarioChangesSomething(t *testing.T) {
 	t.Parallel()
-	tree := loadTree(t)
+	tree := sharedTree(t)
 	for _, f := range Flavours {
 		base, err := tree.Build(ScenarioDir(Profile(f, "canary")))
 		if err != nil {
@@ -345,7 +364,7 @@ func overlay(t *testing.T, tree *Tree, dir string) {
 // still reaches v1, so other compositions (the later Istio flavours) can reuse it.
 func TestPostgresSharedByEveryUserService(t *testing.T) {
 	t.Parallel()
-	tree := loadTree(t)
+	tree := sharedTree(t)
 	const url = "postgres://meshdemo:$(DATABASE_PASSWORD)@postgres.meshdemo.svc.cluster.local:5432/meshdemo?sslmode=disable"
 	for _, tc := range []struct {
 		name     string
