@@ -739,3 +739,83 @@ func (s *set) meshNamespaceProblems(f Flavour, ns *corev1.Namespace) []string {
 	}
 	return p
 }
+
+// checkServiceParents: a Service port has at most one route attached (a parentRef without a port
+// attaches to every port). Istio applies one route per Service port and drops the others
+// (the oldest wins), so an HTTPRoute and a GRPCRoute on one Service each name their port.
+func (s *set) checkServiceParents() []error {
+	var errs []error
+	type attached struct {
+		id   string
+		port int32 // 0: every port
+	}
+	byService := map[string][]attached{}
+	for _, r := range s.routes {
+		for _, p := range r.parents {
+			group, kind := parentKind(p)
+			if group != "" || kind != "Service" {
+				continue
+			}
+			key := orDefault(p.Namespace, r.namespace) + "/" + string(p.Name)
+			a := attached{id: r.id()}
+			if p.Port != nil {
+				a.port = *p.Port
+			}
+			for _, prev := range byService[key] {
+				if prev.port == 0 || a.port == 0 || prev.port == a.port {
+					errs = append(errs, fmt.Errorf("%s: attaches to Service %s port %s, as %s does: Istio keeps one of them", a.id, key, portOrAll(a.port), prev.id))
+				}
+			}
+			byService[key] = append(byService[key], a)
+		}
+	}
+	return errs
+}
+
+func portOrAll(p int32) string {
+	if p == 0 {
+		return "(every port)"
+	}
+	return fmt.Sprint(p)
+}
+
+// checkDestinationRulesOnBackends: in the Gateway API flavours a DestinationRule (outlier
+// detection, connection pool, load balancer) acts on the cluster of its host, and a route sends
+// its traffic to its backends' clusters. A DestinationRule on a Service whose every port has a
+// route attached (the workload Service server2, parent of the HTTPRoute and the GRPCRoute) never
+// sees routed traffic: it belongs on the backends (server2-v1, ...).
+func (s *set) checkDestinationRulesOnBackends(f Flavour) []error {
+	if f == Sidecar {
+		return nil
+	}
+	routed := map[string]map[int32]bool{} // Service FQDN -> ports with a route (0: all)
+	for _, r := range s.routes {
+		for _, p := range r.parents {
+			group, kind := parentKind(p)
+			if group != "" || kind != "Service" {
+				continue
+			}
+			host := fmt.Sprintf("%s.%s.%s", p.Name, orDefault(p.Namespace, r.namespace), clusterDomain)
+			if routed[host] == nil {
+				routed[host] = map[int32]bool{}
+			}
+			var port int32
+			if p.Port != nil {
+				port = *p.Port
+			}
+			routed[host][port] = true
+		}
+	}
+	var errs []error
+	for host := range s.dr {
+		svc, ports := s.services[host], routed[host]
+		if svc == nil || ports == nil {
+			continue
+		}
+		all := ports[0] || !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return !ports[p.Port] })
+		if all {
+			errs = append(errs, fmt.Errorf("DestinationRule for %s: routes attach to every port of that Service and send its traffic to their backends, so the policy never applies in the %s flavour (put it on the backend Services)", host, f))
+		}
+	}
+	return errs
+}

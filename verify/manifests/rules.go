@@ -110,6 +110,7 @@ func Check(objs []Object, opts Options) error {
 	errs = append(errs, s.checkNoIstioRouting(f)...)
 	errs = append(errs, s.checkVersionServices(f)...)
 	errs = append(errs, s.checkTargetRefs(opts.WithoutCanary)...)
+	errs = append(errs, s.checkDestinationRulesOnBackends(f)...)
 	if f == Sidecar {
 		errs = append(errs, s.checkGateway()...)
 	} else {
@@ -125,6 +126,7 @@ func Check(objs []Object, opts Options) error {
 		(*set).checkBackendWeights,
 		(*set).checkPathMatches,
 		(*set).checkGatewayAPIRefs,
+		(*set).checkServiceParents,
 		(*set).checkPods,
 		(*set).checkEnv,
 	} {
