@@ -127,6 +127,29 @@ func targets() []string {
 // componentDir is where a flavour's scenario components live.
 func componentDir(f Flavour) string { return path.Dir(f.component("x")) }
 
+func TestParseProfileInvertsProfile(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for _, p := range Profiles() {
+		if seen[p] {
+			t.Errorf("profile %s listed twice", p)
+		}
+		seen[p] = true
+		f, name, err := ParseProfile(p)
+		if err != nil || Profile(f, name) != p {
+			t.Errorf("ParseProfile(%q) = %s, %s, %v", p, f, name, err)
+		}
+	}
+	if len(seen) != len(Flavours)*(len(Presets)+len(Scenarios)) {
+		t.Errorf("%d profiles", len(seen))
+	}
+	for _, bad := range []string{"", "gateway-api-", "ambient-nope", "nope", "sidecar-default"} {
+		if _, _, err := ParseProfile(bad); err == nil {
+			t.Errorf("ParseProfile(%q) accepted", bad)
+		}
+	}
+}
+
 func TestScenarioListMatchesComponents(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)

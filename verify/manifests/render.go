@@ -106,15 +106,16 @@ func Profile(f Flavour, name string) string {
 
 // ParseProfile splits a profile (Profile) into its flavour and scenario or preset name.
 func ParseProfile(profile string) (Flavour, string, error) {
-	for _, f := range Flavours[1:] {
-		if name, ok := strings.CutPrefix(profile, string(f)+"-"); ok {
-			return f, name, nil
+	f, name := Sidecar, profile
+	for _, g := range Flavours[1:] {
+		if n, ok := strings.CutPrefix(profile, string(g)+"-"); ok {
+			f, name = g, n
 		}
 	}
-	if slices.Contains(Presets, profile) || slices.Contains(Scenarios, profile) {
-		return Sidecar, profile, nil
+	if !slices.Contains(Presets, name) && !slices.Contains(Scenarios, name) {
+		return "", "", fmt.Errorf("unknown profile %q", profile)
 	}
-	return "", "", fmt.Errorf("unknown profile %q", profile)
+	return f, name, nil
 }
 
 // Profiles lists every profile: for each flavour its presets, then its scenarios.
