@@ -43,13 +43,10 @@ func gatewayAPIValidator(t testing.TB, channel string) *crd.Validator {
 		}
 		crdValidators = map[string]*crd.Validator{}
 		for _, ch := range []string{"standard", "experimental"} {
-			files, err := filepath.Glob(filepath.Join(m.Dir, "config", "crd", ch, "gateway.networking.k8s.io_*.yaml"))
-			if err != nil || len(files) == 0 {
-				crdErr = err
-				if err == nil {
-					crdErr = os.ErrNotExist
-				}
-				return
+			// The kinds Decode accepts; compiling every CRD's CEL rules would double the time.
+			var files []string
+			for _, kind := range []string{"gateways", "httproutes", "grpcroutes"} {
+				files = append(files, filepath.Join(m.Dir, "config", "crd", ch, "gateway.networking.k8s.io_"+kind+".yaml"))
 			}
 			v, err := crd.NewValidatorFromFiles(files...)
 			if err != nil {
