@@ -83,26 +83,18 @@ func sharedTree(t testing.TB) *manifests.Tree {
 	return tree
 }
 
-// renders is every rendered scenario the analyzers see: every profile of every flavour (the
-// presets and each scenario with the canary, deploy/scenarios), and each scenario component alone.
-func renders(t testing.TB) map[string][]byte {
-	t.Helper()
-	tr := sharedTree(t)
-	out := map[string][]byte{}
+// renders is every rendered scenario the analyzers see, by name: every profile of every flavour
+// (the presets and each scenario with the canary, deploy/scenarios), and each scenario component
+// alone ("alone-<profile>"). Each call builds one (the shared tree builds in parallel and keeps
+// what it built).
+func renders() map[string]func(*manifests.Tree) ([]byte, error) {
+	out := map[string]func(*manifests.Tree) ([]byte, error){}
 	for _, p := range manifests.Profiles() {
-		b, err := tr.Build(manifests.ScenarioDir(p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[p] = b
+		out[p] = func(tr *manifests.Tree) ([]byte, error) { return tr.Build(manifests.ScenarioDir(p)) }
 	}
 	for _, f := range manifests.Flavours {
 		for _, n := range manifests.Scenarios {
-			b, err := tr.Render(manifests.AloneIn(f, n))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out["alone-"+manifests.Profile(f, n)] = b
+			out["alone-"+manifests.Profile(f, n)] = func(tr *manifests.Tree) ([]byte, error) { return tr.Render(manifests.AloneIn(f, n)) }
 		}
 	}
 	return out
@@ -186,9 +178,13 @@ func validateClean(out string) bool {
 // rendered scenario, except the warning every EnvoyFilter gets.
 func TestIstioctlAnalyzeAndValidateEveryScenario(t *testing.T) {
 	t.Parallel()
-	for name, data := range renders(t) {
+	for name, build := range renders() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			data, err := build(sharedTree(t))
+			if err != nil {
+				t.Fatal(err)
+			}
 			file := writeTemp(t, name, data)
 			msgs, r := analyze(t, file)
 			if msgs = notEnvoyFilterWarning(msgs); r.err != nil || len(msgs) != 0 {

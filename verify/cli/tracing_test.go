@@ -339,17 +339,20 @@ func TestTracingWiredInEveryScenario(t *testing.T) {
 	in := generatedKindInstall(t)
 	addons := jaegerAddon(t)
 	for _, profile := range manifests.Profiles() {
-		f, _, err := manifests.ParseProfile(profile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stream, err := sharedTree(t).Build(manifests.ScenarioDir(profile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if errs := checkTracing(in, addons, decodeRender(t, stream), f); len(errs) != 0 {
-			t.Errorf("%s: %v", profile, errs)
-		}
+		t.Run(profile, func(t *testing.T) {
+			t.Parallel()
+			f, _, err := manifests.ParseProfile(profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stream, err := sharedTree(t).Build(manifests.ScenarioDir(profile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if errs := checkTracing(in, addons, decodeRender(t, stream), f); len(errs) != 0 {
+				t.Errorf("%v", errs)
+			}
+		})
 	}
 }
 
