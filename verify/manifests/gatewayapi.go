@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	networking "istio.io/api/networking/v1"
 	typev1beta1 "istio.io/api/type/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -199,7 +200,7 @@ func (s *set) checkRouteHostConflicts() []error {
 	var errs []error
 	vsHosts := map[string]string{}
 	for _, o := range s.vs {
-		for _, h := range s.vsAllHosts(o) {
+		for _, h := range o.Typed.(*networking.VirtualService).GetHosts() {
 			vsHosts[h] = o.ID()
 		}
 	}
@@ -211,15 +212,6 @@ func (s *set) checkRouteHostConflicts() []error {
 		}
 	}
 	return errs
-}
-
-// vsAllHosts are a VirtualService's hosts.
-func (s *set) vsAllHosts(o Object) []string {
-	type hoster interface{ GetHosts() []string }
-	if h, ok := o.Typed.(hoster); ok {
-		return h.GetHosts()
-	}
-	return nil
 }
 
 // checkBackendWeights: when a rule has several backends or gives a weight, the weights sum to
