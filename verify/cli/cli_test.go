@@ -83,25 +83,19 @@ func sharedTree(t testing.TB) *manifests.Tree {
 	return tree
 }
 
-// renders is every rendered scenario the analyzers see: the presets, and each scenario with the
-// canary and alone.
-func renders(t testing.TB) map[string][]byte {
-	t.Helper()
-	tr := sharedTree(t)
-	out := map[string][]byte{}
-	for _, n := range append(append([]string{}, manifests.Presets...), manifests.Scenarios...) {
-		b, err := tr.Build(manifests.ScenarioDir(n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[n] = b
+// renders is every rendered scenario the analyzers see, by name: every profile of every flavour
+// (the presets and each scenario with the canary, deploy/scenarios), and each scenario component
+// alone ("alone-<profile>"). Each call builds one (the shared tree builds in parallel and keeps
+// what it built).
+func renders() map[string]func(*manifests.Tree) ([]byte, error) {
+	out := map[string]func(*manifests.Tree) ([]byte, error){}
+	for _, p := range manifests.Profiles() {
+		out[p] = func(tr *manifests.Tree) ([]byte, error) { return tr.Build(manifests.ScenarioDir(p)) }
 	}
-	for _, n := range manifests.Scenarios {
-		b, err := tr.Render(manifests.Alone(n))
-		if err != nil {
-			t.Fatal(err)
+	for _, f := range manifests.Flavours {
+		for _, n := range manifests.Scenarios {
+			out["alone-"+manifests.Profile(f, n)] = func(tr *manifests.Tree) ([]byte, error) { return tr.Render(manifests.AloneIn(f, n)) }
 		}
-		out["alone-"+n] = b
 	}
 	return out
 }
@@ -184,9 +178,13 @@ func validateClean(out string) bool {
 // rendered scenario, except the warning every EnvoyFilter gets.
 func TestIstioctlAnalyzeAndValidateEveryScenario(t *testing.T) {
 	t.Parallel()
-	for name, data := range renders(t) {
+	for name, build := range renders() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			data, err := build(sharedTree(t))
+			if err != nil {
+				t.Fatal(err)
+			}
 			file := writeTemp(t, name, data)
 			msgs, r := analyze(t, file)
 			if msgs = notEnvoyFilterWarning(msgs); r.err != nil || len(msgs) != 0 {
@@ -277,5 +275,65 @@ func TestEnvoyFilterToleranceIsNarrow(t *testing.T) {
 	v := validate(t, file)
 	if validateClean(v.stdout + v.stderr) {
 		t.Errorf("istioctl validate: the misspelt field is tolerated:\n%s%s", v.stdout, v.stderr)
+	}
+}
+
+// What istioctl analyze does not do, pinned so that the docs' claim stays true: offline (files
+// only) it checks no Gateway API object. Its Gateway API analyzers read the status istiod writes
+// in a cluster (conditions.ConditionAnalyzer) or need Pods and Services, which it never reads from
+// files (pkg/config/analysis/legacy/util/kuberesource: Service, Namespace, Node, Pod and Secret
+// are excluded from file sources, so those analyzers are skipped), and the Gateway API schemas
+// validate nothing (validation.EmptyValidate). An HTTPRoute to a missing Service, a GRPCRoute to
+// an HTTP port and a listener that does not admit its route all pass analyze and validate; the
+// rules of verify/manifests catch each. If this test fails, istioctl learned to check one of them:
+// keep the rule, and update the docs (offline verification) that say analyze cannot.
+func TestIstioctlAnalyzeLeavesGatewayAPIReferencesToTheRules(t *testing.T) {
+	t.Parallel()
+	ports, err := manifests.KindPublishedNodePorts(repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, profile, old, new, rule string
+	}{
+		{"backend Service missing", "gateway-api-canary",
+			"    - name: server2-v1\n      port: 8080\n", "    - name: server2-v3\n      port: 8080\n",
+			"Service meshdemo/server2-v3 is not rendered"},
+		{"GRPCRoute to the HTTP port", "ambient-canary",
+			"    - name: server1-v1\n      port: 50051\n", "    - name: server1-v1\n      port: 8080\n",
+			"a GRPCRoute needs a grpc port"},
+		{"listener does not admit the route's namespace", "gateway-api-default",
+			"kubernetes.io/metadata.name: meshdemo", "kubernetes.io/metadata.name: default",
+			"does not match namespace meshdemo"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			orig, err := sharedTree(t).Build(manifests.ScenarioDir(c.profile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(orig, []byte(c.old)) {
+				t.Fatalf("rendered %s does not contain %q: the case no longer applies", c.profile, c.old)
+			}
+			broken := bytes.ReplaceAll(orig, []byte(c.old), []byte(c.new))
+			f, _, err := manifests.ParseProfile(c.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := manifests.Decode(broken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := manifests.Check(objs, manifests.Options{Flavour: f, PublishedNodePorts: ports}); err == nil || !strings.Contains(err.Error(), c.rule) {
+				t.Errorf("rules: want an error containing %q, got %v", c.rule, err)
+			}
+			file := writeTemp(t, strings.ReplaceAll(c.name, " ", "-"), broken)
+			if msgs, r := analyze(t, file); len(notEnvoyFilterWarning(msgs)) != 0 || r.err != nil {
+				t.Errorf("istioctl analyze now reports it (%v, %+v): update the docs that say it cannot", r.err, msgs)
+			}
+			if v := validate(t, file); v.err != nil || !validateClean(v.stdout+v.stderr) {
+				t.Errorf("istioctl validate now rejects it: update the docs that say it cannot\n%s%s", v.stdout, v.stderr)
+			}
+		})
 	}
 }

@@ -18,9 +18,11 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	telemetry "istio.io/api/telemetry/v1"
+	typev1beta1 "istio.io/api/type/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -166,10 +168,17 @@ func protocolOf(p *corev1.ServicePort) string {
 
 // checkTracing proves the wiring of one request into one trace, offline: the mesh has an
 // OpenTelemetry provider that is the default (so the ingress gateway traces) and samples 100 %,
-// it sends OTLP/gRPC to a gRPC port of a Service the Jaeger addon creates, meshdemo's Telemetry
-// names it at 100 %, and every workload exports OTLP/HTTP to an HTTP port of an addon Service,
-// past its sidecar.
-func checkTracing(in install, addons []corev1.Service, objs []manifests.Object) []error {
+// it sends OTLP/gRPC to a gRPC port of a Service the Jaeger addon creates, a Telemetry that
+// reaches meshdemo's proxies names it at 100 %, and every workload exports OTLP/HTTP to an HTTP
+// port of an addon Service, past its sidecar where it has one.
+//
+// Which Telemetry reaches the proxies depends on the flavour. With sidecars (sidecar,
+// gateway-api) it is namespace-wide: no selector, no targetRefs. In ambient the only Envoy in
+// meshdemo is the waypoint the namespace uses (label istio.io/use-waypoint): the Telemetry is
+// namespace-wide or names that waypoint in its targetRefs (istiod applies both to a waypoint,
+// pilot/pkg/model/telemetry.go); ztunnel makes no spans, so the apps' own export needs no
+// exclusion from capture there.
+func checkTracing(in install, addons []corev1.Service, objs []manifests.Object, f manifests.Flavour) []error {
 	var errs []error
 	providers := map[string]*meshconfig.MeshConfig_ExtensionProvider_OpenTelemetryTracingProvider{}
 	for _, p := range in.mesh.GetExtensionProviders() {
@@ -196,11 +205,20 @@ func checkTracing(in install, addons []corev1.Service, objs []manifests.Object) 
 		errs = append(errs, fmt.Errorf("istiod PILOT_TRACE_SAMPLING %q, want 100: the gateway decides sampling for the whole trace", in.istiodEnv["PILOT_TRACE_SAMPLING"]))
 	}
 
+	waypoint, err := meshWaypoint(objs)
+	if f == manifests.Ambient && err != nil {
+		errs = append(errs, err)
+	}
 	telemetries, workloads := 0, 0
 	for _, o := range objs {
 		switch typed := o.Typed.(type) {
 		case *telemetry.Telemetry:
-			if o.Meta.Namespace != "meshdemo" || typed.Selector != nil || typed.TargetRef != nil || len(typed.TargetRefs) != 0 {
+			if o.Meta.Namespace != "meshdemo" || typed.Selector != nil || typed.TargetRef != nil {
+				continue
+			}
+			if len(typed.TargetRefs) != 0 && (f != manifests.Ambient || waypoint == "" || !slices.ContainsFunc(typed.TargetRefs, func(r *typev1beta1.PolicyTargetReference) bool {
+				return r.GetGroup() == "gateway.networking.k8s.io" && r.GetKind() == "Gateway" && r.GetName() == waypoint
+			})) {
 				continue
 			}
 			for _, tr := range typed.Tracing {
@@ -216,10 +234,12 @@ func checkTracing(in install, addons []corev1.Service, objs []manifests.Object) 
 			}
 		case *appsv1.Deployment:
 			workloads++
-			errs = append(errs, checkExporter(o, typed, addons)...)
+			errs = append(errs, checkExporter(o, typed, addons, f != manifests.Ambient)...)
 		}
 	}
-	if telemetries == 0 {
+	if telemetries == 0 && f == manifests.Ambient {
+		errs = append(errs, fmt.Errorf("no Telemetry in meshdemo that reaches its waypoint %q (namespace-wide, or naming it in targetRefs) configures tracing", waypoint))
+	} else if telemetries == 0 {
 		errs = append(errs, fmt.Errorf("no namespace-wide Telemetry in meshdemo configures tracing"))
 	}
 	if workloads == 0 {
@@ -228,7 +248,29 @@ func checkTracing(in install, addons []corev1.Service, objs []manifests.Object) 
 	return errs
 }
 
-func checkExporter(o manifests.Object, d *appsv1.Deployment, addons []corev1.Service) []error {
+// meshWaypoint is the waypoint meshdemo's Services use: the Namespace's istio.io/use-waypoint
+// label, naming a rendered Gateway of class istio-waypoint.
+func meshWaypoint(objs []manifests.Object) (string, error) {
+	var name string
+	for _, o := range objs {
+		if ns, ok := o.Typed.(*corev1.Namespace); ok && ns.Name == "meshdemo" {
+			name = ns.Labels["istio.io/use-waypoint"]
+		}
+	}
+	if name == "" {
+		return "", fmt.Errorf("Namespace meshdemo names no waypoint (label istio.io/use-waypoint)")
+	}
+	for _, o := range objs {
+		if gw, ok := o.Typed.(*gatewayv1.Gateway); ok && gw.Namespace == "meshdemo" && gw.Name == name && gw.Spec.GatewayClassName == "istio-waypoint" {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("Namespace meshdemo uses waypoint %q, which is not a rendered Gateway of class istio-waypoint", name)
+}
+
+// checkExporter: the workload exports OTLP/HTTP to an HTTP port of an addon Service, and, if it
+// has a sidecar, that port is excluded from the sidecar's capture.
+func checkExporter(o manifests.Object, d *appsv1.Deployment, addons []corev1.Service, sidecar bool) []error {
 	var endpoint string
 	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
 		if e.Name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
@@ -251,7 +293,7 @@ func checkExporter(o manifests.Object, d *appsv1.Deployment, addons []corev1.Ser
 		return []error{fmt.Errorf("%s: OTEL_EXPORTER_OTLP_ENDPOINT %s: port %s is not an HTTP port (the exporter speaks OTLP/HTTP)", o.ID(), endpoint, sp.Name)}
 	}
 	excluded := strings.Split(d.Spec.Template.Annotations["traffic.sidecar.istio.io/excludeOutboundPorts"], ",")
-	if !slices.Contains(excluded, u.Port()) {
+	if sidecar && !slices.Contains(excluded, u.Port()) {
 		return []error{fmt.Errorf("%s: port %s is not in traffic.sidecar.istio.io/excludeOutboundPorts: every span export would be a trace of its own", o.ID(), u.Port())}
 	}
 	return nil
@@ -291,19 +333,26 @@ func decodeRender(t testing.TB, stream []byte) []manifests.Object {
 	return objs
 }
 
-// Every scenario is wired for tracing against the install and the Jaeger addon.
+// Every profile of every flavour is wired for tracing against the install and the Jaeger addon.
 func TestTracingWiredInEveryScenario(t *testing.T) {
 	t.Parallel()
 	in := generatedKindInstall(t)
 	addons := jaegerAddon(t)
-	for _, name := range append(slices.Clone(manifests.Presets), manifests.Scenarios...) {
-		stream, err := sharedTree(t).Build(manifests.ScenarioDir(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if errs := checkTracing(in, addons, decodeRender(t, stream)); len(errs) != 0 {
-			t.Errorf("%s: %v", name, errs)
-		}
+	for _, profile := range manifests.Profiles() {
+		t.Run(profile, func(t *testing.T) {
+			t.Parallel()
+			f, _, err := manifests.ParseProfile(profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stream, err := sharedTree(t).Build(manifests.ScenarioDir(profile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if errs := checkTracing(in, addons, decodeRender(t, stream), f); len(errs) != 0 {
+				t.Errorf("%v", errs)
+			}
+		})
 	}
 }
 
@@ -316,30 +365,46 @@ func TestTracingCheckRejectsBrokenWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rendered, err := sharedTree(t).Build(manifests.ScenarioDir("default"))
-	if err != nil {
-		t.Fatal(err)
+	rendered := map[manifests.Flavour][]byte{}
+	for _, f := range manifests.Flavours {
+		b, err := sharedTree(t).Build(manifests.ScenarioDir(manifests.Profile(f, "default")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rendered[f] = b
 	}
 	addons := jaegerAddon(t)
 	cases := []struct {
 		name, file, old, new, want string
+		flavour                    manifests.Flavour // of the rendered default scenario edited; sidecar if empty
 	}{
-		{"provider on the OTLP/HTTP port", "install", "port: 4317", "port: 4318", "not a gRPC port"},
-		{"provider at a Service the addon lacks", "install", "service: jaeger-collector.istio-system", "service: otel-collector.istio-system", "no Service istio-system/otel-collector"},
-		{"no default provider", "install", "    defaultProviders:\n      tracing:\n        - jaeger-otlp\n", "", "ingress gateway does not trace"},
-		{"gateway samples 1 %", "install", "traceSampling: 100.0", "traceSampling: 1.0", "PILOT_TRACE_SAMPLING"},
-		{"Telemetry names an unknown provider", "render", "- name: jaeger-otlp", "- name: jaeger", `tracing provider "jaeger" is not`},
-		{"Telemetry samples 1 %", "render", "randomSamplingPercentage: 100", "randomSamplingPercentage: 1", "randomSamplingPercentage 1"},
-		{"app exports to the gRPC port", "render", "svc.cluster.local:4318", "svc.cluster.local:4317", "not an HTTP port"},
-		{"app exports to a Service the addon lacks", "render", "http://jaeger-collector.istio-system", "http://jaeger.istio-system", "no Service istio-system/jaeger"},
-		{"app export through the sidecar", "render", "traffic.sidecar.istio.io/excludeOutboundPorts", "traffic.sidecar.istio.io/excludeInboundPorts", "excludeOutboundPorts"},
-		{"app without exporter", "render", "name: OTEL_EXPORTER_OTLP_ENDPOINT", "name: OTEL_EXPORTER_OTLP_HEADERS", "no OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{"provider on the OTLP/HTTP port", "install", "port: 4317", "port: 4318", "not a gRPC port", ""},
+		{"provider at a Service the addon lacks", "install", "service: jaeger-collector.istio-system", "service: otel-collector.istio-system", "no Service istio-system/otel-collector", ""},
+		{"no default provider", "install", "    defaultProviders:\n      tracing:\n        - jaeger-otlp\n", "", "ingress gateway does not trace", ""},
+		{"gateway samples 1 %", "install", "traceSampling: 100.0", "traceSampling: 1.0", "PILOT_TRACE_SAMPLING", ""},
+		{"Telemetry names an unknown provider", "render", "- name: jaeger-otlp", "- name: jaeger", `tracing provider "jaeger" is not`, ""},
+		{"Telemetry samples 1 %", "render", "randomSamplingPercentage: 100", "randomSamplingPercentage: 1", "randomSamplingPercentage 1", ""},
+		{"app exports to the gRPC port", "render", "svc.cluster.local:4318", "svc.cluster.local:4317", "not an HTTP port", ""},
+		{"app exports to a Service the addon lacks", "render", "http://jaeger-collector.istio-system", "http://jaeger.istio-system", "no Service istio-system/jaeger", ""},
+		{"app export through the sidecar", "render", "traffic.sidecar.istio.io/excludeOutboundPorts", "traffic.sidecar.istio.io/excludeInboundPorts", "excludeOutboundPorts", ""},
+		{"app without exporter", "render", "name: OTEL_EXPORTER_OTLP_ENDPOINT", "name: OTEL_EXPORTER_OTLP_HEADERS", "no OTEL_EXPORTER_OTLP_ENDPOINT", ""},
+		// gateway-api has sidecars: a Telemetry attached to a Gateway reaches none of them.
+		{"gateway-api Telemetry attached to a Gateway", "render", "  tracing:\n", "  targetRefs:\n  - group: gateway.networking.k8s.io\n    kind: Gateway\n    name: waypoint\n  tracing:\n", "no namespace-wide Telemetry", manifests.GatewayAPI},
+		{"gateway-api app export through the sidecar", "render", "traffic.sidecar.istio.io/excludeOutboundPorts", "traffic.sidecar.istio.io/excludeInboundPorts", "excludeOutboundPorts", manifests.GatewayAPI},
+		// ambient: the Telemetry must reach the waypoint the namespace uses.
+		{"ambient Telemetry attached to another Gateway", "render", "    kind: Gateway\n    name: waypoint\n  tracing:", "    kind: Gateway\n    name: meshdemo-gateway\n  tracing:", `reaches its waypoint "waypoint"`, manifests.Ambient},
+		{"ambient namespace uses no rendered waypoint", "render", "istio.io/use-waypoint: waypoint", "istio.io/use-waypoint: mesh-waypoint", `uses waypoint "mesh-waypoint", which is not a rendered Gateway`, manifests.Ambient},
+		{"ambient app without exporter", "render", "name: OTEL_EXPORTER_OTLP_ENDPOINT", "name: OTEL_EXPORTER_OTLP_HEADERS", "no OTEL_EXPORTER_OTLP_ENDPOINT", manifests.Ambient},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			in, objs := generatedKindInstall(t), decodeRender(t, rendered)
-			src := rendered
+			f := c.flavour
+			if f == "" {
+				f = manifests.Sidecar
+			}
+			in, objs := generatedKindInstall(t), decodeRender(t, rendered[f])
+			src := rendered[f]
 			if c.file == "install" {
 				src = installFile
 			}
@@ -356,7 +421,7 @@ func TestTracingCheckRejectsBrokenWiring(t *testing.T) {
 			} else {
 				objs = decodeRender(t, edited)
 			}
-			errs := checkTracing(in, addons, objs)
+			errs := checkTracing(in, addons, objs, f)
 			found := false
 			for _, e := range errs {
 				found = found || strings.Contains(e.Error(), c.want)

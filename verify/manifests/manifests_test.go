@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -27,6 +29,7 @@ func repoRoot(t testing.TB) string {
 	return root
 }
 
+// loadTree is a fresh copy of the repository, for a test that edits it.
 func loadTree(t testing.TB) *Tree {
 	t.Helper()
 	tree, err := LoadTree(repoRoot(t))
@@ -36,18 +39,42 @@ func loadTree(t testing.TB) *Tree {
 	return tree
 }
 
-// render builds a named render target: a deploy/scenarios name, "alone:<scenario>",
-// "pilot:<scenario>" (the form verify/pilot uses) or "dir:<path>".
+var (
+	sharedOnce sync.Once
+	shared     *Tree
+	sharedErr  error
+)
+
+// sharedTree is one copy of the repository that no test edits: the tests that only render share
+// it, and with it the renders it keeps.
+func sharedTree(t testing.TB) *Tree {
+	t.Helper()
+	sharedOnce.Do(func() { shared, sharedErr = LoadTree(repoRoot(t)) })
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return shared
+}
+
+// render builds a named render target: a profile (a deploy/scenarios name: weighted-split,
+// gateway-api-canary), "alone:<profile>" (the profile's scenario component without the canary),
+// "pilot:<profile>" (the form verify/pilot renders: deploy/base and the flavour's base with the
+// canary, without the kind component) or "dir:<path>".
 func render(t testing.TB, tree *Tree, target string) ([]byte, error) {
 	t.Helper()
 	kind, name, _ := strings.Cut(target, ":")
 	switch kind {
-	case "alone":
-		return tree.Render(Alone(name))
-	case "pilot":
+	case "alone", "pilot":
+		f, scenario, err := ParseProfile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kind == "alone" {
+			return tree.Render(AloneIn(f, scenario))
+		}
 		return tree.Render(Composition{
-			Resources:  []string{"deploy/overlays/kind", "istio/base"},
-			Components: append(slices.Clone(CanaryComponents), "istio/components/"+name),
+			Resources:  []string{"deploy/base", f.base()},
+			Components: append(append(f.leading(), CanaryComponents...), f.component(scenario)),
 		})
 	case "dir":
 		return tree.Build(name)
@@ -56,35 +83,91 @@ func render(t testing.TB, tree *Tree, target string) ([]byte, error) {
 	}
 }
 
-// targets is every render the issue asks for: each overlay, each preset and each scenario
-// alone, with the canary (deploy/scenarios) and in the pilot engineer's form.
+var (
+	nodePortsOnce sync.Once
+	nodePorts     []int32
+	nodePortsErr  error
+)
+
+// options are the rule options of a render target: its flavour, and the node ports
+// build/kind/cluster.yaml publishes.
+func options(t testing.TB, target string) Options {
+	t.Helper()
+	nodePortsOnce.Do(func() { nodePorts, nodePortsErr = KindPublishedNodePorts(repoRoot(t)) })
+	if nodePortsErr != nil {
+		t.Fatal(nodePortsErr)
+	}
+	kind, profile, ok := strings.Cut(target, ":")
+	if !ok {
+		profile = target
+	}
+	f, _, err := ParseProfile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{Flavour: f, PublishedNodePorts: nodePorts, WithoutCanary: kind == "alone"}
+}
+
+// targets is every render the issue asks for: each overlay, and in every flavour each preset and
+// each scenario alone, with the canary (deploy/scenarios) and in the pilot engineer's form.
 func targets() []string {
 	out := []string{"dir:deploy/base", "dir:deploy/overlays/kind"}
-	for _, p := range Presets {
-		out = append(out, p)
-	}
-	for _, s := range Scenarios {
-		out = append(out, s, "alone:"+s, "pilot:"+s)
+	for _, f := range Flavours {
+		for _, p := range Presets {
+			out = append(out, Profile(f, p))
+		}
+		for _, s := range Scenarios {
+			p := Profile(f, s)
+			out = append(out, p, "alone:"+p, "pilot:"+p)
+		}
 	}
 	return out
+}
+
+// componentDir is where a flavour's scenario components live.
+func componentDir(f Flavour) string { return path.Dir(f.component("x")) }
+
+func TestParseProfileInvertsProfile(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for _, p := range Profiles() {
+		if seen[p] {
+			t.Errorf("profile %s listed twice", p)
+		}
+		seen[p] = true
+		f, name, err := ParseProfile(p)
+		if err != nil || Profile(f, name) != p {
+			t.Errorf("ParseProfile(%q) = %s, %s, %v", p, f, name, err)
+		}
+	}
+	if len(seen) != len(Flavours)*(len(Presets)+len(Scenarios)) {
+		t.Errorf("%d profiles", len(seen))
+	}
+	for _, bad := range []string{"", "gateway-api-", "ambient-nope", "nope", "sidecar-default"} {
+		if _, _, err := ParseProfile(bad); err == nil {
+			t.Errorf("ParseProfile(%q) accepted", bad)
+		}
+	}
 }
 
 func TestScenarioListMatchesComponents(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
-	entries, err := os.ReadDir(filepath.Join(root, "istio", "components"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dirs []string
-	for _, e := range entries {
-		if e.IsDir() {
-			dirs = append(dirs, e.Name())
-		}
-	}
 	want := slices.Sorted(slices.Values(Scenarios))
-	if !slices.Equal(dirs, want) {
-		t.Errorf("istio/components has %v, Scenarios lists %v", dirs, want)
+	for _, f := range Flavours {
+		entries, err := os.ReadDir(filepath.Join(root, componentDir(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dirs []string
+		for _, e := range entries {
+			if e.IsDir() {
+				dirs = append(dirs, e.Name())
+			}
+		}
+		if !slices.Equal(dirs, want) {
+			t.Errorf("%s has %v, Scenarios lists %v", componentDir(f), dirs, want)
+		}
 	}
 	readme, err := os.ReadFile(filepath.Join(root, "istio", "components", "README.md"))
 	if err != nil {
@@ -106,29 +189,31 @@ func TestScenarioFilesAreCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := append(slices.Clone(Presets), Scenarios...)
 	var dirs []string
 	for _, e := range entries {
 		dirs = append(dirs, e.Name())
 	}
-	if !slices.Equal(dirs, slices.Sorted(slices.Values(names))) {
-		t.Errorf("deploy/scenarios has %v, want %v", dirs, slices.Sorted(slices.Values(names)))
+	if want := slices.Sorted(slices.Values(Profiles())); !slices.Equal(dirs, want) {
+		t.Errorf("deploy/scenarios has %v, want %v", dirs, want)
 	}
-	for _, n := range names {
-		got, err := os.ReadFile(filepath.Join(root, ScenarioDir(n), "kustomization.yaml"))
-		if err != nil {
-			t.Error(err)
-			continue
-		}
-		if string(got) != ScenarioFile(n) {
-			t.Errorf("%s/kustomization.yaml is stale; run `make scenarios`.\ngot:\n%s\nwant:\n%s", ScenarioDir(n), got, ScenarioFile(n))
+	for _, f := range Flavours {
+		for _, n := range append(slices.Clone(Presets), Scenarios...) {
+			dir := ScenarioDir(Profile(f, n))
+			got, err := os.ReadFile(filepath.Join(root, dir, "kustomization.yaml"))
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			if want := ScenarioFile(f, n); string(got) != want {
+				t.Errorf("%s/kustomization.yaml is stale; run `make scenarios`.\ngot:\n%s\nwant:\n%s", dir, got, want)
+			}
 		}
 	}
 }
 
 func TestEveryRenderDecodesStrictlyAndPassesTheRules(t *testing.T) {
 	t.Parallel()
-	tree := loadTree(t)
+	tree := sharedTree(t)
 	for _, target := range targets() {
 		t.Run(target, func(t *testing.T) {
 			t.Parallel()
@@ -146,7 +231,7 @@ func TestEveryRenderDecodesStrictlyAndPassesTheRules(t *testing.T) {
 			if strings.HasPrefix(target, "dir:deploy") {
 				err = CheckKubernetes(objs)
 			} else {
-				err = Check(objs)
+				err = Check(objs, options(t, target))
 			}
 			if err != nil {
 				t.Fatalf("rules:\n%v", err)
@@ -155,11 +240,17 @@ func TestEveryRenderDecodesStrictlyAndPassesTheRules(t *testing.T) {
 	}
 }
 
-// What the canary and kind components must contribute, seen in the rendered objects.
+// What the canary and kind components must contribute, seen in the rendered objects of every flavour.
 func TestCanaryAndKindReachEveryDeployment(t *testing.T) {
 	t.Parallel()
-	tree := loadTree(t)
-	out, err := tree.Build(ScenarioDir("canary"))
+	tree := sharedTree(t)
+	for _, f := range Flavours {
+		t.Run(string(f), func(t *testing.T) { canaryAndKindReachEveryDeployment(t, tree, f) })
+	}
+}
+
+func canaryAndKindReachEveryDeployment(t *testing.T, tree *Tree, f Flavour) {
+	out, err := tree.Build(ScenarioDir(Profile(f, "canary")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,22 +277,24 @@ func TestCanaryAndKindReachEveryDeployment(t *testing.T) {
 	}
 }
 
-// Every scenario component changes the rendered Istio configuration, and leaves the objects
-// it does not target alone (compared with the canary preset).
+// Every scenario component changes the render, in every flavour (compared with the flavour's
+// canary preset).
 func TestEveryScenarioChangesSomething(t *testing.T) {
 	t.Parallel()
-	tree := loadTree(t)
-	base, err := tree.Build(ScenarioDir("canary"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range Scenarios {
-		out, err := tree.Build(ScenarioDir(s))
+	tree := sharedTree(t)
+	for _, f := range Flavours {
+		base, err := tree.Build(ScenarioDir(Profile(f, "canary")))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Equal(out, base) {
-			t.Errorf("scenario %s renders the same as canary", s)
+		for _, s := range Scenarios {
+			out, err := tree.Build(ScenarioDir(Profile(f, s)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(out, base) {
+				t.Errorf("scenario %s renders the same as %s", Profile(f, s), Profile(f, "canary"))
+			}
 		}
 	}
 }
@@ -254,7 +347,7 @@ func TestBrokenFixturesFail(t *testing.T) {
 				objs, derr := Decode(out)
 				err = derr
 				if derr == nil {
-					err = Check(objs)
+					err = Check(objs, options(t, c.Render))
 				}
 			}
 			if err == nil {
@@ -294,7 +387,7 @@ func overlay(t *testing.T, tree *Tree, dir string) {
 // still reaches v1, so other compositions (the later Istio flavours) can reuse it.
 func TestPostgresSharedByEveryUserService(t *testing.T) {
 	t.Parallel()
-	tree := loadTree(t)
+	tree := sharedTree(t)
 	const url = "postgres://meshdemo:$(DATABASE_PASSWORD)@postgres.meshdemo.svc.cluster.local:5432/meshdemo?sslmode=disable"
 	for _, tc := range []struct {
 		name     string

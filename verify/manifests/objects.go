@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -15,9 +17,13 @@ import (
 	security "istio.io/api/security/v1"
 	telemetry "istio.io/api/telemetry/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -26,9 +32,14 @@ type Object struct {
 	APIVersion string
 	Kind       string
 	Meta       metav1.ObjectMeta
-	// Typed is a pointer to the Kubernetes struct (*appsv1.Deployment, ...) or, for Istio
-	// resources, the spec as its istio.io/api protobuf message (*networking.VirtualService, ...).
+	// Typed is a pointer to the Kubernetes struct (*appsv1.Deployment, *gatewayv1.HTTPRoute, ...)
+	// or, for Istio resources, the spec as its istio.io/api protobuf message
+	// (*networking.VirtualService, ...).
 	Typed any
+	// Overlays are, for a ConfigMap a Gateway names as its infrastructure parameters, the
+	// overlays istiod applies to what it generates for the Gateway, by key ("service":
+	// *corev1.Service, "deployment": *appsv1.Deployment, ...), strictly decoded.
+	Overlays map[string]any
 	// YAML is the document as rendered.
 	YAML []byte
 }
@@ -44,6 +55,24 @@ var kubeTypes = map[string]func() any{
 	"v1/Secret":           func() any { return &corev1.Secret{} },
 	"apps/v1/Deployment":  func() any { return &appsv1.Deployment{} },
 	"apps/v1/StatefulSet": func() any { return &appsv1.StatefulSet{} },
+	// A Gateway API Gateway's infrastructure parameters (gateway.networking.k8s.io Gateways).
+	"v1/ConfigMap": func() any { return &corev1.ConfigMap{} },
+	// The Kubernetes Gateway API at the version the pinned Istio uses (sigs.k8s.io/gateway-api),
+	// standard and experimental fields alike: the Go types hold both channels.
+	"gateway.networking.k8s.io/v1/Gateway":   func() any { return &gatewayv1.Gateway{} },
+	"gateway.networking.k8s.io/v1/HTTPRoute": func() any { return &gatewayv1.HTTPRoute{} },
+	"gateway.networking.k8s.io/v1/GRPCRoute": func() any { return &gatewayv1.GRPCRoute{} },
+}
+
+// gatewayOverlays are the keys istiod's deployment controller reads from a Gateway's parameters
+// ConfigMap, with the type each overlay patches (pilot/pkg/config/kube/gatewaycommon,
+// applyOverlay); istiod rejects any other key.
+var gatewayOverlays = map[string]func() any{
+	"deployment":              func() any { return &appsv1.Deployment{} },
+	"service":                 func() any { return &corev1.Service{} },
+	"serviceAccount":          func() any { return &corev1.ServiceAccount{} },
+	"horizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	"podDisruptionBudget":     func() any { return &policyv1.PodDisruptionBudget{} },
 }
 
 // istioTypes are the Istio kinds, at the v1 APIs only (EnvoyFilter aside): a v1alpha3 or v1beta1
@@ -94,7 +123,51 @@ func Decode(stream []byte) ([]Object, error) {
 		}
 		out = append(out, o)
 	}
+	errs = append(errs, decodeGatewayParameters(out)...)
 	return out, errors.Join(errs...)
+}
+
+// decodeGatewayParameters strictly decodes the overlays of every ConfigMap a Gateway names as
+// its infrastructure parameters (istiod patches the Gateway's generated Deployment, Service, ...
+// with them, strategic merge): a misspelt field would otherwise reach the cluster as text and be
+// dropped. A parametersRef to a ConfigMap the render lacks is a rule violation (checkGatewayAPIRefs).
+func decodeGatewayParameters(objs []Object) []error {
+	var errs []error
+	for _, o := range objs {
+		gw, ok := o.Typed.(*gatewayv1.Gateway)
+		if !ok || gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
+			continue
+		}
+		ref := gw.Spec.Infrastructure.ParametersRef
+		if ref.Group != "" || ref.Kind != "ConfigMap" {
+			errs = append(errs, fmt.Errorf("%s: infrastructure.parametersRef %s/%s: istiod takes a ConfigMap only", o.ID(), ref.Group, ref.Kind))
+			continue
+		}
+		for i := range objs {
+			cm, ok := objs[i].Typed.(*corev1.ConfigMap)
+			if !ok || cm.Namespace != gw.Namespace || cm.Name != ref.Name || objs[i].Overlays != nil {
+				continue
+			}
+			objs[i].Overlays = map[string]any{}
+			if len(cm.BinaryData) > 0 {
+				errs = append(errs, fmt.Errorf("%s: binaryData: istiod reads overlays from data only", objs[i].ID()))
+			}
+			for _, key := range slices.Sorted(maps.Keys(cm.Data)) {
+				mk, ok := gatewayOverlays[key]
+				if !ok {
+					errs = append(errs, fmt.Errorf("%s: data.%s: istiod supports the overlays %v only", objs[i].ID(), key, slices.Sorted(maps.Keys(gatewayOverlays))))
+					continue
+				}
+				typed := mk()
+				if err := strictUnmarshal([]byte(cm.Data[key]), typed); err != nil {
+					errs = append(errs, fmt.Errorf("%s: data.%s: %w", objs[i].ID(), key, err))
+					continue
+				}
+				objs[i].Overlays[key] = typed
+			}
+		}
+	}
+	return errs
 }
 
 func decodeOne(doc []byte) (Object, error) {
@@ -115,7 +188,7 @@ func decodeOne(doc []byte) (Object, error) {
 
 	if mk, ok := kubeTypes[key]; ok {
 		typed := mk()
-		if err := yaml.UnmarshalStrict(doc, typed); err != nil {
+		if err := strictUnmarshal(doc, typed); err != nil {
 			return Object{}, fmt.Errorf("%s: %w", id, err)
 		}
 		o.Typed = typed
@@ -124,7 +197,7 @@ func decodeOne(doc []byte) (Object, error) {
 	}
 	if mk, ok := istioTypes[key]; ok {
 		var env istioEnvelope
-		if err := yaml.UnmarshalStrict(doc, &env); err != nil {
+		if err := strictUnmarshal(doc, &env); err != nil {
 			return Object{}, fmt.Errorf("%s: %w", id, err)
 		}
 		spec := mk()
@@ -144,6 +217,22 @@ func decodeOne(doc []byte) (Object, error) {
 		return o, nil
 	}
 	return Object{}, fmt.Errorf("%s: no strict decoder for %s (unexpected kind, or an Istio API other than v1)", id, key)
+}
+
+// strictUnmarshal decodes a YAML document into a Kubernetes type the way the API server's strict
+// field validation does: field names match case-sensitively (encoding/json, and so
+// yaml.UnmarshalStrict, would take `nodeport` for `nodePort`), and unknown or duplicate fields
+// are errors (sigs.k8s.io/json, the decoder of k8s.io/apimachinery).
+func strictUnmarshal(doc []byte, into any) error {
+	js, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	strict, err := kjson.UnmarshalStrict(js, into)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }
 
 func objectMeta(typed any) metav1.ObjectMeta {

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Namespace is where every meshdemo object lives.
@@ -31,17 +32,22 @@ type set struct {
 	secrets    map[string]*corev1.Secret  // by name
 	vs         []Object
 	dr         map[string]*networking.DestinationRule // by host
-	gateways   map[string]*networking.Gateway         // by namespace/name
+	gateways   map[string]*networking.Gateway         // Istio Gateways by namespace/name
+	kgateways  map[string]*gatewayv1.Gateway          // Gateway API Gateways by namespace/name
+	routes     []route                                // HTTPRoutes and GRPCRoutes
+	configMaps map[string]Object                      // by namespace/name
 	all        []Object
 }
 
 func index(objs []Object) (*set, []error) {
 	s := &set{
-		services: map[string]*corev1.Service{},
-		secrets:  map[string]*corev1.Secret{},
-		dr:       map[string]*networking.DestinationRule{},
-		gateways: map[string]*networking.Gateway{},
-		all:      objs,
+		services:   map[string]*corev1.Service{},
+		secrets:    map[string]*corev1.Secret{},
+		dr:         map[string]*networking.DestinationRule{},
+		gateways:   map[string]*networking.Gateway{},
+		kgateways:  map[string]*gatewayv1.Gateway{},
+		configMaps: map[string]Object{},
+		all:        objs,
 	}
 	var errs []error
 	for _, o := range objs {
@@ -65,23 +71,62 @@ func index(objs []Object) (*set, []error) {
 			s.dr[t.GetHost()] = t
 		case *networking.Gateway:
 			s.gateways[o.Meta.Namespace+"/"+o.Meta.Name] = t
+		case *gatewayv1.Gateway:
+			s.kgateways[t.Namespace+"/"+t.Name] = t
+		case *corev1.ConfigMap:
+			s.configMaps[t.Namespace+"/"+t.Name] = o
+		}
+		if r, ok := newRoute(o); ok {
+			s.routes = append(s.routes, r)
 		}
 	}
 	return s, errs
 }
 
-// Check applies every rule to a rendered set and returns all violations joined (nil if none).
-func Check(objs []Object) error {
+// Options are what the rules need besides the render.
+type Options struct {
+	// Flavour is the flavour the render belongs to (the zero value is Sidecar).
+	Flavour Flavour
+	// PublishedNodePorts are the node ports the kind cluster publishes on the host
+	// (KindPublishedNodePorts reads them from build/kind/cluster.yaml). The Gateway API flavours'
+	// ingress Gateway must pin its Service to one of them.
+	PublishedNodePorts []int32
+	// WithoutCanary marks a scenario component rendered without the canary (AloneIn): a policy's
+	// targetRef may then name a Service that only the canary's components add (the ambient authz
+	// component's L7 policy for postgres). Every other rule holds.
+	WithoutCanary bool
+}
+
+// Check applies every rule of the flavour to a rendered set and returns all violations joined
+// (nil if none).
+func Check(objs []Object, opts Options) error {
+	f := opts.Flavour
+	if f == "" {
+		f = Sidecar
+	}
 	s, errs := index(objs)
+	errs = append(errs, s.checkNamespace(f)...)
+	errs = append(errs, s.checkVersionSubsets(f)...)
+	errs = append(errs, s.checkNoIstioRouting(f)...)
+	errs = append(errs, s.checkVersionServices(f)...)
+	errs = append(errs, s.checkTargetRefs(opts.WithoutCanary)...)
+	errs = append(errs, s.checkDestinationRulesOnBackends(f)...)
+	if f == Sidecar {
+		errs = append(errs, s.checkGateway()...)
+	} else {
+		errs = append(errs, s.checkIngress(opts.PublishedNodePorts)...)
+	}
 	for _, rule := range []func(*set) []error{
-		(*set).checkNamespace,
 		(*set).checkHostsQualified,
 		(*set).checkOneVirtualServicePerHost,
 		(*set).checkWeights,
 		(*set).checkRouteSubsets,
-		(*set).checkVersionSubsets,
-		(*set).checkGateway,
 		(*set).checkDestinationPorts,
+		(*set).checkRouteHostConflicts,
+		(*set).checkBackendWeights,
+		(*set).checkPathMatches,
+		(*set).checkGatewayAPIRefs,
+		(*set).checkServiceParents,
 		(*set).checkPods,
 		(*set).checkEnv,
 	} {
@@ -94,32 +139,49 @@ func Check(objs []Object) error {
 // Istio configuration (deploy/base, deploy/overlays/kind).
 func CheckKubernetes(objs []Object) error {
 	s, errs := index(objs)
-	errs = append(errs, s.checkNamespace()...)
+	errs = append(errs, s.checkNamespace(Sidecar)...)
 	errs = append(errs, s.checkPods()...)
 	errs = append(errs, s.checkEnv()...)
 	return errors.Join(errs...)
 }
 
-// checkNamespace: one namespace, labelled for sidecar injection, holding every object.
-func (s *set) checkNamespace() []error {
+// checkNamespace: meshdemo's namespace, joined to the mesh as the flavour wants
+// (meshNamespaceProblems), holds every object; the Gateway API flavours add the ingress
+// namespace, which has neither sidecars nor ambient mode (the gateway is an Envoy of its own).
+// Everything carries the part-of label.
+func (s *set) checkNamespace(f Flavour) []error {
 	var errs []error
+	allowed := []string{Namespace}
+	if f != Sidecar {
+		allowed = append(allowed, IngressNamespace)
+	}
 	found := false
 	for _, ns := range s.namespaces {
-		if ns.Name != Namespace {
+		switch {
+		case ns.Name == Namespace:
+			found = true
+			for _, msg := range s.meshNamespaceProblems(f, ns) {
+				errs = append(errs, fmt.Errorf("Namespace %s: %s", ns.Name, msg))
+			}
+		case slices.Contains(allowed, ns.Name):
+			for _, l := range []string{"istio-injection", dataplaneModeLabel} {
+				if v, ok := ns.Labels[l]; ok {
+					errs = append(errs, fmt.Errorf("Namespace %s: label %s=%s: the ingress gateway's namespace is not in the data plane", ns.Name, l, v))
+				}
+			}
+		default:
 			errs = append(errs, fmt.Errorf("Namespace %s: unexpected namespace", ns.Name))
-			continue
-		}
-		found = true
-		if ns.Labels["istio-injection"] != "enabled" {
-			errs = append(errs, fmt.Errorf("Namespace %s: label istio-injection=enabled missing", ns.Name))
 		}
 	}
 	if !found {
 		errs = append(errs, fmt.Errorf("Namespace %s is not rendered", Namespace))
 	}
 	for _, o := range s.all {
-		if o.Kind != "Namespace" && o.Meta.Namespace != Namespace {
+		if o.Kind != "Namespace" && !slices.Contains(allowed, o.Meta.Namespace) {
 			errs = append(errs, fmt.Errorf("%s: not in namespace %s", o.ID(), Namespace))
+		}
+		if o.Kind != "Namespace" && o.Meta.Namespace != Namespace && !slices.ContainsFunc(s.namespaces, func(ns *corev1.Namespace) bool { return ns.Name == o.Meta.Namespace }) {
+			errs = append(errs, fmt.Errorf("%s: its namespace is not rendered", o.ID()))
 		}
 		// One label on everything, so that switching scenarios can prune what the last one added
 		// (kubectl apply --prune -l app.kubernetes.io/part-of=meshdemo).
@@ -266,7 +328,10 @@ func (s *set) checkRouteSubsets() []error {
 // meshdemo workload has) needs a subset selecting it. An unversioned pod (PostgreSQL: one
 // version, nothing to route between) needs a DestinationRule without subsets, if it has one at
 // all: a subset selects by labels, and routes to it would find the pod missing.
-func (s *set) checkVersionSubsets() []error {
+//
+// In the Gateway API flavours routes reach versions through per-version Services instead
+// (checkVersionServices); only "every pod is selected by a Service" applies there.
+func (s *set) checkVersionSubsets(f Flavour) []error {
 	var errs []error
 	for _, w := range s.workloads {
 		pod := labels.Set(w.template.Labels)
@@ -276,6 +341,9 @@ func (s *set) checkVersionSubsets() []error {
 				continue
 			}
 			selected = true
+			if f != Sidecar {
+				continue
+			}
 			dr, ok := s.dr[host]
 			switch {
 			case pod["version"] == "":
@@ -302,7 +370,7 @@ func (s *set) checkVersionSubsets() []error {
 func (s *set) checkGateway() []error {
 	var errs []error
 	if len(s.gateways) == 0 {
-		return nil // a Kubernetes-only render
+		return []error{errors.New("no networking.istio.io Gateway is rendered: the sidecar flavour's ingress")}
 	}
 	for key, gw := range s.gateways {
 		for _, srv := range gw.GetServers() {
