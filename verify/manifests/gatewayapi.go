@@ -67,45 +67,46 @@ func newRoute(o Object) (route, bool) {
 	case *gatewayv1.HTTPRoute:
 		r := route{obj: o, parents: t.Spec.ParentRefs, hostnames: t.Spec.Hostnames, namespace: t.Namespace, httpRoute: t}
 		for _, rule := range t.Spec.Rules {
-			rr := routeRule{name: sectionName(rule.Name)}
-			for _, f := range rule.Filters {
-				if f.RequestMirror != nil {
-					rr.mirrors = append(rr.mirrors, f.RequestMirror.BackendRef)
-				}
-			}
-			for _, b := range rule.BackendRefs {
-				rr.backends = append(rr.backends, b.BackendRef)
-				for _, f := range b.Filters {
-					if f.RequestMirror != nil {
-						rr.mirrors = append(rr.mirrors, f.RequestMirror.BackendRef)
-					}
-				}
-			}
-			r.rules = append(r.rules, rr)
+			r.rules = append(r.rules, newRouteRule(rule.Name, rule.Filters, rule.BackendRefs,
+				func(f gatewayv1.HTTPRouteFilter) *gatewayv1.HTTPRequestMirrorFilter { return f.RequestMirror },
+				func(b gatewayv1.HTTPBackendRef) (gatewayv1.BackendRef, []gatewayv1.HTTPRouteFilter) {
+					return b.BackendRef, b.Filters
+				}))
 		}
 		return r, true
 	case *gatewayv1.GRPCRoute:
 		r := route{obj: o, parents: t.Spec.ParentRefs, hostnames: t.Spec.Hostnames, namespace: t.Namespace, grpc: true}
 		for _, rule := range t.Spec.Rules {
-			rr := routeRule{name: sectionName(rule.Name)}
-			for _, f := range rule.Filters {
-				if f.RequestMirror != nil {
-					rr.mirrors = append(rr.mirrors, f.RequestMirror.BackendRef)
-				}
-			}
-			for _, b := range rule.BackendRefs {
-				rr.backends = append(rr.backends, b.BackendRef)
-				for _, f := range b.Filters {
-					if f.RequestMirror != nil {
-						rr.mirrors = append(rr.mirrors, f.RequestMirror.BackendRef)
-					}
-				}
-			}
-			r.rules = append(r.rules, rr)
+			r.rules = append(r.rules, newRouteRule(rule.Name, rule.Filters, rule.BackendRefs,
+				func(f gatewayv1.GRPCRouteFilter) *gatewayv1.HTTPRequestMirrorFilter { return f.RequestMirror },
+				func(b gatewayv1.GRPCBackendRef) (gatewayv1.BackendRef, []gatewayv1.GRPCRouteFilter) {
+					return b.BackendRef, b.Filters
+				}))
 		}
 		return r, true
 	}
 	return route{}, false
+}
+
+// newRouteRule collects a rule's backends and the mirror backends of its filters and of its
+// backends' filters, for HTTPRoute and GRPCRoute alike (their filter types differ).
+func newRouteRule[F, B any](name *gatewayv1.SectionName, filters []F, backends []B,
+	mirror func(F) *gatewayv1.HTTPRequestMirrorFilter, backend func(B) (gatewayv1.BackendRef, []F)) routeRule {
+	rr := routeRule{name: sectionName(name)}
+	addMirrors := func(fs []F) {
+		for _, f := range fs {
+			if m := mirror(f); m != nil {
+				rr.mirrors = append(rr.mirrors, m.BackendRef)
+			}
+		}
+	}
+	addMirrors(filters)
+	for _, b := range backends {
+		ref, fs := backend(b)
+		rr.backends = append(rr.backends, ref)
+		addMirrors(fs)
+	}
+	return rr
 }
 
 func sectionName(n *gatewayv1.SectionName) string {

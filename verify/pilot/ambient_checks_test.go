@@ -40,24 +40,7 @@ func ambientBaseChecks() []check {
 		}}
 	}
 	return append(gatewayAPIIngressChecks(), []check{
-		{
-			name: "grpc-hops-routed-per-request-by-the-waypoint",
-			run: func(m *mesh) error {
-				var errs []error
-				for _, h := range want.grpcHops {
-					errs = append(errs, m.grpcPerRequest(h))
-				}
-				return errors.Join(errs...)
-			},
-			broken: []fixture{
-				{"server1-grpc-port-declared-tcp", grpcPortFixtures("server1")[0].mutate},
-				{"grpcroute-backend-port-8080", func(objs []object) error {
-					return editRules(objs, "GRPCRoute", grpcRouteName("server2", objs), func(r map[string]any) bool {
-						return setBackends(r, "server2-v1", want.appPort)
-					})
-				}},
-			},
-		},
+		grpcHopsCheckNamed("grpc-hops-routed-per-request-by-the-waypoint", gatewayGRPCHopFixtures()),
 		{
 			name: "ingress-reaches-client-pods-over-hbone",
 			run:  ingressOverHBONE,
@@ -90,30 +73,14 @@ func ambientBaseChecks() []check {
 			name: "ztunnel-mtls-strict",
 			run:  ztunnelStrict,
 			broken: []fixture{
-				{"peer-authentication-permissive", func(objs []object) error {
-					pa, err := one(objs, "PeerAuthentication", want.peerAuthName)
-					if err != nil {
-						return err
-					}
-					setIn(pa, "PERMISSIVE", "spec", "mtls", "mode")
-					return nil
-				}},
+				peerAuthPermissive,
 			},
 		},
 		{
 			name: "database-tcp-through-the-waypoint",
 			run:  databaseThroughWaypoint,
 			broken: []fixture{
-				{"database-port-as-http", func(objs []object) error {
-					svc, err := one(objs, "Service", want.database.name)
-					if err != nil {
-						return err
-					}
-					for _, sp := range listAt(svc, "spec", "ports") {
-						sp.(map[string]any)["appProtocol"] = "http"
-					}
-					return nil
-				}},
+				databasePortAsHTTP,
 			},
 		},
 		{

@@ -65,16 +65,7 @@ func baseChecks() []check {
 			name: "user-service-reaches-database-over-mtls-tcp",
 			run:  databaseOverTCP,
 			broken: []fixture{
-				{"database-port-as-http", func(objs []object) error {
-					svc, err := one(objs, "Service", want.database.name)
-					if err != nil {
-						return err
-					}
-					for _, sp := range listAt(svc, "spec", "ports") {
-						sp.(map[string]any)["appProtocol"] = "http"
-					}
-					return nil
-				}},
+				databasePortAsHTTP,
 				{"destination-rule-disables-tls", func(objs []object) error {
 					// The fixture cannot add an object, so it turns client's DestinationRule into
 					// one for the database that turns mutual TLS off.
@@ -95,14 +86,7 @@ func baseChecks() []check {
 			name: "mtls-strict-inbound",
 			run:  mtlsStrict,
 			broken: []fixture{
-				{"peer-authentication-permissive", func(objs []object) error {
-					pa, err := one(objs, "PeerAuthentication", want.peerAuthName)
-					if err != nil {
-						return err
-					}
-					setIn(pa, "PERMISSIVE", "spec", "mtls", "mode")
-					return nil
-				}},
+				peerAuthPermissive,
 			},
 		},
 	}
@@ -254,3 +238,25 @@ func baseChecksFor(f flavour) []check {
 	}
 	return baseChecks()
 }
+
+// peerAuthPermissive turns the namespace's STRICT mTLS into PERMISSIVE (every flavour).
+var peerAuthPermissive = fixture{"peer-authentication-permissive", func(objs []object) error {
+	pa, err := one(objs, "PeerAuthentication", want.peerAuthName)
+	if err != nil {
+		return err
+	}
+	setIn(pa, "PERMISSIVE", "spec", "mtls", "mode")
+	return nil
+}}
+
+// databasePortAsHTTP declares PostgreSQL's TCP port as HTTP (every flavour).
+var databasePortAsHTTP = fixture{"database-port-as-http", func(objs []object) error {
+	svc, err := one(objs, "Service", want.database.name)
+	if err != nil {
+		return err
+	}
+	for _, sp := range listAt(svc, "spec", "ports") {
+		sp.(map[string]any)["appProtocol"] = "http"
+	}
+	return nil
+}}

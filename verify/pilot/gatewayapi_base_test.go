@@ -18,39 +18,13 @@ var meshHops = []hop{{"client", "server1"}, {"client", "user-service"}, {"server
 
 func gatewayAPIBaseChecks() []check {
 	return append(gatewayAPIIngressChecks(), []check{
-		{
-			name: "grpc-hops-routed-per-request",
-			run: func(m *mesh) error {
-				var errs []error
-				for _, h := range want.grpcHops {
-					errs = append(errs, m.grpcPerRequest(h))
-				}
-				return errors.Join(errs...)
-			},
-			broken: []fixture{
-				{"server1-grpc-port-declared-tcp", grpcPortFixtures("server1")[0].mutate},
-				{"grpcroute-backend-port-8080", func(objs []object) error {
-					return editRules(objs, "GRPCRoute", grpcRouteName("server2", objs), func(r map[string]any) bool {
-						return setBackends(r, "server2-v1", want.appPort)
-					})
-				}},
-			},
-		},
+		grpcHopsCheckNamed("grpc-hops-routed-per-request", gatewayGRPCHopFixtures()),
 		// the Gateway API ingress and the absence of the Istio routing API
 		{
 			name: "user-service-reaches-database-over-mtls-tcp",
 			run:  databaseOverTCP,
 			broken: []fixture{
-				{"database-port-as-http", func(objs []object) error {
-					svc, err := one(objs, "Service", want.database.name)
-					if err != nil {
-						return err
-					}
-					for _, sp := range listAt(svc, "spec", "ports") {
-						sp.(map[string]any)["appProtocol"] = "http"
-					}
-					return nil
-				}},
+				databasePortAsHTTP,
 				{"destination-rule-disables-tls", func(objs []object) error {
 					return turnInto(objs, "HTTPRoute", "client", object{
 						"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
@@ -67,14 +41,7 @@ func gatewayAPIBaseChecks() []check {
 			name: "mtls-strict-inbound",
 			run:  mtlsStrict,
 			broken: []fixture{
-				{"peer-authentication-permissive", func(objs []object) error {
-					pa, err := one(objs, "PeerAuthentication", want.peerAuthName)
-					if err != nil {
-						return err
-					}
-					setIn(pa, "PERMISSIVE", "spec", "mtls", "mode")
-					return nil
-				}},
+				peerAuthPermissive,
 			},
 		},
 	}...)
@@ -232,5 +199,18 @@ func meshRoutesV1Check() check {
 				return nil
 			}},
 		},
+	}
+}
+
+// gatewayGRPCHopFixtures break the gRPC hops of the Gateway API flavours: the port declared TCP,
+// or the GRPCRoute sending server2's gRPC to its HTTP port.
+func gatewayGRPCHopFixtures() []fixture {
+	return []fixture{
+		{"server1-grpc-port-declared-tcp", grpcPortFixtures("server1")[0].mutate},
+		{"grpcroute-backend-port-8080", func(objs []object) error {
+			return editRules(objs, "GRPCRoute", grpcRouteName("server2", objs), func(r map[string]any) bool {
+				return setBackends(r, "server2-v1", want.appPort)
+			})
+		}},
 	}
 }

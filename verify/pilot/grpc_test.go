@@ -172,8 +172,13 @@ func grpcHopsCheck() check {
 	for _, h := range want.grpcHops {
 		broken = append(broken, grpcPortFixtures(h.to)...)
 	}
+	return grpcHopsCheckNamed("grpc-hops-routed-per-request", broken)
+}
+
+// grpcHopsCheckNamed runs the gRPC-hop promise under a flavour's name with its fixtures.
+func grpcHopsCheckNamed(name string, broken []fixture) check {
 	return check{
-		name: "grpc-hops-routed-per-request",
+		name: name,
 		run: func(m *mesh) error {
 			var errs []error
 			for _, h := range want.grpcHops {
