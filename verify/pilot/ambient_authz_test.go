@@ -157,12 +157,7 @@ func waypointCallGraph(m *mesh) error {
 	sim := m.waypoint()
 	var errs []error
 	for callee, allowed := range want.authzAllowed {
-		fc, err := waypointChainFor(sim, waypointChain(callee, want.appPort))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		h, err := httpConnectionManager(fc)
+		h, err := waypointHCM(sim, waypointChain(callee, want.appPort))
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -170,7 +165,7 @@ func waypointCallGraph(m *mesh) error {
 		for name, id := range m.ambientIdentities() {
 			ok, err := rbacAllows(h, peer{principal: id, method: "GET", path: paths[callee], port: want.appPort})
 			if err != nil {
-				errs = append(errs, fmt.Errorf("waypoint chain %s: %w", fc.GetName(), err))
+				errs = append(errs, fmt.Errorf("waypoint chain %s: %w", waypointChain(callee, want.appPort), err))
 				continue
 			}
 			if wantOK := name != ingressCaller && slices.Contains(allowed, name); ok != wantOK {

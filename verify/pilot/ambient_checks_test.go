@@ -335,18 +335,13 @@ func waypointAccessLog(m *mesh) error {
 	sim := m.waypoint()
 	var errs []error
 	for _, svc := range []string{"client", "server1", "server2", "user-service"} {
-		fc, err := waypointChainFor(sim, waypointChain(svc, want.appPort))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		h, err := httpConnectionManager(fc)
+		h, err := waypointHCM(sim, waypointChain(svc, want.appPort))
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if len(h.GetAccessLog()) == 0 {
-			errs = append(errs, fmt.Errorf("waypoint chain %s writes no access log", fc.GetName()))
+			errs = append(errs, fmt.Errorf("waypoint chain %s writes no access log", waypointChain(svc, want.appPort)))
 		}
 	}
 	return errors.Join(errs...)

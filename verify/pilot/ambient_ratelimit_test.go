@@ -48,12 +48,7 @@ func ambientRateLimitChecks() []check {
 		sim := m.waypoint()
 		var errs []error
 		for _, port := range ports {
-			fc, err := waypointChainFor(sim, waypointChain(svc, port))
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			h, err := httpConnectionManager(fc)
+			h, err := waypointHCM(sim, waypointChain(svc, port))
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -67,7 +62,7 @@ func ambientRateLimitChecks() []check {
 			if cfg != nil && (i != last-1 || filters[last].GetName() != routerFilter) {
 				err = errors.Join(err, fmt.Errorf("%s is filter %d of %d, want it just before the router", localRateLimitFilter, i, len(filters)))
 			}
-			if err := fn(fc.GetName(), i, len(filters), err, cfg != nil); err != nil {
+			if err := fn(waypointChain(svc, port), i, len(filters), err, cfg != nil); err != nil {
 				errs = append(errs, err)
 			}
 		}

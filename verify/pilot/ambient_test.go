@@ -7,6 +7,7 @@ import (
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/simulation"
@@ -28,6 +29,15 @@ func (m *mesh) waypoint() *simulation.Simulation {
 }
 
 // waypointChainFor returns the waypoint's filter chain for a Service port.
+// waypointHCM is the HTTP connection manager of the waypoint's filter chain with that name.
+func waypointHCM(sim *simulation.Simulation, chain string) (*hcm.HttpConnectionManager, error) {
+	fc, err := waypointChainFor(sim, chain)
+	if err != nil {
+		return nil, err
+	}
+	return httpConnectionManager(fc)
+}
+
 func waypointChainFor(sim *simulation.Simulation, name string) (*listener.FilterChain, error) {
 	l := xdstest.ExtractListener(waypointListener, sim.Listeners)
 	if l == nil {

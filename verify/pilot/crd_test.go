@@ -20,7 +20,6 @@ import (
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
-	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
@@ -100,28 +99,7 @@ func crdRender(t testing.TB, mem filesys.FileSystem, f crdFlavour, name string) 
 	if err := mem.WriteFile(dir+"/kustomization.yaml", []byte(k.String())); err != nil {
 		t.Fatal(err)
 	}
-	return crdBuild(t, mem, dir)
-}
-
-// crdBuild runs kustomize over one directory of the in-memory copy of the trees.
-func crdBuild(t testing.TB, mem filesys.FileSystem, dir string) []object {
-	t.Helper()
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, dir)
-	if err != nil {
-		t.Fatalf("kustomize build of %s: %v", dir, err)
-	}
-	var objs []object
-	for _, r := range resMap.Resources() {
-		m, err := r.Map()
-		if err != nil {
-			t.Fatalf("decode %s: %v", r.CurId(), err)
-		}
-		objs = append(objs, object(m))
-	}
-	if len(objs) == 0 {
-		t.Fatalf("%s rendered no objects", dir)
-	}
-	return objs
+	return kustomizeBuild(t, mem, dir)
 }
 
 // crdValidators holds one validator per CRD set. Building them compiles every CEL rule of the
@@ -328,7 +306,7 @@ func TestCRDValidation(t *testing.T) {
 				// Where `make scenarios` has generated the kind kustomization of this
 				// render, it must compose the same objects.
 				if gen := crdScenarioDir(f, name); mem.Exists(path.Join("/repo", gen, "kustomization.yaml")) {
-					if !reflect.DeepEqual(crdBuild(t, mem, path.Join("/repo", gen)), objs) {
+					if !reflect.DeepEqual(kustomizeBuild(t, mem, path.Join("/repo", gen)), objs) {
 						t.Errorf("%s renders other objects than the contract's composition", gen)
 					}
 				} else {

@@ -161,22 +161,7 @@ components:
 	if err := mem.WriteFile("/repo/pilot-render/kustomization.yaml", []byte(k)); err != nil {
 		t.Fatal(err)
 	}
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, "/repo/pilot-render")
-	if err != nil {
-		t.Fatalf("kustomize build of %s scenario %q: %v", f, scenario, err)
-	}
-	var objs []object
-	for _, r := range resMap.Resources() {
-		m, err := r.Map()
-		if err != nil {
-			t.Fatalf("decode %s: %v", r.CurId(), err)
-		}
-		objs = append(objs, object(m))
-	}
-	if len(objs) == 0 {
-		t.Fatalf("scenario %q rendered no objects", scenario)
-	}
-	return objs
+	return kustomizeBuild(t, mem, "/repo/pilot-render")
 }
 
 // toYAML joins objects into one multi-document stream, the input format of
@@ -207,3 +192,25 @@ func findObjects(objs []object, kind string, keep func(o object) bool) []object 
 }
 
 var errNoTarget = errors.New("mutation found nothing to change")
+
+// kustomizeBuild runs kustomize over one directory of the in-memory copy of the trees (every
+// render of this package goes through it).
+func kustomizeBuild(t testing.TB, mem filesys.FileSystem, dir string) []object {
+	t.Helper()
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, dir)
+	if err != nil {
+		t.Fatalf("kustomize build of %s: %v", dir, err)
+	}
+	var objs []object
+	for _, r := range resMap.Resources() {
+		m, err := r.Map()
+		if err != nil {
+			t.Fatalf("decode %s: %v", r.CurId(), err)
+		}
+		objs = append(objs, object(m))
+	}
+	if len(objs) == 0 {
+		t.Fatalf("%s rendered no objects", dir)
+	}
+	return objs
+}
