@@ -214,14 +214,7 @@ func TestIstioInstallRejectsUnknownField(t *testing.T) {
 // The kind config decodes strictly into kind's own v1alpha4 types; a typo does not.
 func TestKindConfigStrict(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "build", "kind", "cluster.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := loadKindCluster(t, data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data, c := readKindCluster(t)
 	if c.Kind != "Cluster" || c.APIVersion != "kind.x-k8s.io/v1alpha4" || c.Name != "meshdemo" {
 		t.Errorf("kind config header %s %s name %q", c.APIVersion, c.Kind, c.Name)
 	}
@@ -360,8 +353,8 @@ func parseFlavourInstall(t testing.TB, manifest []byte) flavourInstall {
 	return fi
 }
 
-// publishedNodePort is the node port build/kind/cluster.yaml publishes on 127.0.0.1:8880.
-func publishedNodePort(t testing.TB) int32 {
+// readKindCluster reads build/kind/cluster.yaml and decodes it strictly into kind's types.
+func readKindCluster(t testing.TB) ([]byte, *kind.Cluster) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repoRoot(t), "build", "kind", "cluster.yaml"))
 	if err != nil {
@@ -371,6 +364,13 @@ func publishedNodePort(t testing.TB) int32 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return data, c
+}
+
+// publishedNodePort is the node port build/kind/cluster.yaml publishes on 127.0.0.1:8880.
+func publishedNodePort(t testing.TB) int32 {
+	t.Helper()
+	_, c := readKindCluster(t)
 	for _, n := range c.Nodes {
 		for _, m := range n.ExtraPortMappings {
 			if m.HostPort == 8880 {

@@ -87,17 +87,15 @@ func sendWaypoint(sim *simulation.Simulation, svc string, req request) (routed, 
 		return out, fmt.Errorf("chain %s: %w for %s", name, simulation.ErrNoVirtualHost, req.host)
 	}
 	out.virtualHost = vh.GetName()
-	for _, r := range vh.GetRoutes() {
-		ok, err := routeMatches(r.GetMatch(), req)
-		if err != nil {
-			return out, fmt.Errorf("route %q: %w", r.GetName(), err)
-		}
-		if ok {
-			out.route = r
-			return out, nil
-		}
+	r, err := firstMatchingRoute(vh, req)
+	if err != nil {
+		return out, err
 	}
-	return out, fmt.Errorf("chain %s %s headers %v: %w (virtual host %s)", name, req.path, req.headers, simulation.ErrNoRoute, vh.GetName())
+	if r == nil {
+		return out, fmt.Errorf("chain %s %s headers %v: %w (virtual host %s)", name, req.path, req.headers, simulation.ErrNoRoute, vh.GetName())
+	}
+	out.route = r
+	return out, nil
 }
 
 // hopProxy is a proxy that routes the calls of a hop: each caller version's sidecar, or the

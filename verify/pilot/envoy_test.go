@@ -132,17 +132,30 @@ func send(sim *simulation.Simulation, mode simulation.CallMode, req request) (ro
 	if vh == nil {
 		return out, fmt.Errorf("virtual host %q not in route configuration %q", res.VirtualHostMatched, rc.GetName())
 	}
+	r, err := firstMatchingRoute(vh, req)
+	if err != nil {
+		return out, err
+	}
+	if r == nil {
+		return out, fmt.Errorf("%s:%d%s headers %v: %w (virtual host %s)", req.host, req.port, req.path, req.headers, simulation.ErrNoRoute, vh.GetName())
+	}
+	out.route = r
+	return out, nil
+}
+
+// firstMatchingRoute is the route Envoy picks in a virtual host: the first whose match (path and
+// headers, by the package's own evaluator) accepts req; nil when none does.
+func firstMatchingRoute(vh *route.VirtualHost, req request) (*route.Route, error) {
 	for _, r := range vh.GetRoutes() {
 		ok, err := routeMatches(r.GetMatch(), req)
 		if err != nil {
-			return out, fmt.Errorf("route %q: %w", r.GetName(), err)
+			return nil, fmt.Errorf("route %q: %w", r.GetName(), err)
 		}
 		if ok {
-			out.route = r
-			return out, nil
+			return r, nil
 		}
 	}
-	return out, fmt.Errorf("%s:%d%s headers %v: %w (virtual host %s)", req.host, req.port, req.path, req.headers, simulation.ErrNoRoute, vh.GetName())
+	return nil, nil
 }
 
 func routeMatches(m *route.RouteMatch, req request) (bool, error) {
