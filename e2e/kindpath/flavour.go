@@ -247,6 +247,14 @@ func (c Config) AccessLogs(deployment string) []string {
 	return c.kubectl("-n", c.Namespace, "logs", "deploy/"+deployment, "-c", "istio-proxy", "--tail=-1")
 }
 
+// AttemptCountHeader says whether the proxy that retries a hop tells the callee the attempt
+// number (x-envoy-attempt-count, which the workloads show as ;attempt=N in X-Meshdemo-Path).
+// Sidecars do (Istio sets include_request_attempt_count on their outbound virtual hosts); the
+// waypoint does not: the pinned Istio builds its inbound virtual hosts without it
+// (pilot/pkg/networking/core/listener_waypoint.go), so in ambient a retry is seen only by its
+// effect (the success rate) and in the callee's own request count.
+func (c Config) AttemptCountHeader() bool { return c.flavour() != Ambient }
+
 // OutlierView says where the outlier detection test reads Envoy's view of server2's v1
 // endpoints: the pods to port-forward 15000 (Envoy's admin, on the pod's loopback) and the
 // cluster whose endpoint lines carry the health flags. Sidecar: server1's sidecar, the v1 subset

@@ -433,10 +433,11 @@ func TestGatewayAPICRDs(t *testing.T) {
 func TestPerFlavourProxies(t *testing.T) {
 	for _, tt := range []struct {
 		flavour, logs, pods, cluster string
+		attemptCount                 bool
 	}{
-		{Sidecar, "logs deploy/server2-v1 -c istio-proxy", "app=server1,version=v1", "outbound|8080|v1|server2.meshdemo.svc.cluster.local"},
-		{GatewayAPI, "logs deploy/server2-v1 -c istio-proxy", "app=server1,version=v1", "outbound|8080||server2-v1.meshdemo.svc.cluster.local"},
-		{Ambient, "logs deploy/waypoint -c istio-proxy", "gateway.networking.k8s.io/gateway-name=waypoint", "inbound-vip|8080|http|server2-v1.meshdemo.svc.cluster.local"},
+		{Sidecar, "logs deploy/server2-v1 -c istio-proxy", "app=server1,version=v1", "outbound|8080|v1|server2.meshdemo.svc.cluster.local", true},
+		{GatewayAPI, "logs deploy/server2-v1 -c istio-proxy", "app=server1,version=v1", "outbound|8080||server2-v1.meshdemo.svc.cluster.local", true},
+		{Ambient, "logs deploy/waypoint -c istio-proxy", "gateway.networking.k8s.io/gateway-name=waypoint", "inbound-vip|8080|http|server2-v1.meshdemo.svc.cluster.local", false},
 	} {
 		c := flavourConfig(t, tt.flavour)
 		if got := strings.Join(c.AccessLogs("server2-v1"), " "); !strings.Contains(got, tt.logs) {
@@ -448,6 +449,9 @@ func TestPerFlavourProxies(t *testing.T) {
 		pods, cluster := c.OutlierView()
 		if pods != tt.pods || cluster != tt.cluster {
 			t.Errorf("%s: outlier view %s %s, want %s %s", tt.flavour, pods, cluster, tt.pods, tt.cluster)
+		}
+		if got := c.AttemptCountHeader(); got != tt.attemptCount {
+			t.Errorf("%s: attempt count header %v, want %v", tt.flavour, got, tt.attemptCount)
 		}
 	}
 }
