@@ -40,7 +40,7 @@ func ParseFlavour(s string) (string, error) {
 // the run's flavour: the bare name for sidecar, <flavour>-<name> otherwise, as verify/manifests
 // Profile writes them (TestEveryFlavourHasEveryScenario checks the directories exist).
 func (c Config) Profile(name string) string {
-	if c.Flavour == Sidecar || c.Flavour == "" {
+	if c.flavour() == Sidecar {
 		return name
 	}
 	return c.Flavour + "-" + name
@@ -146,9 +146,17 @@ var gatewayAPIModules sync.Map // root -> gatewayAPIModule
 // experimental CRD has. The directory holds a kustomization.yaml (without apiVersion and kind,
 // so `kubectl apply -f <dir>` would fail on it): it is applied with -k.
 func (c Config) GatewayAPICRDs(ctx context.Context) (version, dir string, err error) {
+	m, err := c.gatewayAPIModule(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	return m.Version, filepath.Join(m.Dir, "config", "crd", "experimental"), nil
+}
+
+// gatewayAPIModule asks the go command for the module once per repository root.
+func (c Config) gatewayAPIModule(ctx context.Context) (gatewayAPIModule, error) {
 	if v, ok := gatewayAPIModules.Load(c.Root); ok {
-		m := v.(gatewayAPIModule)
-		return m.Version, filepath.Join(m.Dir, "config", "crd", "experimental"), nil
+		return v.(gatewayAPIModule), nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -158,14 +166,14 @@ func (c Config) GatewayAPICRDs(ctx context.Context) (version, dir string, err er
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", "", fmt.Errorf("go mod download sigs.k8s.io/gateway-api (in build/tools): %w: %s", err, strings.TrimSpace(stderr.String()))
+		return gatewayAPIModule{}, fmt.Errorf("go mod download sigs.k8s.io/gateway-api (in build/tools): %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	var m gatewayAPIModule
 	if err := json.Unmarshal(stdout.Bytes(), &m); err != nil || m.Dir == "" || m.Version == "" {
-		return "", "", fmt.Errorf("go mod download sigs.k8s.io/gateway-api: no module directory in %q (%v)", stdout.String(), err)
+		return gatewayAPIModule{}, fmt.Errorf("go mod download sigs.k8s.io/gateway-api: no module directory in %q (%v)", stdout.String(), err)
 	}
 	gatewayAPIModules.Store(c.Root, m)
-	return m.Version, filepath.Join(m.Dir, "config", "crd", "experimental"), nil
+	return m, nil
 }
 
 // CheckGatewayAPICRDs checks what the CRD step applies (the kustomize render of the CRD
