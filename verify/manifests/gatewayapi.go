@@ -139,7 +139,7 @@ func backendKind(b gatewayv1.BackendObjectReference) (group, kind string) {
 
 // service is the rendered Service namespace/name, or nil.
 func (s *set) service(namespace, name string) *corev1.Service {
-	return s.services[fmt.Sprintf("%s.%s.%s", name, namespace, clusterDomain)]
+	return s.services[fqdn(namespace, name)]
 }
 
 func servicePort(svc *corev1.Service, port int32) *corev1.ServicePort {
@@ -175,7 +175,7 @@ func (s *set) routeHosts(r route) []string {
 		ns := orDefault(p.Namespace, r.namespace)
 		switch {
 		case group == "" && kind == "Service":
-			hosts = append(hosts, fmt.Sprintf("%s.%s.%s", p.Name, ns, clusterDomain))
+			hosts = append(hosts, fqdn(ns, p.Name))
 		case group == gatewayGroup && kind == "Gateway":
 			if len(r.hostnames) > 0 {
 				for _, h := range r.hostnames {
@@ -788,7 +788,7 @@ func (s *set) checkDestinationRulesOnBackends(f Flavour) []error {
 			if group != "" || kind != "Service" {
 				continue
 			}
-			host := fmt.Sprintf("%s.%s.%s", p.Name, orDefault(p.Namespace, r.namespace), clusterDomain)
+			host := fqdn(orDefault(p.Namespace, r.namespace), p.Name)
 			if routed[host] == nil {
 				routed[host] = map[int32]bool{}
 			}

@@ -22,6 +22,11 @@ const GatewayHost = "client.meshdemo"
 
 const clusterDomain = "svc.cluster.local"
 
+// fqdn is the fully qualified host of a Service: name.namespace.svc.cluster.local.
+func fqdn[N ~string](namespace string, name N) string {
+	return string(name) + "." + namespace + "." + clusterDomain
+}
+
 const partOf = "app.kubernetes.io/part-of"
 
 // set is the rendered objects indexed for the rules.
@@ -55,7 +60,7 @@ func index(objs []Object) (*set, []error) {
 		case *corev1.Namespace:
 			s.namespaces = append(s.namespaces, t)
 		case *corev1.Service:
-			s.services[fmt.Sprintf("%s.%s.%s", t.Name, t.Namespace, clusterDomain)] = t
+			s.services[fqdn(t.Namespace, t.Name)] = t
 		case *corev1.Secret:
 			s.secrets[t.Name] = t
 		case *appsv1.Deployment:
