@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/meshdemo/meshdemo/services/internal/workload"
 )
 
 // Targets from issue 2.
@@ -117,6 +119,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(o.env) > 0 {
 		fmt.Fprintf(out, "real chain runs with extra environment: %s\n", o.env.String())
 	}
+	fmt.Fprintf(out, "GC: real chain %s, minimal chain GOGC=100 (the runtime's default)\n", realGC(o.env))
 	if o.grpc {
 		fmt.Fprintln(out, "gRPC mode: GET /client/grpc, client → server1 → server2 over gRPC (one connection per hop), against plain grpc-go hops")
 	}
@@ -345,6 +348,18 @@ func retry(start func() (*chain, error)) (*chain, error) {
 	return nil, err
 }
 
+// realGC says which GC percent the real chain runs with: the kit's default unless -env
+// sets GOGC (the processes get no other environment).
+func realGC(env envList) string {
+	gc := fmt.Sprintf("GOGC=%d (the kit's default; -env GOGC=100 for the runtime's)", workload.DefaultGCPercent)
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GOGC="); ok {
+			gc = "GOGC=" + v + " (-env)"
+		}
+	}
+	return gc
+}
+
 // startReal starts server2, server1 and client (in that order) from bin.
 func startReal(ctx context.Context, bin, logDir, level, tag string, extra []string, overGRPC bool) (*chain, error) {
 	ports, err := freePorts(9) // public, admin, gRPC
@@ -413,7 +428,9 @@ func startMinimal(ctx context.Context, path, logDir, tag string, overGRPC bool) 
 		if overGRPC && i > 0 {
 			args = append(args, "-grpc-addr", grpcAddr(i))
 		}
-		p, err := start(ctx, spec{name: names[i], path: path, args: args, port: ports[i]},
+		// An empty environment, like the real chain's: a GOGC in the caller's shell
+		// must not reach one chain only.
+		p, err := start(ctx, spec{name: names[i], path: path, args: args, env: []string{}, port: ports[i]},
 			filepath.Join(logDir, "minimal-"+names[i]+"-"+tag+".log"))
 		if err != nil {
 			c.stop()

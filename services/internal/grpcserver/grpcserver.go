@@ -156,9 +156,14 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	start := time.Now()
 	o := s.o.Observer
 	md, _ := metadata.FromIncomingContext(ctx)
-	hdr := make(http.Header, len(md))
+	// Usually one or two keys are the kit's (x-request-id, a trace header); a map sized
+	// for all of md (ten keys behind a sidecar) would be a larger table per call.
+	var hdr http.Header
 	for k, v := range md {
 		if c, ok := s.read[k]; ok {
+			if hdr == nil {
+				hdr = make(http.Header, 4)
+			}
 			hdr[c] = v
 		}
 	}

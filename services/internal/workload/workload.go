@@ -127,6 +127,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 
+	setGCPercent(getenv)
 	logOut := telemetry.NewBatchWriter(stdout, 100*time.Millisecond)
 	defer logOut.Close()
 	k, err := NewKit(*common, *fcfg, logOut)
