@@ -107,27 +107,61 @@ func (u *Upstream) Name() string { return u.o.Name }
 // Close closes the connection.
 func (u *Upstream) Close() error { return u.conn.Close() }
 
+// unary runs one outbound call. Like the server interceptor it keeps its own frame
+// small (the work before and after the call is in outbound and settle, not inlined):
+// grpc-go's whole client stack runs beneath it on the handler goroutine.
 func (u *Upstream) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	start := time.Now()
-	parent := ctx
-	// The same budget as httpclient.Relay: this hop's Timeout or the caller's remaining
-	// time less the margin, whichever is smaller; it travels on as the gRPC deadline, so
-	// the hop whose upstream is slow is the one that times out and names it.
-	lim := httpclient.CallLimit(parent, u.o.Timeout)
-	if lim.D <= 0 {
+	var call outbound
+	if err := u.outbound(ctx, &call, start); err != nil {
+		return err
+	}
+	defer call.cancel()
+	var tr metadata.MD
+	err := invoker(call.ctx, method, req, reply, cc, append(opts, grpc.Trailer(&tr))...)
+	return u.settle(ctx, &call, start, tr, err)
+}
+
+// outbound is one call's context and time limit.
+type outbound struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	lim    httpclient.Limit
+}
+
+// outbound prepares the call: the same budget as httpclient.Relay (this hop's Timeout
+// or the caller's remaining time less the margin, whichever is smaller; it travels on
+// as the gRPC deadline, so the hop whose upstream is slow is the one that times out and
+// names it) and the propagated headers as metadata. No time left is a 504 at once.
+//
+//go:noinline
+func (u *Upstream) outbound(parent context.Context, c *outbound, start time.Time) error {
+	c.lim = httpclient.CallLimit(parent, u.o.Timeout)
+	if c.lim.D <= 0 {
 		e := u.fail(parent, http.StatusGatewayTimeout, httpclient.NoTimeLeft(u.o.Name))
 		u.o.Metrics.ObserveClient(u.o.Name, e.HTTPStatus(), time.Since(start).Seconds())
 		return e
 	}
-	ctx, cancel := context.WithTimeout(ctx, lim.D)
-	defer cancel()
+	c.ctx, c.cancel = context.WithTimeout(parent, c.lim.D)
 	if carried := httpserver.Carried(parent); carried.Len() > 0 {
-		md := make(metadata.MD, carried.Len())
-		carried.Each(func(name string, values []string) { md[u.lower(name)] = values[:len(values):len(values)] })
-		ctx = metadata.NewOutgoingContext(ctx, md)
+		// As key/value pairs, not a metadata.MD: grpc-go reads both, and the pairs
+		// spare a map per call.
+		kv := make([]string, 0, 2*carried.Len())
+		carried.Each(func(name string, values []string) {
+			for _, v := range values {
+				kv = append(kv, u.lower(name), v)
+			}
+		})
+		c.ctx = metadata.AppendToOutgoingContext(c.ctx, kv...)
 	}
-	var tr metadata.MD
-	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Trailer(&tr))...)
+	return nil
+}
+
+// settle leaves the upstream's answer (its trailer) for the inbound call, records the
+// call and returns its error in both views.
+//
+//go:noinline
+func (u *Upstream) settle(parent context.Context, c *outbound, start time.Time, tr metadata.MD, err error) error {
 	var rep grpcwire.Reply
 	rep.Fill(tr)
 	if r := grpcwire.ReplyFrom(parent); r != nil {
@@ -137,7 +171,7 @@ func (u *Upstream) unary(ctx context.Context, method string, req, reply any, cc 
 		u.o.Metrics.ObserveClient(u.o.Name, 200, time.Since(start).Seconds())
 		return nil
 	}
-	e := u.classify(parent, ctx, err, rep, lim)
+	e := u.classify(parent, c.ctx, err, rep, c.lim)
 	u.o.Metrics.ObserveClient(u.o.Name, e.HTTPStatus(), time.Since(start).Seconds())
 	if e.HTTPStatus() == 499 {
 		u.o.Logger.LogAttrs(parent, slog.LevelInfo, "caller cancelled", slog.String("upstream", u.o.Name))

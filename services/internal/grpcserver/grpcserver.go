@@ -152,47 +152,79 @@ func spared(fullMethod string) bool {
 }
 
 // unary is the gRPC side of httpserver.Observer.Middleware plus faults.Injector.Middleware.
+//
+// Its own frame stays small on purpose: the work before and after the handler lives in
+// begin and finish (not inlined), because a relaying hop's handler goroutine runs the
+// whole outbound call (grpc-go's client stack) beneath this frame. With everything in
+// one function its locals took about 1 KiB, enough to push each relayed call's fresh
+// goroutine stack past 4 KiB, and the runtime then copied it a second time on every call
+// (docs/benchmark.md, "Stack growth").
 func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	var in inbound
+	s.begin(ctx, info.FullMethod, &in)
+	if in.cancel != nil {
+		defer in.cancel()
+	}
+	var resp any
+	var err error
+	if in.failure != nil {
+		err = failureError(in.failure, info.FullMethod)
+	} else {
+		resp, err = handler(in.ctx, req)
+	}
+	return resp, s.finish(ctx, &in, start, info.FullMethod, err)
+}
+
+// inbound is what begin learns from a call for the handler and for finish.
+type inbound struct {
+	ctx     context.Context // the handler's context
+	cancel  context.CancelFunc
+	call    httpserver.Call
+	reply   *grpcwire.Reply // what the handler's own upstream call answered
+	failure *faults.Failure // an injected fault answers instead of the handler
+}
+
+// begin reads the call's metadata as the HTTP kit reads headers (Observer.Enter) and
+// checks the fault directives.
+//
+//go:noinline
+func (s *Server) begin(ctx context.Context, method string, in *inbound) {
 	o := s.o.Observer
+	// md is this call's own copy (FromIncomingContext copies), so the keys the kit reads
+	// (the propagated list, Envoy's headers) are added to it under their canonical
+	// names and it serves as the http.Header Observer.Enter reads: no second map per
+	// call. Lower-case lookups (md.Get) still see the original keys.
 	md, _ := metadata.FromIncomingContext(ctx)
-	// One or two keys are usually the kit's (x-request-id, a trace header); a map sized
-	// for all of md (about a dozen keys behind a sidecar: x-forwarded-*, x-b3-*,
-	// x-envoy-*) would be a larger table on every call.
-	var hdr http.Header
 	for k, v := range md {
 		if c, ok := s.read[k]; ok {
-			if hdr == nil {
-				hdr = make(http.Header, 4)
-			}
-			hdr[c] = v
+			md[c] = v
 		}
 	}
-	callCtx, cancel, call := o.Enter(ctx, hdr)
-	if cancel != nil {
-		defer cancel()
-	}
+	hdr := http.Header(md)
+	in.ctx, in.cancel, in.call = o.Enter(ctx, hdr)
 	if !s.o.Tracing && (len(hdr["Traceparent"]) > 0 || len(hdr["B3"]) > 0 || len(hdr["X-B3-Traceid"]) > 0) {
 		// Logs carry the caller's trace id even with export off (otelgrpc extracts it
 		// when tracing is on).
-		callCtx = o.TextMap.Extract(callCtx, propagation.HeaderCarrier(hdr))
+		in.ctx = o.TextMap.Extract(in.ctx, propagation.HeaderCarrier(hdr))
 	}
-	callCtx, reply := grpcwire.WithReply(callCtx)
+	in.ctx, in.reply = grpcwire.WithReply(in.ctx)
+	in.failure = s.check(in.ctx, md, method)
+}
 
-	var resp any
-	var err error
-	if f := s.check(callCtx, md, info.FullMethod); f != nil {
-		err = failureError(f, info.FullMethod)
-	} else {
-		resp, err = handler(callCtx, req)
-	}
-	code, prob, err := outcome(callCtx, err, info.FullMethod, call.Hop.Service)
+// finish answers the call's HTTP view in the trailer and records it (metrics, access
+// log); it returns the error the call ends with.
+//
+//go:noinline
+func (s *Server) finish(ctx context.Context, in *inbound, start time.Time, method string, err error) error {
+	o := s.o.Observer
+	code, prob, err := outcome(in.ctx, err, method, in.call.Hop.Service)
 	path := s.self
-	if call.Attempt > 0 {
-		path = call.Hop.String()
+	if in.call.Attempt > 0 {
+		path = in.call.Hop.String()
 	}
-	if reply.Path != "" {
-		path += ", " + reply.Path
+	if in.reply.Path != "" {
+		path += ", " + in.reply.Path
 	}
 	tr := metadata.MD{grpcwire.PathKey: {path}, grpcwire.StatusKey: {statusText(code)}}
 	if prob != nil {
@@ -201,24 +233,24 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	_ = grpc.SetTrailer(ctx, tr) // fails only when the stream is gone
 
 	elapsed := time.Since(start)
-	o.Metrics.ObserveServer(info.FullMethod, Method, code, elapsed.Seconds())
-	o.Metrics.CountAttempt(call.Attempt)
+	o.Metrics.ObserveServer(method, Method, code, elapsed.Seconds())
+	o.Metrics.CountAttempt(in.call.Attempt)
 	level := slog.LevelInfo
 	switch {
 	case code >= 500:
 		level = slog.LevelWarn
-	case code < 400 && spared(info.FullMethod):
+	case code < 400 && spared(method):
 		level = slog.LevelDebug // health checks are noise
 	}
 	if o.Access.Enabled(level) {
-		e := telemetry.AccessEntry{Time: start.Add(elapsed), Level: level, RequestID: call.RequestID, Method: Method,
-			Route: info.FullMethod, Path: info.FullMethod, Status: code, Duration: elapsed, Attempt: call.Attempt}
-		if sc := trace.SpanContextFromContext(callCtx); sc.HasTraceID() {
+		e := telemetry.AccessEntry{Time: start.Add(elapsed), Level: level, RequestID: in.call.RequestID, Method: Method,
+			Route: method, Path: method, Status: code, Duration: elapsed, Attempt: in.call.Attempt}
+		if sc := trace.SpanContextFromContext(in.ctx); sc.HasTraceID() {
 			e.TraceID, e.SpanID = sc.TraceID().String(), sc.SpanID().String()
 		}
 		o.Access.Log(e)
 	}
-	return resp, err
+	return err
 }
 
 func (s *Server) check(ctx context.Context, md metadata.MD, method string) *faults.Failure {
