@@ -108,12 +108,12 @@ func (u *Upstream) Name() string { return u.o.Name }
 func (u *Upstream) Close() error { return u.conn.Close() }
 
 // unary runs one outbound call. Like the server interceptor it keeps its own frame
-// small (the work before and after the call is in outbound and settle, not inlined):
+// small (the work before and after the call is in prepare and settle, not inlined):
 // grpc-go's whole client stack runs beneath it on the handler goroutine.
 func (u *Upstream) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	start := time.Now()
 	var call outbound
-	if err := u.outbound(ctx, &call, start); err != nil {
+	if err := u.prepare(ctx, &call, start); err != nil {
 		return err
 	}
 	defer call.cancel()
@@ -129,13 +129,13 @@ type outbound struct {
 	lim    httpclient.Limit
 }
 
-// outbound prepares the call: the same budget as httpclient.Relay (this hop's Timeout
+// prepare sets up the call: the same budget as httpclient.Relay (this hop's Timeout
 // or the caller's remaining time less the margin, whichever is smaller; it travels on
 // as the gRPC deadline, so the hop whose upstream is slow is the one that times out and
 // names it) and the propagated headers as metadata. No time left is a 504 at once.
 //
 //go:noinline
-func (u *Upstream) outbound(parent context.Context, c *outbound, start time.Time) error {
+func (u *Upstream) prepare(parent context.Context, c *outbound, start time.Time) error {
 	c.lim = httpclient.CallLimit(parent, u.o.Timeout)
 	if c.lim.D <= 0 {
 		e := u.fail(parent, http.StatusGatewayTimeout, httpclient.NoTimeLeft(u.o.Name))
