@@ -148,8 +148,9 @@ func (u *Upstream) prepare(parent context.Context, c *outbound, start time.Time)
 		// spare a map per call.
 		kv := make([]string, 0, 2*carried.Len())
 		carried.Each(func(name string, values []string) {
+			key := u.lower(name)
 			for _, v := range values {
-				kv = append(kv, u.lower(name), v)
+				kv = append(kv, key, v)
 			}
 		})
 		c.ctx = metadata.AppendToOutgoingContext(c.ctx, kv...)

@@ -9,8 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
-	"github.com/meshdemo/meshdemo/services/internal/kittest"
+	"github.com/meshdemo/meshdemo/services/internal/faults"
 	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
 )
 
@@ -31,18 +30,7 @@ func newFixedEnd() *fixedEnd {
 
 // kitPair is relay → end on the real kit (interceptors, metrics, access log, trailers).
 func kitPair(b *testing.B) chainv1.ChainClient {
-	endKit := kittest.Default(b, "server2")
-	endAddr := kittest.GRPC(b, endKit, func(s *grpc.Server) { chainv1.RegisterChainServer(s, newFixedEnd()) })
-	relayKit := kittest.Default(b, "server1")
-	up, err := grpcworkload.Upstream(relayKit, "server2", endAddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { up.Close() })
-	relayAddr := kittest.GRPC(b, relayKit, func(s *grpc.Server) {
-		chainv1.RegisterChainServer(s, &relay{up: chainv1.NewChainClient(up.Conn())})
-	})
-	return chainv1.NewChainClient(dial(b, relayAddr))
+	return kitHops(b, faults.DefaultConfig(), newFixedEnd()).relay
 }
 
 // plainPair is the same two hops on grpc-go alone: the yardstick of make bench's

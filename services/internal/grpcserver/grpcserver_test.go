@@ -73,13 +73,20 @@ type hops struct {
 }
 
 // twoHops is relay (as "server1") → end (as "server2"), both on the real kit.
-func twoHops(t *testing.T, endFaults faults.Config) *hops { return twoHopsTB(t, endFaults) }
+func twoHops(t *testing.T, endFaults faults.Config) *hops {
+	e := &end{}
+	h := kitHops(t, endFaults, e)
+	h.end = e
+	return h
+}
 
-func twoHopsTB(t testing.TB, endFaults faults.Config) *hops {
+// kitHops is relay (as "server1") → endSrv (as "server2"), both on the real kit; h.end
+// is left nil for the caller.
+func kitHops(t testing.TB, endFaults faults.Config, endSrv chainv1.ChainServer) *hops {
 	t.Helper()
-	h := &hops{end: &end{}}
+	h := &hops{}
 	h.endKit = kittest.Kit(t, kittest.Common("server2"), endFaults, nil)
-	h.endAddr = kittest.GRPC(t, h.endKit, func(s *grpc.Server) { chainv1.RegisterChainServer(s, h.end) })
+	h.endAddr = kittest.GRPC(t, h.endKit, func(s *grpc.Server) { chainv1.RegisterChainServer(s, endSrv) })
 	h.relayKit = kittest.Default(t, "server1")
 	up, err := grpcworkload.Upstream(h.relayKit, "server2", h.endAddr)
 	if err != nil {
