@@ -22,6 +22,11 @@ var varRef = regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 //     the render has Services in names a rendered Service and one of its ports, declared with the protocol the URL speaks (appProtocol http
 //     for http URLs, tcp for anything else, such as postgres://), so that istiod does not
 //     treat a database connection as HTTP.
+//   - GOMEMLIMIT (the Go runtime's soft memory limit) comes from the container's own
+//     limits.memory through the downward API, and that limit is set: a literal would drift from
+//     the limit, another container's limit (or requests.memory) would let the GC run past the
+//     point where the kernel kills this one, and without a limit the downward API hands the
+//     node's allocatable memory, which is no limit at all.
 func (s *set) checkEnv() []error {
 	var errs []error
 	for _, w := range s.workloads {
@@ -57,8 +62,37 @@ func (s *set) envProblems(c corev1.Container) []string {
 		if msg := s.serviceURLProblem(expandForCheck(e.Value)); msg != "" {
 			add("%s: %s", e.Name, msg)
 		}
+		if e.Name == "GOMEMLIMIT" {
+			if msg := memLimitProblem(c, e); msg != "" {
+				add("GOMEMLIMIT: %s", msg)
+			}
+		}
 	}
 	return p
+}
+
+// memLimitProblem checks that GOMEMLIMIT is the container's own memory limit. An empty
+// containerName means the container itself (Kubernetes resolves an env var's resourceFieldRef
+// against its own container).
+func memLimitProblem(c corev1.Container, e corev1.EnvVar) string {
+	var ref *corev1.ResourceFieldSelector
+	if e.ValueFrom != nil {
+		ref = e.ValueFrom.ResourceFieldRef
+	}
+	switch {
+	case ref == nil:
+		return "must come from the container's limits.memory (valueFrom.resourceFieldRef), not a fixed value"
+	case ref.Resource != "limits.memory":
+		return fmt.Sprintf("resourceFieldRef reads %s, want limits.memory", ref.Resource)
+	case ref.ContainerName != "" && ref.ContainerName != c.Name:
+		return fmt.Sprintf("resourceFieldRef reads container %s, want its own (%s)", ref.ContainerName, c.Name)
+	case ref.Divisor.Sign() != 0 && ref.Divisor.Value() != 1:
+		return fmt.Sprintf("resourceFieldRef divisor %s: GOMEMLIMIT is in bytes (divisor 1)", ref.Divisor.String())
+	}
+	if lim := c.Resources.Limits[corev1.ResourceMemory]; lim.IsZero() {
+		return "the container sets no limits.memory (the downward API would hand the node's allocatable memory)"
+	}
+	return ""
 }
 
 func secretRef(e corev1.EnvVar) *corev1.SecretKeySelector {

@@ -19,6 +19,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -55,6 +56,10 @@ var kubeTypes = map[string]func() any{
 	"v1/Secret":           func() any { return &corev1.Secret{} },
 	"apps/v1/Deployment":  func() any { return &appsv1.Deployment{} },
 	"apps/v1/StatefulSet": func() any { return &appsv1.StatefulSet{} },
+	// Defence in depth under the mesh (istio/mesh, istio/networkpolicy, istio/ambient/base) and
+	// voluntary-disruption budgets for workloads with more than one replica.
+	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },
+	"policy/v1/PodDisruptionBudget":      func() any { return &policyv1.PodDisruptionBudget{} },
 	// A Gateway API Gateway's infrastructure parameters (gateway.networking.k8s.io Gateways).
 	"v1/ConfigMap": func() any { return &corev1.ConfigMap{} },
 	// The Kubernetes Gateway API at the version the pinned Istio uses (sigs.k8s.io/gateway-api),

@@ -24,13 +24,14 @@ type workload struct {
 	kind, name string
 	labels     map[string]string // the controller's own labels
 	selector   map[string]string // spec.selector.matchLabels
+	replicas   int32             // spec.replicas, 1 when unset (the API server's default)
 	template   corev1.PodTemplateSpec
 }
 
 func (w workload) id() string { return w.kind + " " + w.name }
 
 func deploymentWorkload(d *appsv1.Deployment) workload {
-	w := workload{kind: "Deployment", name: d.Name, labels: d.Labels, template: d.Spec.Template}
+	w := workload{kind: "Deployment", name: d.Name, labels: d.Labels, replicas: replicas(d.Spec.Replicas), template: d.Spec.Template}
 	if d.Spec.Selector != nil {
 		w.selector = d.Spec.Selector.MatchLabels
 	}
@@ -38,11 +39,18 @@ func deploymentWorkload(d *appsv1.Deployment) workload {
 }
 
 func statefulSetWorkload(s *appsv1.StatefulSet) workload {
-	w := workload{kind: "StatefulSet", name: s.Name, labels: s.Labels, template: s.Spec.Template}
+	w := workload{kind: "StatefulSet", name: s.Name, labels: s.Labels, replicas: replicas(s.Spec.Replicas), template: s.Spec.Template}
 	if s.Spec.Selector != nil {
 		w.selector = s.Spec.Selector.MatchLabels
 	}
 	return w
+}
+
+func replicas(r *int32) int32 {
+	if r == nil {
+		return 1
+	}
+	return *r
 }
 
 // ownImage reports whether the pod runs one of meshdemo's binaries (docs/contract.md applies).
@@ -116,7 +124,7 @@ func securityProblems(w workload) []string {
 			add("container runAsUser must not be 0")
 		}
 	}
-	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage} {
 		req, lim := c.Resources.Requests[r], c.Resources.Limits[r]
 		if req.IsZero() || lim.IsZero() {
 			add("%s request and limit must both be set", r)

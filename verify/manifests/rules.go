@@ -10,6 +10,8 @@ import (
 	networking "istio.io/api/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
@@ -41,6 +43,7 @@ type set struct {
 	kgateways  map[string]*gatewayv1.Gateway          // Gateway API Gateways by namespace/name
 	routes     []route                                // HTTPRoutes and GRPCRoutes
 	configMaps map[string]Object                      // by namespace/name
+	pdbs       []*policyv1.PodDisruptionBudget
 	all        []Object
 }
 
@@ -80,6 +83,8 @@ func index(objs []Object) (*set, []error) {
 			s.kgateways[t.Namespace+"/"+t.Name] = t
 		case *corev1.ConfigMap:
 			s.configMaps[t.Namespace+"/"+t.Name] = o
+		case *policyv1.PodDisruptionBudget:
+			s.pdbs = append(s.pdbs, t)
 		}
 		if r, ok := newRoute(o); ok {
 			s.routes = append(s.routes, r)
@@ -134,6 +139,7 @@ func Check(objs []Object, opts Options) error {
 		(*set).checkServiceParents,
 		(*set).checkPods,
 		(*set).checkEnv,
+		(*set).checkReplicas,
 	} {
 		errs = append(errs, rule(s)...)
 	}
@@ -147,6 +153,7 @@ func CheckKubernetes(objs []Object) error {
 	errs = append(errs, s.checkNamespace(Sidecar)...)
 	errs = append(errs, s.checkPods()...)
 	errs = append(errs, s.checkEnv()...)
+	errs = append(errs, s.checkReplicas()...)
 	return errors.Join(errs...)
 }
 
@@ -460,6 +467,36 @@ func (s *set) checkDestinationPorts() []error {
 						o.ID(), i, r.GetName(), d.GetHost(), p))
 				}
 			}
+		}
+	}
+	return errs
+}
+
+// checkReplicas: a workload that runs more than one replica (server1-v1 in grpc-balancing,
+// server2-v1 in outlier-detection) has a PodDisruptionBudget with a policy selecting its pods,
+// so that a drain cannot evict them all at once, and a topology spread constraint over its own
+// pods, so that one node going away does not take them all.
+func (s *set) checkReplicas() []error {
+	var errs []error
+	for _, w := range s.workloads {
+		if w.replicas < 2 {
+			continue
+		}
+		pod := labels.Set(w.template.Labels)
+		selects := func(sel *metav1.LabelSelector) bool {
+			ls, err := metav1.LabelSelectorAsSelector(sel)
+			return err == nil && sel != nil && !ls.Empty() && ls.Matches(pod)
+		}
+		if !slices.ContainsFunc(s.pdbs, func(b *policyv1.PodDisruptionBudget) bool {
+			// Every object is in meshdemo (checkNamespace).
+			return selects(b.Spec.Selector) && (b.Spec.MinAvailable != nil || b.Spec.MaxUnavailable != nil)
+		}) {
+			errs = append(errs, fmt.Errorf("%s: %d replicas and no PodDisruptionBudget with minAvailable or maxUnavailable selects its pods", w.id(), w.replicas))
+		}
+		if !slices.ContainsFunc(w.template.Spec.TopologySpreadConstraints, func(c corev1.TopologySpreadConstraint) bool {
+			return c.TopologyKey != "" && selects(c.LabelSelector)
+		}) {
+			errs = append(errs, fmt.Errorf("%s: %d replicas and no topologySpreadConstraints over its own pods", w.id(), w.replicas))
 		}
 	}
 	return errs
