@@ -15,29 +15,78 @@ import (
 )
 
 // MeshCall is a call a kind test makes from inside the mesh, with a workload's identity:
-// the tests assert Want, the dry run prints and checks the command.
+// the tests assert its expected result (Expect), the dry run prints and checks the command.
 type MeshCall struct {
 	From   string   // the Deployment whose application container makes the call (server1-v1)
 	URL    string   // in-cluster URL
 	Header []string // "Name: value"
-	Want   int      // the status the test expects
+	Want   int      // the status the test expects, or Refused
+	// WantIn overrides Want in a flavour whose data plane answers otherwise (ambient: every call
+	// goes to the waypoint, which the NetworkPolicies cannot tell apart by callee).
+	WantIn map[string]int
 	Why    string
+}
+
+// Refused is the expected result of a call the network refuses (the NetworkPolicies of
+// istio/mesh, istio/networkpolicy and istio/ambient/base): no HTTP answer comes back from the
+// callee (CallResult).
+const Refused = 0
+
+// Expect is the result the call must have in a flavour.
+func (m MeshCall) Expect(flavour string) int {
+	if w, ok := m.WantIn[flavour]; ok {
+		return w
+	}
+	return m.Want
 }
 
 // MeshCalls are the in-mesh calls of the kind tests, by the scenario they run under.
 var MeshCalls = map[string][]MeshCall{
+	// With sidecars the NetworkPolicies refuse both before the AuthorizationPolicies could:
+	// server1 and client have no egress to those pods. In ambient the waypoint is in the path
+	// of every call and answers 403 by the caller's identity.
 	"authz": {
-		{From: "server1-v1", URL: "http://user-service:8080/api/users", Want: 403, Why: "server1 -> user-service is outside the call graph"},
-		{From: "client-v1", URL: "http://server2:8080/server2/end", Want: 403, Why: "client -> server2 is outside the call graph"},
+		{From: "server1-v1", URL: "http://user-service:8080/api/users", Want: Refused, WantIn: map[string]int{Ambient: 403},
+			Why: "server1 -> user-service is outside the call graph"},
+		{From: "client-v1", URL: "http://server2:8080/server2/end", Want: Refused, WantIn: map[string]int{Ambient: 403},
+			Why: "client -> server2 is outside the call graph"},
 		{From: "server1-v1", URL: "http://server2:8080/server2/end", Want: 200, Why: "server1 -> server2 is in the call graph"},
 	},
 	"hardening": {
 		{From: "client-v1", URL: "http://server1:8080/server1/server2", Header: []string{"X-Meshdemo-Fault: server2=abort:503@100"},
 			Want: 503, Why: "the gateway strips the directive; inside the mesh it still works"},
 	},
-	Baseline: { // TestMTLSStrict
+	Baseline: { // TestMTLSStrict, TestNetworkPolicy
 		{From: "server1-v1", URL: "http://server2:8080/server2/end", Want: 200, Why: "a meshed call passes STRICT mTLS"},
+		{From: "server2-v1", URL: "http://user-service:8080/api/users", Want: Refused,
+			Why: "NetworkPolicy: server2 calls nothing (egress to DNS, istiod, the tracing collector only), in every flavour"},
+		{From: "client-v1", URL: "http://server2:8080/server2/end", Want: Refused, WantIn: map[string]int{Ambient: 200},
+			Why: "NetworkPolicy: client's sidecar connects to server1 and user-service only; in ambient client reaches the waypoint, " +
+				"which may reach server2, and only the authz scenario's L7 policy refuses that call"},
 	},
+}
+
+// CallResult reads what Exec produced: the status code `/workload get` printed, or Refused when
+// no HTTP answer came from the callee. That is get failing with its own error (the connection was
+// dropped or reset on the way: kubectl exec exits non-zero with get's "get <URL>: ..." on
+// stderr), or the caller's sidecar answering 503 because it could not connect to the callee's
+// pod (Envoy's "upstream connect error" body, before its connect timeout ends the call). Any
+// other failure (no such pod, kubectl itself) is an error.
+func CallResult(call MeshCall, out []byte, execErr error) (int, error) {
+	if execErr != nil {
+		if strings.Contains(execErr.Error(), "get "+call.URL+":") {
+			return Refused, nil
+		}
+		return 0, execErr
+	}
+	code, err := ParseGet(out)
+	if err != nil {
+		return 0, err
+	}
+	if code == 503 && strings.Contains(string(out), "upstream connect error") {
+		return Refused, nil
+	}
+	return code, nil
 }
 
 // MeshCallTimeout bounds each in-mesh call.

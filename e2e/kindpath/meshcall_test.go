@@ -1,6 +1,7 @@
 package kindpath
 
 import (
+	"errors"
 	"go/token"
 	"path/filepath"
 	"slices"
@@ -92,5 +93,60 @@ func other(w string) { run("exec", "deploy/"+w, "-c", w, "--", "/workload", "get
 	}
 	if err := CheckSuiteSources(filepath.Join(config(t).Root, "e2e", "suite")); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestCallResult(t *testing.T) {
+	call := MeshCall{From: "server2-v1", URL: "http://user-service:8080/api/users"}
+	// What the suite's runArgv returns when kubectl exits non-zero: the command, the exit status,
+	// the stderr of get.
+	argv := strings.Join(config(t).Exec(call), " ")
+	kubectlErr := func(stderr string) error {
+		return errors.New(argv + ": exit status 1: " + stderr)
+	}
+	tests := []struct {
+		name    string
+		out     string
+		err     error
+		want    int
+		wantErr bool
+	}{
+		{"answer", "200\n{\"users\":[]}\n", nil, 200, false},
+		{"mesh authz", "403\nRBAC: access denied\n", nil, 403, false},
+		{"dropped, get times out", "", kubectlErr("get " + call.URL + ": no answer within 10s: context deadline exceeded\n"), Refused, false},
+		{"reset by ztunnel", "", kubectlErr("get " + call.URL + ": Get \"" + call.URL + "\": EOF\n"), Refused, false},
+		{"sidecar cannot connect", "503\nupstream connect error or disconnect/reset before headers. reset reason: connection timeout\n", nil, Refused, false},
+		{"an app's own 503", "503\n{\"title\":\"store unavailable\"}\n", nil, 503, false},
+		{"kubectl failed", "", errors.New("kubectl exec: Error from server (NotFound): deployments.apps \"server2-v1\" not found"), 0, true},
+		{"another URL's error", "", kubectlErr("get http://elsewhere:8080/: EOF\n"), 0, true},
+	}
+	for _, tt := range tests {
+		got, err := CallResult(call, []byte(tt.out), tt.err)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("%s: got %d, %v; want %d (error %v)", tt.name, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestMeshCallExpectPerFlavour(t *testing.T) {
+	for _, tt := range []struct {
+		scenario, from, url string
+		want                map[string]int
+	}{
+		{Baseline, "server2-v1", "http://user-service:8080/api/users", map[string]int{Sidecar: Refused, GatewayAPI: Refused, Ambient: Refused}},
+		{Baseline, "client-v1", "http://server2:8080/server2/end", map[string]int{Sidecar: Refused, GatewayAPI: Refused, Ambient: 200}},
+		{"authz", "client-v1", "http://server2:8080/server2/end", map[string]int{Sidecar: Refused, GatewayAPI: Refused, Ambient: 403}},
+		{"authz", "server1-v1", "http://server2:8080/server2/end", map[string]int{Sidecar: 200, GatewayAPI: 200, Ambient: 200}},
+	} {
+		i := slices.IndexFunc(MeshCalls[tt.scenario], func(c MeshCall) bool { return c.From == tt.from && c.URL == tt.url })
+		if i < 0 {
+			t.Errorf("%s: no call %s -> %s", tt.scenario, tt.from, tt.url)
+			continue
+		}
+		for f, want := range tt.want {
+			if got := MeshCalls[tt.scenario][i].Expect(f); got != want {
+				t.Errorf("%s %s -> %s in %s: %d, want %d", tt.scenario, tt.from, tt.url, f, got, want)
+			}
+		}
 	}
 }

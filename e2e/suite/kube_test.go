@@ -47,14 +47,12 @@ func (k *kube) runArgv(ctx context.Context, argv []string) ([]byte, error) {
 
 // meshCall makes an in-mesh call from the application container of call.From (kindpath.Exec:
 // `kubectl exec ... -c <app> -- /workload get URL`), so it carries that workload's identity,
-// and returns the status code.
+// and returns the status code, or kindpath.Refused when the network gave no answer
+// (kindpath.CallResult).
 func (k *kube) meshCall(t *testing.T, call kindpath.MeshCall) int {
 	t.Helper()
 	out, err := k.runArgv(t.Context(), k.cfg.Exec(call))
-	if err != nil {
-		t.Fatalf("call from %s to %s: %v", call.From, call.URL, err)
-	}
-	code, err := kindpath.ParseGet(out)
+	code, err := kindpath.CallResult(call, out, err)
 	if err != nil {
 		t.Fatalf("call from %s to %s: %v", call.From, call.URL, err)
 	}
