@@ -207,32 +207,41 @@ func check(f manifests.Flavour, objs []manifests.Object) []string {
 	return problems
 }
 
-// repoRoot is the repository root, two levels above this module.
-func repoRoot(t testing.TB) string {
+// repoRoot is the repository root, two levels above this module, and the one copy of its
+// deploy/ and istio/ that the tests which only render share (with the renders it keeps).
+var (
+	repoRoot = sync.OnceValues(func() (string, error) {
+		root, err := filepath.Abs("../..")
+		if err == nil {
+			_, err = os.Stat(filepath.Join(root, "deploy", "base", "kustomization.yaml"))
+		}
+		return root, err
+	})
+	shared = sync.OnceValues(func() (*manifests.Tree, error) {
+		root, err := repoRoot()
+		if err != nil {
+			return nil, err
+		}
+		return manifests.LoadTree(root)
+	})
+)
+
+// loadTree is a copy of the repository: the shared one, or a fresh one for a test that edits it.
+func loadTree(t testing.TB, fresh bool) *manifests.Tree {
 	t.Helper()
-	root, err := filepath.Abs("../..")
+	load := shared
+	if fresh {
+		root, err := repoRoot()
+		if err != nil {
+			t.Fatalf("repository root: %v", err)
+		}
+		load = func() (*manifests.Tree, error) { return manifests.LoadTree(root) }
+	}
+	tr, err := load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "deploy", "base", "kustomization.yaml")); err != nil {
-		t.Fatalf("repository root not found at %s: %v", root, err)
-	}
-	return root
-}
-
-var (
-	treeOnce sync.Once
-	tree     *manifests.Tree
-	treeErr  error
-)
-
-func sharedTree(t testing.TB) *manifests.Tree {
-	t.Helper()
-	treeOnce.Do(func() { tree, treeErr = manifests.LoadTree(repoRoot(t)) })
-	if treeErr != nil {
-		t.Fatal(treeErr)
-	}
-	return tree
+	return tr
 }
 
 func renderProfile(t testing.TB, tr *manifests.Tree, profile string) (manifests.Flavour, []manifests.Object) {
@@ -258,7 +267,7 @@ func TestEveryRenderAllowsExactlyTheCallGraph(t *testing.T) {
 	for _, p := range manifests.Profiles() {
 		t.Run(p, func(t *testing.T) {
 			t.Parallel()
-			f, objs := renderProfile(t, sharedTree(t), p)
+			f, objs := renderProfile(t, loadTree(t, false), p)
 			if problems := check(f, objs); len(problems) > 0 {
 				t.Errorf("%d disagreements with the call graph:\n  %s", len(problems), strings.Join(problems, "\n  "))
 			}
@@ -322,10 +331,7 @@ func TestBrokenPoliciesAreCaught(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tr, err := manifests.LoadTree(repoRoot(t))
-			if err != nil {
-				t.Fatal(err)
-			}
+			tr := loadTree(t, true)
 			for _, e := range tc.edits {
 				orig, err := tr.Read(e.file)
 				if err != nil {
