@@ -7,6 +7,7 @@ require (
 	fortio.org/log v1.18.3
 	github.com/meshdemo/meshdemo/services v0.0.0
 	github.com/prometheus/client_golang v1.25.0
+	golang.org/x/net v0.59.0
 	gonum.org/v1/gonum v0.17.0
 )
 
@@ -29,7 +30,6 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	golang.org/x/crypto/x509roots/fallback v0.0.0-20250406160420-959f8f3db0fb // indirect
-	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect

@@ -80,8 +80,8 @@ func TestCountsHopsAndErrors(t *testing.T) {
 	s.Record(start, 3*time.Second, 0, ErrTimeout, nil)
 	s.Record(start, time.Millisecond, 0, ErrConnect, nil)
 
-	if p := rec.Progress(); p.Requests != 10 || p.Errors != 2 || p.Codes[503] != 1 {
-		t.Errorf("progress = %+v", p)
+	if p := rec.Snapshot(start.Add(time.Second)).Totals; p.Requests != 10 || p.Errors[ErrTimeout] != 1 || p.Status[503] != 1 {
+		t.Errorf("snapshot totals = %+v", p)
 	}
 	sum := rec.Summary(time.Second)
 	want := map[string]map[string]int64{
