@@ -14,7 +14,8 @@ loadtest: ## build the load generator into bin/loadtest (static binary)
 	$(LOADTEST_GO) build -trimpath -ldflags='-s -w' -o $(BIN)/loadtest ./cmd/loadtest
 loadtest: export CGO_ENABLED := 0
 
-test-loadtest: ## gofmt, vet and race-enabled tests of the loadtest module
+test-loadtest: ## gofmt, vet and race-enabled tests of the loadtest module (installs chromium for the live page's browser test)
+	@bash build/chromium/ensure-chromium.sh
 	@out="$$(cd loadtest && gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed in loadtest/: $$out"; exit 1; fi
 	$(LOADTEST_GO) vet ./...
 	$(LOADTEST_GO) test -race -count=1 ./...
