@@ -348,3 +348,50 @@ func saveScreenshot(t *testing.T, ctx context.Context) string {
 	}
 	return path
 }
+
+// TestUIStartsTheCommandLineRun: `loadtest --ui ADDR URL` starts the run at once;
+// its summary goes to stdout and its report to --json, as without --ui, and the
+// stream's last event agrees with the report.
+func TestUIStartsTheCommandLineRun(t *testing.T) {
+	t.Parallel()
+	srv, mesh := fakeServer(t, fakemesh.Config{Seed: 2, Chain: chain(map[string]int{"v1": 1})})
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	ui := startUI(t, "--rate", "200", "--requests", "300", "--expect", "server2=v1:100", "--json", jsonPath, srv.URL+"/client/server1")
+	events := subscribe(t, ui.base)
+	last := events.waitFor(t, "the run's end", 20*time.Second, func(ev live.Event) bool { return ev.State == live.StateFinished })
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(ui.stdout.String(), "PASS  split server2"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no summary on stdout:\n%s", ui.stdout.String())
+		}
+	}
+	doc := readJSON(t, jsonPath)
+	if doc.Summary.Requests != 300 || last.Snapshot.Totals.Requests != 300 || mesh.Requests() != 300 || !doc.Passed || !*last.Passed {
+		t.Errorf("report %d requests (passed %v), stream %d, fake %d", doc.Summary.Requests, doc.Passed, last.Snapshot.Totals.Requests, mesh.Requests())
+	}
+	if last.Checks[0].Message != doc.Expectations[0].Message {
+		t.Errorf("stream says %q, report %q", last.Checks[0].Message, doc.Expectations[0].Message)
+	}
+}
+
+// TestUIWarnsOffLoopback: bound to all interfaces, the UI says so.
+func TestUIWarnsOffLoopback(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--ui", "0.0.0.0:0"}, func(string) string { return "" }, &stdout, &stderr)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "warning"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "not on loopback") {
+		t.Errorf("stderr: %q", stderr.String())
+	}
+}
