@@ -166,7 +166,7 @@ function drawStatus() {
   }));
   const box = $("chart-status");
   box.replaceChildren(legend(series.map((s) => ({ name: s.name, colour: s.colour, dash: s.dash, label: s.name === "errors" ? "no response" : s.name }))),
-    lineChart(series, { yLabel: "responses per second", label: "status codes per second" }));
+    lineChart(series, { yLabel: "responses/s", label: "status codes, responses per second" }));
 }
 
 function drawLatency() {
