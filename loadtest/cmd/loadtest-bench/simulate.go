@@ -24,6 +24,7 @@ func simulate(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	hours := fs.Int("hours", 24, "simulated hours")
 	rate := fs.Int("rate", 100, "simulated requests per second")
+	churn := fs.Bool("churn", true, "replace every pod each simulated hour (new instance names)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,9 +46,12 @@ func simulate(args []string, stdout io.Writer) error {
 
 	began := time.Now()
 	var first float64
-	fmt.Fprintf(stdout, "simulated live run: %d h at %d req/s, 32 shards, a snapshot and an event per second\n", *hours, *rate)
+	fmt.Fprintf(stdout, "simulated live run: %d h at %d req/s, 32 shards, a snapshot and an event per second, pods replaced hourly: %v\n", *hours, *rate, *churn)
 	for sec := range *hours * 3600 {
 		hour := sec / 3600
+		if !*churn {
+			hour = 0
+		}
 		paths := make([][]byte, 0, 4)
 		for _, v := range []string{"v1", "v1", "v1", "v2"} {
 			paths = append(paths, fmt.Appendf(nil, "client/v1@client-%d, server1/v1@server1-%d, server2/%s@server2-%s-%d", hour, hour, v, v, hour))

@@ -49,7 +49,7 @@ function fmtMS(v) { return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.
 // lineChart draws series [{name, colour, dash, values: [[t, v]...]}] over the window,
 // with labelled axes. stacked: areas stacked to 100 (shares).
 function lineChart(series, opts) {
-  const W = 480, H = 270, L = 74, R = 14, T = 14, B = 66;
+  const W = 480, H = 270, L = 86, R = 14, T = 14, B = 66;
   const svg = el("svg:svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": opts.label });
   let tMax = 0;
   for (const p of points) tMax = Math.max(tMax, p.t);
@@ -76,7 +76,7 @@ function lineChart(series, opts) {
   svg.append(el("svg:line", { x1: L, x2: W - R, y1: y(0), y2: y(0), stroke: "#222", "stroke-width": 2 }));
   svg.append(el("svg:line", { x1: L, x2: L, y1: T, y2: y(0), stroke: "#222", "stroke-width": 2 }));
   svg.append(el("svg:text", { x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle", "font-size": 22 }, "seconds of the run"));
-  svg.append(el("svg:text", { x: 20, y: (T + H - B) / 2, "text-anchor": "middle", "font-size": 22, transform: `rotate(-90 20 ${(T + H - B) / 2})` }, opts.yLabel));
+  svg.append(el("svg:text", { x: 18, y: (T + H - B) / 2, "text-anchor": "middle", "font-size": 22, transform: `rotate(-90 18 ${(T + H - B) / 2})` }, opts.yLabel));
   if (opts.stacked) {
     let base = points.filter((p) => p.t >= tMin).map((p) => [p.t, 0]);
     for (const s of series) {
