@@ -1,11 +1,15 @@
 // Command loadtest-bench measures loadtest's own overhead: on loopback, against a
-// trivial Go server in a separate process, it runs wrk and loadtest in turns at the
-// same concurrency and prints both request rates and their ratio. The goal is a
-// ratio of at least 0.6; below it the command exits 1.
+// trivial Go server in a separate process, it runs wrk, loadtest, and loadtest --ui
+// with a subscriber reading /events, in turns at the same concurrency, and prints the
+// request rates and two ratios: loadtest ÷ wrk (goal >= 0.6) and loadtest --ui ÷
+// loadtest (goal >= 0.95). Then it simulates a day-long live run in a child process
+// and prints its memory every few hours (goal: flat after the first hour). Any goal
+// missed makes it exit 1.
 //
-//	loadtest-bench --loadtest bin/loadtest [--concurrency 32] [--duration 3s] [--rounds 5]
+//	loadtest-bench --loadtest bin/loadtest [--concurrency 32] [--duration 3s] [--rounds 5] [--hours 24]
 //
-// Run as "loadtest-bench serve" it is the trivial server (prints its address).
+// Run as "loadtest-bench serve" it is the trivial server (prints its address); as
+// "loadtest-bench simulate" the day-long simulation.
 package main
 
 import (
@@ -30,7 +34,12 @@ import (
 	"time"
 )
 
-const goal = 0.6
+// Goals: loadtest's rate against wrk's, and loadtest's rate with the live page and a
+// subscriber against its rate without.
+const (
+	goal   = 0.6
+	goalUI = 0.95
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -46,12 +55,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "serve" {
 		return serve(ctx, stdout)
 	}
+	if len(args) > 0 && args[0] == "simulate" {
+		return simulate(args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("loadtest-bench", flag.ContinueOnError)
 	loadtest := fs.String("loadtest", "bin/loadtest", "loadtest binary")
 	conc := fs.Int("concurrency", 32, "connections, the same for wrk and loadtest")
 	dur := fs.Duration("duration", 3*time.Second, "length of each measurement")
 	rounds := fs.Int("rounds", 5, "rounds; each measures both tools back to back")
 	threads := fs.Int("wrk-threads", 2, "wrk threads")
+	hours := fs.Int("hours", 24, "length of the simulated live run (0: skip)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,34 +97,122 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// The machine may be shared: each round measures both tools back to back (in
 	// alternating order) and yields one ratio; the median ratio is the result.
-	var wrkRates, ltRates, ratios []float64
+	var wrkRates, ltRates, uiRates, ratios, uiRatios, rss []float64
 	for i := range *rounds {
-		var w, l float64
-		measureWrk := func() (err error) { w, err = wrk(ctx, url, *threads, *conc, *dur); return err }
-		measureLT := func() (err error) {
-			l, err = loadtestRate(ctx, *loadtest, url, *conc, *dur, filepath.Join(tmp, fmt.Sprintf("r%d.json", i)))
-			return err
+		var w, l, u, r float64
+		measure := []func() error{
+			func() (err error) { w, err = wrk(ctx, url, *threads, *conc, *dur); return err },
+			func() (err error) {
+				l, err = loadtestRate(ctx, *loadtest, url, *conc, *dur, filepath.Join(tmp, fmt.Sprintf("r%d.json", i)))
+				return err
+			},
+			func() (err error) { u, r, err = loadtestUIRate(ctx, *loadtest, url, *conc, *dur); return err },
 		}
-		first, second := measureWrk, measureLT
-		if i%2 == 1 {
-			first, second = measureLT, measureWrk
+		// rotate which goes first, so no tool always meets a cold (or a hot) machine
+		for k := range measure {
+			if err := measure[(i+k)%len(measure)](); err != nil {
+				return err
+			}
 		}
-		if err := first(); err != nil {
-			return err
-		}
-		if err := second(); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "round %d: wrk %.0f req/s, loadtest %.0f req/s, ratio %.2f\n", i+1, w, l, l/w)
-		wrkRates, ltRates, ratios = append(wrkRates, w), append(ltRates, l), append(ratios, l/w)
+		fmt.Fprintf(stdout, "round %d: wrk %.0f req/s, loadtest %.0f req/s, loadtest --ui %.0f req/s; loadtest/wrk %.2f, ui/plain %.2f\n",
+			i+1, w, l, u, l/w, u/l)
+		wrkRates, ltRates, uiRates = append(wrkRates, w), append(ltRates, l), append(uiRates, u)
+		ratios, uiRatios, rss = append(ratios, l/w), append(uiRatios, u/l), append(rss, r)
 	}
-	ratio := median(ratios)
-	fmt.Fprintf(stdout, "concurrency %d, %s per run, %d rounds (medians)\nwrk      %.0f req/s\nloadtest %.0f req/s\nratio    %.2f (median of the per-round ratios; goal >= %.1f)\n",
-		*conc, *dur, *rounds, median(wrkRates), median(ltRates), ratio, goal)
-	if ratio < goal {
-		return fmt.Errorf("ratio %.2f below the goal %.1f", ratio, goal)
+	ratio, uiRatio := median(ratios), median(uiRatios)
+	fmt.Fprintf(stdout, "concurrency %d, %s per run, %d rounds (medians)\nwrk           %.0f req/s\nloadtest      %.0f req/s\nloadtest --ui %.0f req/s (a subscriber reading /events; RSS at the end %.1f MiB)\n",
+		*conc, *dur, *rounds, median(wrkRates), median(ltRates), median(uiRates), median(rss))
+	var missed []string
+	verdict := func(name string, v, goal float64) {
+		mark := "PASS"
+		if v < goal {
+			mark = "MISS"
+			missed = append(missed, name)
+		}
+		fmt.Fprintf(stdout, "%s  %s %.2f (median of the per-round ratios; goal >= %.2f)\n", mark, name, v, goal)
+	}
+	verdict("loadtest/wrk", ratio, goal)
+	verdict("loadtest --ui/loadtest", uiRatio, goalUI)
+	if *hours > 0 {
+		cmd := exec.CommandContext(ctx, self, "simulate", "--hours", strconv.Itoa(*hours))
+		cmd.Stdout, cmd.Stderr = stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			missed = append(missed, "memory")
+		}
+	}
+	if len(missed) > 0 {
+		return fmt.Errorf("goal missed: %s", strings.Join(missed, ", "))
 	}
 	return nil
+}
+
+// loadtestUIRate runs loadtest --ui with the run on its command line, reads /events
+// until the run's last event (a subscriber connected all along, as a page would be),
+// and returns the rate that event reports and the process's RSS in MiB then.
+func loadtestUIRate(ctx context.Context, bin, url string, conc int, dur time.Duration) (rate, rssMiB float64, err error) {
+	cmd := exec.CommandContext(ctx, bin, "--ui", "127.0.0.1:0", "--concurrency", strconv.Itoa(conc), "--duration", dur.String(),
+		"--progress", "0", url)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	lines := bufio.NewScanner(stderr)
+	var base string
+	for base == "" && lines.Scan() {
+		if m := uiAddr.FindStringSubmatch(lines.Text()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		return 0, 0, errors.New("loadtest --ui printed no address")
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	resp, err := http.Get(base + "/events")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	events := bufio.NewScanner(resp.Body)
+	events.Buffer(nil, 1<<20)
+	for events.Scan() {
+		data, ok := strings.CutPrefix(events.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var ev struct {
+			State string  `json:"state"`
+			Rate  float64 `json:"throughput_rps"`
+		}
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			return 0, 0, err
+		}
+		if ev.State == "finished" {
+			return ev.Rate, rssOf(cmd.Process.Pid), nil
+		}
+	}
+	return 0, 0, fmt.Errorf("/events ended before the run did: %v", events.Err())
+}
+
+var uiAddr = regexp.MustCompile(`live page at (http://\S+)/ `)
+
+// rssOf reads a process's resident set size in MiB from /proc (0 where there is none).
+func rssOf(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 var wrkRate = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)

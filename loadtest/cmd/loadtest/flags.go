@@ -15,14 +15,16 @@ import (
 // options is everything the command line says.
 type options struct {
 	engine      engine.Config
-	splits      []expect.Split
-	statuses    []expect.Status
-	maxP99      time.Duration
-	settings    expect.Settings
+	checks      expect.Checks
 	jsonOut     string
 	htmlOut     string
 	metricsAddr string
 	progress    time.Duration
+	// ui is the live page's listen address; expectRaw and statusRaw are the expectations
+	// as written, to fill the page's form.
+	ui        string
+	expectRaw []string
+	statusRaw []string
 }
 
 // Defaults when neither a rate nor a concurrency, neither a duration nor a request
@@ -38,6 +40,7 @@ func (l *listFlag) String() string     { return strings.Join(*l, " ") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 const usageHead = `Usage: loadtest [flags] URL
+       loadtest --ui 127.0.0.1:8089 [flags] [URL]
 
 Sends HTTP load to URL and reports throughput, latency, status codes, errors and the
 version of every hop named in the X-Meshdemo-Path response header; checks expectations
@@ -45,11 +48,16 @@ and exits 0 when all hold, 1 when one fails, 2 on bad usage or an unreachable ta
 Every flag can also be set from the environment as LOADTEST_<NAME> (dashes become
 underscores; repeated flags take ';'-separated values), e.g. LOADTEST_RATE=100.
 
+With --ui it serves a live page (and its event stream at /events) until interrupted;
+a URL given too starts a run at once, which lasts until stopped unless --duration or
+--requests says otherwise.
+
 Examples:
   loadtest --host client.meshdemo --rate 100 --duration 60s \
            --expect server2=v1:80,v2:20 http://127.0.0.1:8080/client/server1
   loadtest -H 'X-Meshdemo-Fault: server1=abort:503@50' --requests 2000 \
            --expect-status 503:50 --json out/fault.json http://127.0.0.1:8080/client/server1
+  loadtest --ui 127.0.0.1:8089 --expect server2=v1:80,v2:20 http://127.0.0.1:8080/client/server1
 
 Flags:
 `
@@ -77,7 +85,8 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 		jsonOut      = fs.String("json", "", "write the JSON summary to this file")
 		htmlOut      = fs.String("html", "", "write the self-contained HTML report to this file")
 		metricsAddr  = fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics while running, e.g. :9102")
-		progressEach = fs.Duration("progress", time.Second, "print progress to stderr this often (0: never)")
+		progressEach = fs.Duration("progress", time.Second, "print progress to stderr this often (0: never; every second with --ui)")
+		ui           = fs.String("ui", "", "serve the live page at http://ADDR/ until interrupted, e.g. 127.0.0.1:8089 (loopback unless you mean otherwise)")
 	)
 	fs.Var(&headers, "H", "extra request header \"Name: value\" (repeatable)")
 	fs.Var(&headers, "header", "same as -H")
@@ -125,7 +134,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	default:
 		return o, fmt.Errorf("one URL expected, got %d arguments: %s", fs.NArg(), strings.Join(fs.Args(), " "))
 	}
-	if *url == "" {
+	if *url == "" && *ui == "" {
 		return o, errors.New("no target URL")
 	}
 	if *rate < 0 || *concurrency < 0 || *requests < 0 || *duration < 0 {
@@ -134,8 +143,8 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	if *rate == 0 && *concurrency == 0 {
 		*rate = defaultRate
 	}
-	if *duration == 0 && *requests == 0 {
-		*duration = defaultDuration
+	if *duration == 0 && *requests == 0 && *ui == "" {
+		*duration = defaultDuration // with --ui: until stopped
 	}
 	if *alpha <= 0 || *alpha >= 0.5 {
 		return o, fmt.Errorf("--alpha %g: want a significance level in (0, 0.5), e.g. 0.001", *alpha)
@@ -148,27 +157,30 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 		Rate: *rate, MaxInFlight: *maxInFlight, Concurrency: *concurrency,
 		Duration: *duration, Requests: *requests, Timeout: *timeout,
 	}
-	if err := o.engine.Validate(); err != nil {
-		return o, err
+	if *url != "" {
+		if err := o.engine.Validate(); err != nil {
+			return o, err
+		}
 	}
 	for _, s := range splits {
 		sp, err := expect.ParseSplit(s)
 		if err != nil {
 			return o, err
 		}
-		o.splits = append(o.splits, sp)
+		o.checks.Splits = append(o.checks.Splits, sp)
 	}
 	for _, s := range statuses {
 		st, err := expect.ParseStatus(s)
 		if err != nil {
 			return o, err
 		}
-		o.statuses = append(o.statuses, st...)
+		o.checks.Statuses = append(o.checks.Statuses, st...)
 	}
-	o.maxP99 = *maxP99
-	o.settings = expect.Defaults
-	o.settings.Alpha = *alpha
+	o.checks.MaxP99 = *maxP99
+	o.checks.Settings = expect.Defaults
+	o.checks.Settings.Alpha = *alpha
 	o.jsonOut, o.htmlOut, o.metricsAddr, o.progress = *jsonOut, *htmlOut, *metricsAddr, *progressEach
+	o.ui, o.expectRaw, o.statusRaw = *ui, splits, statuses
 	return o, nil
 }
 

@@ -11,11 +11,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/meshdemo/meshdemo/loadtest/internal/engine"
-	"github.com/meshdemo/meshdemo/loadtest/internal/expect"
+	"github.com/meshdemo/meshdemo/loadtest/internal/live"
 	"github.com/meshdemo/meshdemo/loadtest/internal/metrics"
 	"github.com/meshdemo/meshdemo/loadtest/internal/report"
 	"github.com/meshdemo/meshdemo/loadtest/internal/result"
@@ -49,6 +48,8 @@ func fail(code int, format string, args ...any) error {
 	return &exitError{code: code, err: fmt.Errorf(format, args...)}
 }
 
+const probeTimeout = 5 * time.Second
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	opts, err := parseFlags(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -57,13 +58,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fail(exitUsage, "%w (run loadtest -h for usage)", err)
 	}
-	cfg := opts.engine
-
-	const probeTimeout = 5 * time.Second
-	if err := engine.Probe(ctx, cfg.URL, probeTimeout); err != nil {
-		return fail(exitUsage, "target %s unreachable: %w", cfg.URL, err)
-	}
-
 	var obs result.Observer
 	if opts.metricsAddr != "" {
 		exp := metrics.New()
@@ -74,39 +68,51 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stopMetrics()
 	}
-
-	started := time.Now()
-	rec := result.NewRecorder(started, obs)
-	stopProgress := progress(rec, cfg, opts.progress, stderr)
-	elapsed, runErr := engine.Run(ctx, cfg, rec)
-	stopProgress()
-	if runErr != nil {
-		return fail(exitUsage, "%w", runErr)
+	if opts.ui != "" {
+		return runUI(ctx, opts, obs, stdout, stderr)
 	}
 
-	sum := rec.Summary(elapsed)
-	doc := report.Document{Tool: report.ToolName, Run: describe(cfg, started), Summary: sum, Passed: true}
-	for _, sp := range opts.splits {
-		doc.Expectations = append(doc.Expectations, expect.CheckSplit(sp, sum, opts.settings))
+	cfg := opts.engine
+	if err := engine.Probe(ctx, cfg.URL, probeTimeout); err != nil {
+		return fail(exitUsage, "target %s unreachable: %w", cfg.URL, err)
 	}
-	for _, st := range opts.statuses {
-		doc.Expectations = append(doc.Expectations, expect.CheckStatus(st, sum, opts.settings))
+	// Snapshots are taken at the progress interval, or every second without progress
+	// lines: each moves the workers' recent seconds into the bounded timeline.
+	interval := opts.progress
+	if interval <= 0 {
+		interval = time.Second
 	}
-	if opts.maxP99 > 0 {
-		doc.Expectations = append(doc.Expectations, expect.CheckP99(opts.maxP99, sum))
+	doc, _, err := live.Execute(ctx, live.Spec{Engine: cfg, Checks: opts.checks}, obs, interval, func(ev live.Event) {
+		if opts.progress > 0 {
+			fmt.Fprint(stderr, live.ProgressLine(ev, cfg))
+		}
+	})
+	if err != nil {
+		return fail(exitUsage, "%w", err)
 	}
+	if err := writeReports(doc, opts, stdout); err != nil {
+		return err
+	}
+	sum := doc.Summary
 	failed := 0
 	for _, e := range doc.Expectations {
 		if !e.OK {
 			failed++
 		}
 	}
-	answered := int64(0)
-	for _, n := range sum.Status {
-		answered += n
+	switch {
+	case ctx.Err() != nil:
+		return fail(exitUsage, "interrupted: the report covers the %d requests sent before", sum.Requests)
+	case sum.Requests > 0 && live.Answered(sum.Counts) == 0:
+		return fail(exitUsage, "target %s answered none of %d requests (errors: %s)", cfg.URL, sum.Requests, formatErrors(sum.Errors))
+	case failed > 0:
+		return fail(exitExpected, "%d of %d expectations failed", failed, len(doc.Expectations))
 	}
-	doc.Passed = failed == 0 && answered > 0
+	return nil
+}
 
+// writeReports prints the summary and writes the report files the flags ask for.
+func writeReports(doc report.Document, opts options, stdout io.Writer) error {
 	if err := report.WriteText(stdout, doc); err != nil {
 		return fail(exitUsage, "writing summary: %w", err)
 	}
@@ -120,28 +126,64 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fail(exitUsage, "%w", err)
 		}
 	}
-	switch {
-	case ctx.Err() != nil:
-		return fail(exitUsage, "interrupted: the report covers the %d requests sent before", sum.Requests)
-	case sum.Requests > 0 && answered == 0:
-		return fail(exitUsage, "target %s answered none of %d requests (errors: %s)", cfg.URL, sum.Requests, formatErrors(sum.Errors))
-	case failed > 0:
-		return fail(exitExpected, "%d of %d expectations failed", failed, len(doc.Expectations))
-	}
 	return nil
 }
 
-func describe(cfg engine.Config, started time.Time) report.Run {
-	r := report.Run{URL: cfg.URL, Host: cfg.Host, Headers: cfg.Headers, Requests: cfg.Requests, Timeout: cfg.Timeout.String(), Started: started}
+// runUI serves the live page until ctx is cancelled. A URL on the command line starts
+// a run at once; every run's summary goes to stdout and its reports to --json/--html.
+func runUI(ctx context.Context, opts options, obs result.Observer, stdout, stderr io.Writer) error {
+	ln, err := net.Listen("tcp", opts.ui)
+	if err != nil {
+		return fail(exitUsage, "--ui: %w", err)
+	}
+	cfg := opts.engine
+	form := live.Form{URL: cfg.URL, Host: cfg.Host, Rate: cfg.Rate, Headers: cfg.Headers, Expect: opts.expectRaw, ExpectStatus: opts.statusRaw}
 	if cfg.Duration > 0 {
-		r.Duration = cfg.Duration.String()
+		form.Duration = cfg.Duration.String()
 	}
-	if cfg.Rate > 0 {
-		r.Model, r.Rate, r.MaxInFlight = "open", cfg.Rate, cfg.MaxInFlight
-	} else {
-		r.Model, r.Concurrency = "closed", cfg.Concurrency
+	page := live.NewServer(ctx, live.Options{
+		Defaults: form,
+		Base:     live.Spec{Engine: cfg, Checks: opts.checks},
+		Observer: obs,
+		OnDone: func(doc report.Document, err error) {
+			if err != nil {
+				fmt.Fprintf(stderr, "loadtest: run failed: %v\n", err)
+				return
+			}
+			if err := writeReports(doc, opts, stdout); err != nil {
+				fmt.Fprintf(stderr, "loadtest: %v\n", err)
+			}
+		},
+	})
+	srv := &http.Server{
+		Handler:           page.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second, // the event stream extends its own deadline per write
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    1 << 16,
 	}
-	return r
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		page.Wait() // runs stop with ctx
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(stderr, "loadtest: live page at http://%s/ (events at /events)\n", ln.Addr())
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
+		fmt.Fprintf(stderr, "loadtest: warning: the live page listens on %s, not on loopback: whoever reaches it can start load from this machine\n", ln.Addr())
+	}
+	if cfg.URL != "" {
+		if err := engine.Probe(ctx, cfg.URL, probeTimeout); err != nil {
+			return fail(exitUsage, "target %s unreachable: %w", cfg.URL, err)
+		}
+		if err := page.Start(live.Spec{Engine: cfg, Checks: opts.checks}, form); err != nil {
+			return fail(exitUsage, "%w", err)
+		}
+	}
+	<-ctx.Done()
+	return nil
 }
 
 func formatErrors(m map[string]int64) string {
@@ -150,44 +192,6 @@ func formatErrors(m map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// progress prints a line to w every interval until the returned stop is called.
-func progress(rec *result.Recorder, cfg engine.Config, every time.Duration, w io.Writer) (stop func()) {
-	if every <= 0 {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		var last int64
-		lastAt := rec.Start()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				p := rec.Progress()
-				rate := float64(p.Requests-last) / now.Sub(lastAt).Seconds()
-				last, lastAt = p.Requests, now
-				done := fmt.Sprintf("%s/%s, %d requests", now.Sub(rec.Start()).Round(time.Second), cfg.Duration, p.Requests)
-				if cfg.Requests > 0 {
-					done = fmt.Sprintf("%d/%d requests", p.Requests, cfg.Requests)
-				}
-				codes := make([]string, 0, len(p.Codes))
-				for _, c := range slices.Sorted(maps.Keys(p.Codes)) {
-					codes = append(codes, fmt.Sprintf("%d:%d", c, p.Codes[c]))
-				}
-				fmt.Fprintf(w, "loadtest: %s, %.1f req/s, status %s, errors %d\n",
-					done, rate, strings.Join(codes, " "), p.Errors)
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
 
 // serveMetrics serves /metrics on addr until stop is called.

@@ -28,6 +28,7 @@ import (
 	"fortio.org/fortio/fhttp"
 	"fortio.org/fortio/periodic"
 	"fortio.org/log"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/meshdemo/meshdemo/loadtest/internal/result"
 	"github.com/meshdemo/meshdemo/services/pathheader"
@@ -43,7 +44,7 @@ type Config struct {
 	MaxInFlight int     // open model: cap on concurrent requests (connections)
 	Concurrency int     // closed model: number of connections sending back to back
 
-	Duration time.Duration // run length, unless Requests is set
+	Duration time.Duration // run length; with neither Duration nor Requests, until ctx is cancelled
 	Requests int64         // exact number of requests
 	Timeout  time.Duration // per request
 }
@@ -65,7 +66,9 @@ func (c Config) Validate() error {
 		return errors.New("exactly one of rate (open model) and concurrency (closed model) must be set")
 	case c.Rate > 0 && c.MaxInFlight < 1:
 		return errors.New("max in-flight must be at least 1")
-	case (c.Duration > 0) == (c.Requests > 0):
+	case c.Duration < 0 || c.Requests < 0:
+		return errors.New("duration and requests cannot be negative")
+	case c.Duration > 0 && c.Requests > 0:
 		return errors.New("exactly one of duration and requests must be set")
 	case c.Requests == 1:
 		return errors.New("requests must be at least 2 (fortio's scheduler needs two points)")
@@ -73,9 +76,13 @@ func (c Config) Validate() error {
 		return errors.New("timeout must be positive")
 	}
 	for _, h := range c.Headers {
-		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" {
-			return fmt.Errorf("header %q: want \"Name: value\"", h)
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || !httpguts.ValidHeaderFieldName(strings.TrimSpace(name)) || !httpguts.ValidHeaderFieldValue(strings.TrimSpace(value)) {
+			return fmt.Errorf("header %q: want \"Name: value\" (a token before the colon)", h)
 		}
+	}
+	if c.Host != "" && !httpguts.ValidHostHeader(c.Host) {
+		return fmt.Errorf("host %q is not a valid Host header", c.Host)
 	}
 	return nil
 }
@@ -124,6 +131,9 @@ func Run(ctx context.Context, cfg Config, rec *result.Recorder) (time.Duration, 
 		Out:      io.Discard,
 		Duration: cfg.Duration,
 		Exactly:  cfg.Requests,
+	}
+	if cfg.Duration == 0 && cfg.Requests == 0 {
+		ro.Duration = -1 // fortio: until aborted (0 would mean its default of 5 s)
 	}
 	if cfg.Rate > 0 {
 		ro.QPS = cfg.Rate

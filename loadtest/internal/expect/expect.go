@@ -1,5 +1,5 @@
 // Package expect turns what the user expects the mesh to do into checks on a
-// result.Summary: a version split per hop (chi-square goodness of fit), a share of a
+// run's counts (result.Counts): a version split per hop (chi-square goodness of fit), a share of a
 // status code (exact binomial test), and a latency ceiling.
 package expect
 
@@ -118,10 +118,35 @@ type Result struct {
 	AcceptHigh *float64 `json:"accept_high_percent,omitempty"`
 }
 
+// Checks are the expectations of one run, checked at its end (the report) and every
+// second while it runs (the live page) by the same code.
+type Checks struct {
+	Splits   []Split
+	Statuses []Status
+	MaxP99   time.Duration // 0: no latency check
+	Settings Settings
+}
+
+// Evaluate checks every expectation against the counts so far and the run's p99
+// latency in milliseconds, in a fixed order: splits, statuses, p99.
+func (cs Checks) Evaluate(c result.Counts, p99MS float64) []Result {
+	out := make([]Result, 0, len(cs.Splits)+len(cs.Statuses)+1)
+	for _, sp := range cs.Splits {
+		out = append(out, CheckSplit(sp, c, cs.Settings))
+	}
+	for _, st := range cs.Statuses {
+		out = append(out, CheckStatus(st, c, cs.Settings))
+	}
+	if cs.MaxP99 > 0 {
+		out = append(out, CheckP99(cs.MaxP99, p99MS, c.Requests))
+	}
+	return out
+}
+
 // CheckSplit tests the versions that served sp.Service against the expected weights.
 // It fails when the test rejects at set.Alpha, when a version outside the expectation
 // served traffic, and when there were too few responses for the test to mean anything.
-func CheckSplit(sp Split, sum result.Summary, set Settings) Result {
+func CheckSplit(sp Split, sum result.Counts, set Settings) Result {
 	r := Result{Kind: "split", Subject: sp.Service, Alpha: set.Alpha, Expected: formatWeights(sp.Versions, sp.Weights)}
 	counts := sum.Hops[sp.Service]
 	versions := slices.Clone(sp.Versions)
@@ -200,7 +225,7 @@ func maxShare(w []float64) float64 {
 }
 
 // CheckStatus tests the share of st.Code among all requests (errors included).
-func CheckStatus(st Status, sum result.Summary, set Settings) Result {
+func CheckStatus(st Status, sum result.Counts, set Settings) Result {
 	code := strconv.Itoa(st.Code)
 	r := Result{Kind: "status", Subject: code, Alpha: set.Alpha, Expected: fmt.Sprintf("%g%%", st.Percent), Samples: sum.Requests}
 	k := sum.Status[st.Code]
@@ -228,13 +253,14 @@ func CheckStatus(st Status, sum result.Summary, set Settings) Result {
 	return r
 }
 
-// CheckP99 fails when the 99th percentile latency exceeds limit.
-func CheckP99(limit time.Duration, sum result.Summary) Result {
-	got := time.Duration(sum.Latency.P99MS * float64(time.Millisecond))
-	r := Result{Kind: "p99", Subject: "latency", Expected: "<= " + limit.String(), Observed: got.Round(10 * time.Microsecond).String(), Samples: sum.Requests}
-	r.OK = sum.Requests > 0 && got <= limit
+// CheckP99 fails when the 99th percentile latency (p99MS, over requests requests)
+// exceeds limit.
+func CheckP99(limit time.Duration, p99MS float64, requests int64) Result {
+	got := time.Duration(p99MS * float64(time.Millisecond))
+	r := Result{Kind: "p99", Subject: "latency", Expected: "<= " + limit.String(), Observed: got.Round(10 * time.Microsecond).String(), Samples: requests}
+	r.OK = requests > 0 && got <= limit
 	switch {
-	case sum.Requests == 0:
+	case requests == 0:
 		r.Message = "no requests"
 	case r.OK:
 		r.Message = "p99 within limit"

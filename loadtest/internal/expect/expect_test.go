@@ -38,8 +38,8 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
-func summary(hops map[string]int64, status map[int]int64) result.Summary {
-	s := result.Summary{Hops: map[string]map[string]int64{"server2": hops}, Status: status}
+func summary(hops map[string]int64, status map[int]int64) result.Counts {
+	s := result.Counts{Hops: map[string]map[string]int64{"server2": hops}, Status: status}
 	for _, n := range status {
 		s.Requests += n
 	}
@@ -101,11 +101,10 @@ func TestCheckStatus(t *testing.T) {
 
 func TestCheckP99(t *testing.T) {
 	t.Parallel()
-	s := result.Summary{Requests: 10, Latency: result.Latency{P99MS: 120}}
-	if r := CheckP99(150*time.Millisecond, s); !r.OK {
+	if r := CheckP99(150*time.Millisecond, 120, 10); !r.OK {
 		t.Errorf("120ms <= 150ms: %+v", r)
 	}
-	if r := CheckP99(100*time.Millisecond, s); r.OK || !strings.Contains(r.Message, "exceeds") {
+	if r := CheckP99(100*time.Millisecond, 120, 10); r.OK || !strings.Contains(r.Message, "exceeds") {
 		t.Errorf("120ms > 100ms: %+v", r)
 	}
 }

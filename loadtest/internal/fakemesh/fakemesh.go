@@ -7,6 +7,7 @@ package fakemesh
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -32,20 +33,64 @@ type Config struct {
 	Delay time.Duration
 	// PathlessEvery makes every n-th response omit the path header (0: never).
 	PathlessEvery int
+	// RetryEvery marks the last hop of every n-th response as reached by a second
+	// attempt (attempt=2), as Envoy's retry would (0: never).
+	RetryEvery int
+}
+
+// Served is what the fake answered: the status of every response and, for those that
+// carried the path header, the version and instance of each hop.
+type Served struct {
+	Status    map[int]int64
+	Hops      map[string]map[string]int64 // service → version → responses
+	Instances map[string]map[string]int64 // service → instance → responses
+	Retried   int64
 }
 
 // Handler is the fake mesh.
 type Handler struct {
 	cfg Config
 
-	mu   sync.Mutex
-	rng  *rand.Rand
-	seen int
+	mu     sync.Mutex
+	rng    *rand.Rand
+	seen   int
+	served Served
 }
 
 // New returns a fake mesh.
 func New(cfg Config) *Handler {
-	return &Handler{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
+	return &Handler{
+		cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		served: Served{Status: map[int]int64{}, Hops: map[string]map[string]int64{}, Instances: map[string]map[string]int64{}},
+	}
+}
+
+// SetChain changes the chain from the next request on, as applying a route would.
+func (h *Handler) SetChain(chain []Hop) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cfg.Chain = chain
+}
+
+// Served returns a copy of what was answered so far.
+func (h *Handler) Served() Served {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := Served{Status: maps.Clone(h.served.Status), Hops: map[string]map[string]int64{}, Instances: map[string]map[string]int64{}, Retried: h.served.Retried}
+	for k, v := range h.served.Hops {
+		out.Hops[k] = maps.Clone(v)
+	}
+	for k, v := range h.served.Instances {
+		out.Instances[k] = maps.Clone(v)
+	}
+	return out
+}
+
+func count(m map[string]map[string]int64, a, b string) {
+	if m[a] == nil {
+		m[a] = map[string]int64{}
+	}
+	m[a][b]++
 }
 
 // Requests is the number of requests answered so far.
@@ -74,6 +119,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code = pick(h.rng, weights)
 		fmt.Sscan(code, &status)
 	}
+	withPath := len(hops) > 0 && (h.cfg.PathlessEvery == 0 || n%h.cfg.PathlessEvery != 0)
+	retried := withPath && h.cfg.RetryEvery > 0 && n%h.cfg.RetryEvery == 0
+	if retried {
+		hops[len(hops)-1].Attrs = map[string]string{"attempt": "2"}
+		h.served.Retried++
+	}
+	h.served.Status[status]++
+	if withPath {
+		for _, hp := range hops {
+			count(h.served.Hops, hp.Service, hp.Version)
+			count(h.served.Instances, hp.Service, hp.Instance)
+		}
+	}
 	h.mu.Unlock()
 
 	if h.cfg.Delay > 0 {
@@ -83,7 +141,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for i := len(hops) - 1; i >= 0; i-- {
 		path = pathheader.Prepend(hops[i], path)
 	}
-	if path != "" && (h.cfg.PathlessEvery == 0 || n%h.cfg.PathlessEvery != 0) {
+	if withPath {
 		w.Header().Set(pathheader.Name, path)
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -91,6 +91,16 @@ func WriteText(w io.Writer, doc Document) error {
 	}
 	for _, svc := range s.Services() {
 		fmt.Fprintf(&b, "Hop %-8s%s\n", svc, counts(s.Versions(svc), s.Hops[svc]))
+		inst := s.Instances[svc]
+		fmt.Fprintf(&b, "  instances %s\n", counts(slices.Sorted(maps.Keys(inst)), inst))
+	}
+	if s.Retried > 0 {
+		var per []string
+		for _, svc := range slices.Sorted(maps.Keys(s.RetriedHops)) {
+			per = append(per, fmt.Sprintf("%s %d", svc, s.RetriedHops[svc]))
+		}
+		fmt.Fprintf(&b, "Retried     %d of %d responses (%.1f%%) reached a hop by a retry: %s\n", s.Retried, s.Requests,
+			100*float64(s.Retried)/float64(s.Requests), strings.Join(per, ", "))
 	}
 	if s.PathMissing > 0 || s.PathInvalid > 0 {
 		fmt.Fprintf(&b, "Path header missing on %d, unparsable on %d responses\n", s.PathMissing, s.PathInvalid)
@@ -123,6 +133,15 @@ func counts[K comparable](keys []K, m map[K]int64) string {
 		return "none"
 	}
 	return strings.Join(parts, "  ")
+}
+
+// Codes is a status count as the progress line prints it: "200:517 503:483".
+func Codes(m map[int]int64) string {
+	parts := make([]string, 0, len(m))
+	for _, c := range intKeys(m) {
+		parts = append(parts, fmt.Sprintf("%d:%d", c, m[c]))
+	}
+	return strings.Join(parts, " ")
 }
 
 func intKeys(m map[int]int64) []int {

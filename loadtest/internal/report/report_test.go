@@ -35,7 +35,7 @@ func sampleDoc(t *testing.T) Document {
 	s.Record(start, time.Second, 0, result.ErrTimeout, nil)
 	sum := rec.Summary(3 * time.Second)
 	sp, _ := expect.ParseSplit("server2=v1:80,v2:20")
-	exp := []expect.Result{expect.CheckSplit(sp, sum, expect.Defaults), expect.CheckP99(time.Second, sum)}
+	exp := []expect.Result{expect.CheckSplit(sp, sum.Counts, expect.Defaults), expect.CheckP99(time.Second, sum.Latency.P99MS, sum.Requests)}
 	return Document{
 		Tool:         ToolName,
 		Run:          Run{URL: "http://gw/client/server1", Host: "client.meshdemo", Model: "open", Rate: 100, MaxInFlight: 10, Duration: "3s", Timeout: "1s", Started: start},

@@ -11,7 +11,7 @@ import (
 	"bytes"
 	"maps"
 	"slices"
-	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -40,6 +40,15 @@ type Observer interface {
 // Hop is a service and the version that served it.
 type Hop struct{ Service, Version string }
 
+// Instance is a service and the instance (pod) that served it.
+type Instance struct{ Service, Name string }
+
+// MaxTimeline is how many seconds of the per-second timeline a recorder keeps: the
+// last hour. A longer run's report covers its last hour second by second (each Second
+// carries its index) and the whole run in its totals, so a day-long run's memory stays
+// bounded.
+const MaxTimeline = 3600
+
 // Recorder collects the shards of one run.
 type Recorder struct {
 	start time.Time
@@ -48,11 +57,21 @@ type Recorder struct {
 	mu     sync.Mutex
 	shards []*Shard
 	end    time.Time // when the load stopped; zero until Finish
+
+	// What the shards handed over at each Snapshot (or Summary): the latency of the
+	// whole run, the per-second timeline (bounded), and the totals of the previous
+	// snapshot, from which the next one's last second is the difference.
+	collect  sync.Mutex
+	hist     *stats.Histogram
+	timeline []second // timeline[i] is second base+i
+	base     int
+	prev     Counts
+	prevAt   time.Time
 }
 
 // NewRecorder starts a recording whose timeline counts seconds from start; obs may be nil.
 func NewRecorder(start time.Time, obs Observer) *Recorder {
-	return &Recorder{start: start, obs: obs}
+	return &Recorder{start: start, obs: obs, hist: stats.NewHistogram(0, Resolution), prev: NewCounts(), prevAt: start}
 }
 
 // Start is the instant the timeline counts from.
@@ -71,13 +90,12 @@ func (r *Recorder) Finish(at time.Time) {
 // NewShard returns a shard for one worker.
 func (r *Recorder) NewShard() *Shard {
 	s := &Shard{
-		start: r.start,
-		obs:   r.obs,
-		hist:  stats.NewHistogram(0, Resolution),
-		codes: map[int]int64{},
-		errs:  map[string]int64{},
-		hops:  map[Hop]int64{},
-		cache: map[string][]Hop{},
+		start:    r.start,
+		obs:      r.obs,
+		hist:     stats.NewHistogram(0, Resolution),
+		counts:   NewCounts(),
+		timeline: map[int]*second{},
+		cache:    map[string]*parsed{},
 	}
 	r.mu.Lock()
 	r.shards = append(r.shards, s)
@@ -91,14 +109,10 @@ type Shard struct {
 	obs   Observer
 
 	mu       sync.Mutex
-	hist     *stats.Histogram
-	codes    map[int]int64
-	errs     map[string]int64
-	hops     map[Hop]int64
-	noPath   int64
-	badPath  int64
-	timeline []second
-	cache    map[string][]Hop // parsed path headers; responses repeat a handful of values
+	hist     *stats.Histogram // latencies since the recorder last collected
+	counts   Counts           // running totals
+	timeline map[int]*second  // seconds (by due time) since the recorder last collected
+	cache    map[string]*parsed
 }
 
 type second struct {
@@ -108,7 +122,32 @@ type second struct {
 	versions map[Hop]int64
 }
 
+func newSecond() *second { return &second{codes: map[int]int64{}, versions: map[Hop]int64{}} }
+
+func (s *second) add(o *second) {
+	s.requests += o.requests
+	s.errs += o.errs
+	for k, v := range o.codes {
+		s.codes[k] += v
+	}
+	for k, v := range o.versions {
+		s.versions[k] += v
+	}
+}
+
+// parsed is what one path header value says, cached per distinct value.
+type parsed struct {
+	hops      []Hop      // first hop per service
+	instances []Instance // the same hops' instances
+	retried   []string   // services whose hop was reached by a retry (attempt >= 2)
+	invalid   bool
+}
+
 const maxCached = 4096
+
+// attemptKey is the path header's hop attribute carrying Envoy's attempt count, as
+// documented in services/pathheader (which names it in prose, not in a constant).
+const attemptKey = "attempt"
 
 // Record adds one request. sent is when it was due (open model) or sent (closed model),
 // code is 0 when no response arrived (errKind then says why), path is the raw value
@@ -117,19 +156,38 @@ func (s *Shard) Record(sent time.Time, latency time.Duration, code int, errKind 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hist.Record(latency.Seconds())
+	c := &s.counts
+	c.Requests++
 	sec := s.bucket(sent)
 	sec.requests++
 	var hops []Hop
 	if code == 0 {
-		s.errs[errKind]++
+		c.Errors[errKind]++
 		sec.errs++
 	} else {
-		s.codes[code]++
+		c.Status[code]++
 		sec.codes[code]++
-		hops = s.parse(path)
-		for _, h := range hops {
-			s.hops[h]++
-			sec.versions[h]++
+		p := s.parse(path)
+		switch {
+		case p == nil:
+			c.PathMissing++
+		case p.invalid:
+			c.PathInvalid++
+		default:
+			hops = p.hops
+			for _, h := range p.hops {
+				c.addHop(h, 1)
+				sec.versions[h]++
+			}
+			for _, in := range p.instances {
+				c.addInstance(in, 1)
+			}
+			if len(p.retried) > 0 {
+				c.Retried++
+				for _, svc := range p.retried {
+					c.RetriedHops[svc]++
+				}
+			}
 		}
 	}
 	if s.obs != nil {
@@ -139,66 +197,234 @@ func (s *Shard) Record(sent time.Time, latency time.Duration, code int, errKind 
 
 func (s *Shard) bucket(sent time.Time) *second {
 	i := max(0, int(sent.Sub(s.start)/time.Second))
-	for len(s.timeline) <= i {
-		s.timeline = append(s.timeline, second{codes: map[int]int64{}, versions: map[Hop]int64{}})
+	sec := s.timeline[i]
+	if sec == nil {
+		sec = newSecond()
+		s.timeline[i] = sec
 	}
-	return &s.timeline[i]
+	return sec
 }
 
-// parse reads the hops of a path header, first hop per service only (a service that
-// shows up twice was called twice by the chain, not served by two versions).
-func (s *Shard) parse(path []byte) []Hop {
+// parse reads a path header (nil when absent), first hop per service only (a service
+// that shows up twice was called twice by the chain, not served by two versions).
+func (s *Shard) parse(path []byte) *parsed {
 	path = bytes.TrimSpace(path)
 	if len(path) == 0 {
-		s.noPath++
 		return nil
 	}
-	if hops, ok := s.cache[string(path)]; ok {
-		if hops == nil {
-			s.badPath++
-		}
-		return hops
+	if p, ok := s.cache[string(path)]; ok {
+		return p
 	}
-	parsed, err := pathheader.Parse(string(path))
-	var hops []Hop
+	p := &parsed{}
+	hops, err := pathheader.Parse(string(path))
 	if err != nil {
-		s.badPath++
-	} else {
-		hops = make([]Hop, 0, len(parsed))
-		for _, h := range parsed {
-			if !slices.ContainsFunc(hops, func(x Hop) bool { return x.Service == h.Service }) {
-				hops = append(hops, Hop{Service: h.Service, Version: h.Version})
-			}
+		p.invalid = true
+	}
+	for _, h := range hops {
+		if slices.ContainsFunc(p.hops, func(x Hop) bool { return x.Service == h.Service }) {
+			continue
+		}
+		p.hops = append(p.hops, Hop{Service: h.Service, Version: h.Version})
+		p.instances = append(p.instances, Instance{Service: h.Service, Name: h.Instance})
+		if n, err := strconv.Atoi(h.Attrs[attemptKey]); err == nil && n >= 2 {
+			p.retried = append(p.retried, h.Service)
 		}
 	}
 	if len(s.cache) < maxCached {
-		s.cache[string(path)] = hops
-	}
-	return hops
-}
-
-// Progress is a running count for the progress line.
-type Progress struct {
-	Requests int64
-	Errors   int64
-	Codes    map[int]int64
-}
-
-// Progress adds up the shards so far.
-func (r *Recorder) Progress() Progress {
-	p := Progress{Codes: map[int]int64{}}
-	for _, s := range r.snapshotShards() {
-		s.mu.Lock()
-		p.Requests += s.hist.Count
-		for k, v := range s.codes {
-			p.Codes[k] += v
-		}
-		for _, v := range s.errs {
-			p.Errors += v
-		}
-		s.mu.Unlock()
+		s.cache[string(path)] = p
 	}
 	return p
+}
+
+// Counts are running totals of a run (or, in a Snapshot, of one second of it). The
+// same counts feed the CLI summary, the JSON and HTML reports, the checks and the live
+// page.
+type Counts struct {
+	Requests int64 `json:"requests"`
+	// Status counts responses per HTTP status code.
+	Status map[int]int64 `json:"status"`
+	// Errors counts requests that got no status, per kind (timeout, connect, transport).
+	Errors map[string]int64 `json:"errors"`
+	// Hops counts, per service named in the path header, the responses per version.
+	Hops map[string]map[string]int64 `json:"hops"`
+	// Instances counts, per service, the responses per instance (pod) that served it.
+	Instances map[string]map[string]int64 `json:"instances"`
+	// Retried counts responses on which some hop was reached by a retry (attempt=N,
+	// N >= 2, in the path header); RetriedHops counts them per service.
+	Retried     int64            `json:"retried"`
+	RetriedHops map[string]int64 `json:"retried_hops"`
+	// PathMissing counts responses without the path header, PathInvalid those whose
+	// header did not parse.
+	PathMissing int64 `json:"path_missing"`
+	PathInvalid int64 `json:"path_invalid"`
+}
+
+// NewCounts returns empty counts with their maps made.
+func NewCounts() Counts {
+	return Counts{
+		Status: map[int]int64{}, Errors: map[string]int64{},
+		Hops: map[string]map[string]int64{}, Instances: map[string]map[string]int64{},
+		RetriedHops: map[string]int64{},
+	}
+}
+
+func (c *Counts) addHop(h Hop, n int64) {
+	if c.Hops[h.Service] == nil {
+		c.Hops[h.Service] = map[string]int64{}
+	}
+	c.Hops[h.Service][h.Version] += n
+}
+
+func (c *Counts) addInstance(in Instance, n int64) {
+	if c.Instances[in.Service] == nil {
+		c.Instances[in.Service] = map[string]int64{}
+	}
+	c.Instances[in.Service][in.Name] += n
+}
+
+// add adds o times sign (1 or -1) to c.
+func (c *Counts) add(o Counts, sign int64) {
+	c.Requests += sign * o.Requests
+	c.Retried += sign * o.Retried
+	c.PathMissing += sign * o.PathMissing
+	c.PathInvalid += sign * o.PathInvalid
+	for k, v := range o.Status {
+		c.Status[k] += sign * v
+	}
+	for k, v := range o.Errors {
+		c.Errors[k] += sign * v
+	}
+	for k, v := range o.RetriedHops {
+		c.RetriedHops[k] += sign * v
+	}
+	for svc, m := range o.Hops {
+		for ver, v := range m {
+			c.addHop(Hop{Service: svc, Version: ver}, sign*v)
+		}
+	}
+	for svc, m := range o.Instances {
+		for name, v := range m {
+			c.addInstance(Instance{Service: svc, Name: name}, sign*v)
+		}
+	}
+}
+
+// since returns c minus an earlier state prev, leaving out what did not change.
+func (c Counts) since(prev Counts) Counts {
+	d := NewCounts()
+	d.add(c, 1)
+	d.add(prev, -1)
+	maps.DeleteFunc(d.Status, func(_ int, v int64) bool { return v == 0 })
+	maps.DeleteFunc(d.Errors, func(_ string, v int64) bool { return v == 0 })
+	maps.DeleteFunc(d.RetriedHops, func(_ string, v int64) bool { return v == 0 })
+	for _, m := range []map[string]map[string]int64{d.Hops, d.Instances} {
+		for svc, per := range m {
+			maps.DeleteFunc(per, func(_ string, v int64) bool { return v == 0 })
+			if len(per) == 0 {
+				delete(m, svc)
+			}
+		}
+	}
+	return d
+}
+
+// Versions returns the versions seen for a service, sorted, for stable output.
+func (c Counts) Versions(service string) []string {
+	return slices.Sorted(maps.Keys(c.Hops[service]))
+}
+
+// Services returns the services seen in path headers, sorted.
+func (c Counts) Services() []string {
+	return slices.Sorted(maps.Keys(c.Hops))
+}
+
+// Snapshot is a running run at one instant: its totals and what came back in the
+// last second. It is what the progress line prints and what the live page's event
+// stream carries.
+type Snapshot struct {
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	// Totals since the start of the run, with latency percentiles over all of it.
+	Totals  Counts      `json:"totals"`
+	Latency Percentiles `json:"latency"`
+	// Last is what was recorded since the previous snapshot (by the time the response
+	// came back, unlike the report's timeline, which counts by the time a request was
+	// due), over LastSeconds seconds.
+	Last        Counts      `json:"last"`
+	LastLatency Percentiles `json:"last_latency"`
+	LastSeconds float64     `json:"last_seconds"`
+}
+
+// Percentiles are latency percentiles in milliseconds.
+type Percentiles struct {
+	P50MS float64 `json:"p50_ms"`
+	P90MS float64 `json:"p90_ms"`
+	P99MS float64 `json:"p99_ms"`
+}
+
+// Snapshot collects the shards at now: the totals so far, and what changed since the
+// previous snapshot. It also moves the shards' recent seconds into the recorder's
+// bounded timeline, so calling it every second keeps a long run's memory flat.
+// Workers keep recording while it runs; each shard is locked only while it is read.
+func (r *Recorder) Snapshot(now time.Time) Snapshot {
+	r.collect.Lock()
+	defer r.collect.Unlock()
+	last := stats.NewHistogram(0, Resolution)
+	totals := r.gather(last)
+	snap := Snapshot{
+		ElapsedSeconds: now.Sub(r.start).Seconds(),
+		Totals:         totals,
+		Latency:        percentiles(r.hist),
+		Last:           totals.since(r.prev),
+		LastLatency:    percentiles(last),
+		LastSeconds:    now.Sub(r.prevAt).Seconds(),
+	}
+	r.prev, r.prevAt = totals, now
+	return snap
+}
+
+// gather adds up the shards' totals and moves their latencies (into the whole run's
+// histogram and into last) and their seconds (into the timeline). Call with collect held.
+func (r *Recorder) gather(last *stats.Histogram) Counts {
+	totals := NewCounts()
+	for _, s := range r.snapshotShards() {
+		s.mu.Lock()
+		totals.add(s.counts, 1)
+		last.Transfer(s.hist) // empties the shard's
+		for i, sec := range s.timeline {
+			r.second(i).add(sec)
+		}
+		clear(s.timeline)
+		s.mu.Unlock()
+	}
+	r.hist.Transfer(last.Clone())
+	return totals
+}
+
+// second returns second i of the timeline, dropping the oldest seconds beyond
+// MaxTimeline; a second already dropped gets a throw-away bucket.
+func (r *Recorder) second(i int) *second {
+	if len(r.timeline) == 0 {
+		r.base = i
+	}
+	if i < r.base {
+		if r.base+len(r.timeline)-i > MaxTimeline {
+			return newSecond()
+		}
+		r.timeline = append(make([]second, r.base-i), r.timeline...)
+		r.base = i
+	}
+	for len(r.timeline) <= i-r.base {
+		r.timeline = append(r.timeline, second{})
+	}
+	if drop := len(r.timeline) - MaxTimeline; drop > 0 {
+		r.timeline = slices.Delete(r.timeline, 0, drop)
+		r.base += drop
+	}
+	sec := &r.timeline[i-r.base]
+	if sec.codes == nil {
+		*sec = *newSecond()
+	}
+	return sec
 }
 
 func (r *Recorder) snapshotShards() []*Shard {
@@ -209,21 +435,12 @@ func (r *Recorder) snapshotShards() []*Shard {
 
 // Summary is what a run measured; it is the "summary" object of the JSON report.
 type Summary struct {
-	Requests       int64   `json:"requests"`
+	Counts
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	ThroughputRPS  float64 `json:"throughput_rps"`
 	Latency        Latency `json:"latency"`
-	// Status counts responses per HTTP status code.
-	Status map[int]int64 `json:"status"`
-	// Errors counts requests that got no status, per kind (timeout, connect, transport).
-	Errors map[string]int64 `json:"errors"`
-	// Hops counts, per service named in the path header, the responses per version.
-	Hops map[string]map[string]int64 `json:"hops"`
-	// PathMissing counts responses without the path header, PathInvalid those whose
-	// header did not parse.
-	PathMissing int64    `json:"path_missing"`
-	PathInvalid int64    `json:"path_invalid"`
-	Timeline    []Second `json:"timeline"`
+	// Timeline is the run second by second, its last MaxTimeline seconds at most.
+	Timeline []Second `json:"timeline"`
 }
 
 // Latency holds percentiles in milliseconds.
@@ -259,66 +476,39 @@ type Second struct {
 	Versions map[string]int64 `json:"versions"`
 }
 
-// Summary merges the shards; call it after every worker has stopped. The timeline ends
-// where Finish said the load stopped or, if it was not called, elapsed after Start.
+// Summary collects the shards; call it after every worker has stopped. The timeline
+// ends where Finish said the load stopped or, if it was not called, elapsed after Start.
 func (r *Recorder) Summary(elapsed time.Duration) Summary {
-	hist := stats.NewHistogram(0, Resolution)
-	sum := Summary{
-		ElapsedSeconds: elapsed.Seconds(),
-		Status:         map[int]int64{},
-		Errors:         map[string]int64{},
-		Hops:           map[string]map[string]int64{},
-		Timeline:       []Second{},
-	}
-	for _, s := range r.snapshotShards() {
-		s.mu.Lock()
-		hist.Transfer(s.hist.Clone())
-		for k, v := range s.codes {
-			sum.Status[k] += v
-		}
-		for k, v := range s.errs {
-			sum.Errors[k] += v
-		}
-		for h, v := range s.hops {
-			if sum.Hops[h.Service] == nil {
-				sum.Hops[h.Service] = map[string]int64{}
-			}
-			sum.Hops[h.Service][h.Version] += v
-		}
-		sum.PathMissing += s.noPath
-		sum.PathInvalid += s.badPath
-		for i, sec := range s.timeline {
-			for len(sum.Timeline) <= i {
-				sum.Timeline = append(sum.Timeline, Second{Second: len(sum.Timeline), Status: map[int]int64{}, Versions: map[string]int64{}})
-			}
-			out := &sum.Timeline[i]
-			out.Requests += sec.requests
-			out.Errors += sec.errs
-			for k, v := range sec.codes {
-				out.Status[k] += v
-			}
-			for h, v := range sec.versions {
-				out.Versions[h.Service+"/"+h.Version] += v
-			}
-		}
-		s.mu.Unlock()
-	}
+	r.collect.Lock()
+	defer r.collect.Unlock()
+	sum := Summary{ElapsedSeconds: elapsed.Seconds(), Timeline: []Second{}}
+	sum.Counts = r.gather(stats.NewHistogram(0, Resolution))
 	r.mu.Lock()
 	end := r.end
 	r.mu.Unlock()
 	if end.IsZero() {
 		end = r.start.Add(elapsed)
 	}
-	for i := range sum.Timeline {
-		lasted := end.Sub(r.start) - time.Duration(i)*time.Second
-		sum.Timeline[i].Seconds = min(time.Second, max(0, lasted)).Seconds()
+	for i, sec := range r.timeline {
+		out := Second{Second: r.base + i, Requests: sec.requests, Errors: sec.errs, Status: map[int]int64{}, Versions: map[string]int64{}}
+		maps.Copy(out.Status, sec.codes)
+		for h, v := range sec.versions {
+			out.Versions[h.Service+"/"+h.Version] += v
+		}
+		lasted := end.Sub(r.start) - time.Duration(out.Second)*time.Second
+		out.Seconds = min(time.Second, max(0, lasted)).Seconds()
+		sum.Timeline = append(sum.Timeline, out)
 	}
-	sum.Requests = hist.Count
 	if elapsed > 0 {
-		sum.ThroughputRPS = float64(hist.Count) / elapsed.Seconds()
+		sum.ThroughputRPS = float64(sum.Requests) / elapsed.Seconds()
 	}
-	sum.Latency = latency(hist)
+	sum.Latency = latency(r.hist)
 	return sum
+}
+
+func percentiles(h *stats.Histogram) Percentiles {
+	l := latency(h)
+	return Percentiles{P50MS: l.P50MS, P90MS: l.P90MS, P99MS: l.P99MS}
 }
 
 func latency(h *stats.Histogram) Latency {
@@ -345,16 +535,4 @@ func latency(h *stats.Histogram) Latency {
 		l.Histogram = append(l.Histogram, Bucket{StartMS: ms(b.Start), EndMS: ms(b.End), Count: b.Count})
 	}
 	return l
-}
-
-// Versions returns the versions seen for a service, sorted, for stable output.
-func (s Summary) Versions(service string) []string {
-	return slices.Sorted(maps.Keys(s.Hops[service]))
-}
-
-// Services returns the services seen in path headers, sorted.
-func (s Summary) Services() []string {
-	out := slices.Collect(maps.Keys(s.Hops))
-	sort.Strings(out)
-	return out
 }

@@ -80,8 +80,8 @@ func TestCountsHopsAndErrors(t *testing.T) {
 	s.Record(start, 3*time.Second, 0, ErrTimeout, nil)
 	s.Record(start, time.Millisecond, 0, ErrConnect, nil)
 
-	if p := rec.Progress(); p.Requests != 10 || p.Errors != 2 || p.Codes[503] != 1 {
-		t.Errorf("progress = %+v", p)
+	if p := rec.Snapshot(start.Add(time.Second)).Totals; p.Requests != 10 || p.Errors[ErrTimeout] != 1 || p.Status[503] != 1 {
+		t.Errorf("snapshot totals = %+v", p)
 	}
 	sum := rec.Summary(time.Second)
 	want := map[string]map[string]int64{
@@ -161,5 +161,78 @@ func TestLastSecondLength(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSnapshots: each snapshot holds the totals so far and what was recorded since
+// the previous one (versions, instances, retries, statuses, latency).
+func TestSnapshots(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	rec := NewRecorder(start, nil)
+	a, b := rec.NewShard(), rec.NewShard()
+	v1 := []byte("client/v1@c-1, server2/v1@s2-a")
+	v2retry := []byte("client/v1@c-1, server2/v2@s2-b;attempt=2")
+	for i := range 100 {
+		a.Record(start.Add(time.Duration(i)*10*time.Millisecond), 2*time.Millisecond, 200, "", v1)
+	}
+	first := rec.Snapshot(start.Add(time.Second))
+	for i := range 50 {
+		b.Record(start.Add(time.Second+time.Duration(i)*20*time.Millisecond), 40*time.Millisecond, 503, "", v2retry)
+	}
+	second := rec.Snapshot(start.Add(2 * time.Second))
+
+	if first.Last.Requests != 100 || first.Totals.Requests != 100 || first.Last.Hops["server2"]["v1"] != 100 {
+		t.Errorf("first: %+v", first)
+	}
+	l, tot := second.Last, second.Totals
+	if l.Requests != 50 || l.Status[503] != 50 || l.Status[200] != 0 || len(l.Status) != 1 {
+		t.Errorf("second's last status %v requests %d", l.Status, l.Requests)
+	}
+	if l.Hops["server2"]["v2"] != 50 || len(l.Hops["server2"]) != 1 || l.Instances["server2"]["s2-b"] != 50 || l.Retried != 50 || l.RetriedHops["server2"] != 50 {
+		t.Errorf("second's last hops %v instances %v retried %d %v", l.Hops, l.Instances, l.Retried, l.RetriedHops)
+	}
+	if tot.Requests != 150 || tot.Hops["server2"]["v1"] != 100 || tot.Hops["server2"]["v2"] != 50 || tot.Instances["client"]["c-1"] != 150 || tot.Retried != 50 {
+		t.Errorf("totals %+v", tot)
+	}
+	if second.LastSeconds != 1 || second.ElapsedSeconds != 2 {
+		t.Errorf("last %vs at %vs", second.LastSeconds, second.ElapsedSeconds)
+	}
+	if math.Abs(second.LastLatency.P50MS-40) > 1 || first.LastLatency.P99MS > 3 || second.Latency.P90MS < 30 {
+		t.Errorf("latency: first last %+v, second last %+v, whole %+v", first.LastLatency, second.LastLatency, second.Latency)
+	}
+	// The report sees the same run.
+	sum := rec.Summary(2 * time.Second)
+	if sum.Requests != 150 || sum.Retried != 50 || len(sum.Timeline) != 2 || sum.Timeline[1].Versions["server2/v2"] != 50 {
+		t.Errorf("summary %+v", sum)
+	}
+}
+
+// TestTimelineBounded simulates a run longer than MaxTimeline with a snapshot every
+// second: the timeline keeps only the last MaxTimeline seconds, numbered as in the
+// run, while the totals count everything; a late response for a second already
+// dropped still counts in the totals.
+func TestTimelineBounded(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	rec := NewRecorder(start, nil)
+	s := rec.NewShard()
+	n := MaxTimeline + 500
+	for i := range n {
+		at := start.Add(time.Duration(i) * time.Second)
+		s.Record(at, time.Millisecond, 200, "", []byte("server2/v1@x"))
+		s.Record(at.Add(500*time.Millisecond), time.Millisecond, 200, "", []byte("server2/v2@y"))
+		rec.Snapshot(at.Add(time.Second))
+	}
+	s.Record(start, time.Millisecond, 200, "", nil) // due in second 0, long gone
+	sum := rec.Summary(time.Duration(n) * time.Second)
+	if len(sum.Timeline) != MaxTimeline || sum.Timeline[0].Second != n-MaxTimeline || sum.Timeline[MaxTimeline-1].Second != n-1 {
+		t.Fatalf("timeline: %d seconds from %d", len(sum.Timeline), sum.Timeline[0].Second)
+	}
+	if sum.Requests != int64(2*n+1) || sum.Hops["server2"]["v2"] != int64(n) || sum.Timeline[10].Requests != 2 {
+		t.Errorf("requests %d, v2 %d, second %+v", sum.Requests, sum.Hops["server2"]["v2"], sum.Timeline[10])
+	}
+	if len(s.timeline) != 0 {
+		t.Errorf("the shard still holds %d seconds", len(s.timeline))
 	}
 }
