@@ -18,6 +18,7 @@ import (
 	telemetry "istio.io/api/telemetry/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -56,6 +57,8 @@ var kubeTypes = map[string]func() any{
 	"v1/Secret":           func() any { return &corev1.Secret{} },
 	"apps/v1/Deployment":  func() any { return &appsv1.Deployment{} },
 	"apps/v1/StatefulSet": func() any { return &appsv1.StatefulSet{} },
+	// The load generator's Job (loadtest/deploy).
+	"batch/v1/Job": func() any { return &batchv1.Job{} },
 	// Defence in depth under the mesh (istio/mesh, istio/networkpolicy, istio/ambient/base) and
 	// voluntary-disruption budgets for workloads with more than one replica.
 	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },

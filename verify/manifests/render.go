@@ -227,10 +227,10 @@ type memFS struct {
 // treeRoot is where the copy lives inside the in-memory file system.
 const treeRoot = "/repo"
 
-// LoadTree copies deploy/ and istio/ from the repository at root into memory.
+// LoadTree copies deploy/, istio/ and loadtest/deploy/ from the repository at root into memory.
 func LoadTree(root string) (*Tree, error) {
 	t := &Tree{files: map[string][]byte{}, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	for _, top := range []string{"deploy", "istio"} {
+	for _, top := range []string{"deploy", "istio", "loadtest/deploy"} {
 		err := filepath.WalkDir(filepath.Join(root, top), func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
