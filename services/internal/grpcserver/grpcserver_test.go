@@ -210,45 +210,17 @@ func TestFaultStatusMapping(t *testing.T) {
 		t.Errorf("invalid directive: %v %v", err, tr)
 	}
 	// The server metrics carry the full method as route and the HTTP status as code.
-	if n := histCount(t, h.endKit, "meshdemo_http_server_request_duration_seconds",
+	if n := kittest.HistCount(t, h.endKit, "meshdemo_http_server_request_duration_seconds",
 		map[string]string{"route": "/meshdemo.chain.v1.Chain/Call", "method": "POST", "code": "503"}); n != 1 {
 		t.Errorf("server2 series for 503: %d observations", n)
 	}
-	if n := histCount(t, h.relayKit, "meshdemo_http_client_request_duration_seconds",
+	if n := kittest.HistCount(t, h.relayKit, "meshdemo_http_client_request_duration_seconds",
 		map[string]string{"upstream": "server2", "code": "429"}); n != 1 {
 		t.Errorf("server1 client series for 429: %d observations", n)
 	}
 	if !strings.Contains(metricsText(t, h.endKit), `meshdemo_faults_injected_total{kind="abort",service="server2",version="v1"} 10`) {
 		t.Errorf("faults not counted:\n%s", metricsText(t, h.endKit))
 	}
-}
-
-// histCount is the sample count of the histogram series of name with labels.
-func histCount(t *testing.T, k *workload.Kit, name string, labels map[string]string) uint64 {
-	t.Helper()
-	mfs, err := k.Metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue metric
-				}
-			}
-			return m.GetHistogram().GetSampleCount()
-		}
-	}
-	return 0
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -300,7 +272,7 @@ func TestDeadlineTravels(t *testing.T) {
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, code := range []string{"504", "499"} {
-			if histCount(t, h.endKit, "meshdemo_http_server_request_duration_seconds",
+			if kittest.HistCount(t, h.endKit, "meshdemo_http_server_request_duration_seconds",
 				map[string]string{"route": "/meshdemo.chain.v1.Chain/Call", "code": code}) == 1 {
 				return
 			}

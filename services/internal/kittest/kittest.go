@@ -72,3 +72,31 @@ func GRPC(t testing.TB, k *workload.Kit, register func(*grpc.Server)) string {
 	})
 	return ln.Addr().String()
 }
+
+// HistCount is the sample count of k's histogram series name with (at least) labels.
+func HistCount(t testing.TB, k *workload.Kit, name string, labels map[string]string) uint64 {
+	t.Helper()
+	mfs, err := k.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metric
+				}
+			}
+			return m.GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
