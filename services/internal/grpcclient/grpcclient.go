@@ -208,7 +208,8 @@ func (u *Upstream) classify(parent, call context.Context, err error, rep grpcwir
 
 // fail is this hop's own problem about the upstream, in both views.
 func (u *Upstream) fail(parent context.Context, code int, detail string) *grpcwire.Error {
-	d := problem.Details{Status: code, Detail: detail, Service: httpserver.SelfHop(parent).Service, Upstream: u.o.Name}
+	d := problem.Details{Status: code, Detail: detail, Instance: httpserver.Instance(parent),
+		Service: httpserver.SelfHop(parent).Service, Upstream: u.o.Name}
 	return grpcwire.NewError(status.New(grpcwire.CodeForHTTP(code), detail), code, problem.Marshal(&d))
 }
 

@@ -213,7 +213,7 @@ func (s *Server) begin(ctx context.Context, method string, in *inbound) {
 		}
 	}
 	hdr := http.Header(md)
-	in.ctx, in.cancel, in.call = o.Enter(ctx, hdr)
+	in.ctx, in.cancel, in.call = o.Enter(ctx, hdr, method)
 	if !s.o.Tracing && (len(hdr["Traceparent"]) > 0 || len(hdr["B3"]) > 0 || len(hdr["X-B3-Traceid"]) > 0) {
 		// Logs carry the caller's trace id even with export off (otelgrpc extracts it
 		// when tracing is on).

@@ -262,10 +262,14 @@ func TestDeadlineTravels(t *testing.T) {
 	if el := time.Since(start); el > 3*time.Second || status.Code(err) != codes.Unavailable || tr.Get(grpcwire.StatusKey)[0] != "504" {
 		t.Fatalf("got %v, trailer %v after %s; want server1's 504 before the caller's deadline", err, tr, el)
 	}
-	var p struct{ Service, Upstream string }
+	var p struct{ Service, Upstream, Instance string }
 	_ = json.Unmarshal([]byte(tr.Get(grpcwire.ProblemKey)[0]), &p)
 	if p.Service != "server1" || p.Upstream != "server2" {
 		t.Errorf("problem names service %q, upstream %q; want server1 about server2", p.Service, p.Upstream)
+	}
+	// Like the HTTP kit's 504, whose instance is the inbound path: here the inbound method.
+	if p.Instance != "/meshdemo.chain.v1.Chain/Call" {
+		t.Errorf("problem instance %q, want the inbound method", p.Instance)
 	}
 	// server2 saw the deadline: its delay ended with it (504, or 499 when server1's
 	// cancellation arrives first), not after 5s.

@@ -57,6 +57,7 @@ type Observer struct {
 type requestInfo struct {
 	hop     pathheader.Hop
 	carried prop.Carried
+	path    string // the inbound path or gRPC method: a problem's instance
 }
 
 // AnsweringService implements problem.Answerer.
@@ -87,6 +88,15 @@ func SelfHop(ctx context.Context) pathheader.Hop {
 	return pathheader.Hop{}
 }
 
+// Instance is the inbound call's path (HTTP) or full method (gRPC): the instance of a
+// problem this hop answers about it, whichever transport carries the answer.
+func Instance(ctx context.Context) string {
+	if ri, ok := problem.AnswererFrom(ctx).(*requestInfo); ok {
+		return ri.path
+	}
+	return ""
+}
+
 // Carried returns the propagated headers the request arrived with (plus a generated
 // x-request-id), to be applied to every outbound call.
 func Carried(ctx context.Context) prop.Carried {
@@ -103,7 +113,7 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		ctx := r.Context()
 
-		ctx, cancel, call := o.Enter(ctx, r.Header)
+		ctx, cancel, call := o.Enter(ctx, r.Header, r.URL.Path)
 		if cancel != nil {
 			defer cancel()
 		}
