@@ -96,6 +96,7 @@ func TestConfig(t *testing.T) {
 		{"not postgres", map[string]string{"DATABASE_URL": "mysql://u:secret@db/x"}, "postgres:// URL"},
 		{"unparsable", map[string]string{"DATABASE_URL": "postgres://u:secret@db:notaport/x"}, "DATABASE_URL"},
 		{"zero cap", map[string]string{"USER_STORE_MAX_USERS": "0"}, "USER_STORE_MAX_USERS=0"},
+		{"zero key cap", map[string]string{"USER_STORE_MAX_IDEMPOTENCY_KEYS": "0"}, "USER_STORE_MAX_IDEMPOTENCY_KEYS=0"},
 		{"zero pool", map[string]string{"DATABASE_MAX_CONNS": "0"}, "DATABASE_MAX_CONNS=0"},
 		{"zero timeout", map[string]string{"DATABASE_STATEMENT_TIMEOUT": "0s"}, "DATABASE_STATEMENT_TIMEOUT"},
 	} {

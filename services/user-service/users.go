@@ -136,8 +136,8 @@ func (h *usersHandler) storeOK(w http.ResponseWriter, r *http.Request, id int64,
 		// database failure. Nothing is written; the kit's middleware aborts the response
 		// and records 499.
 		return false
-	case errors.Is(err, userstore.ErrFull):
-		problem.Error(w, r, http.StatusInsufficientStorage, err.Error()+"; delete users or raise USER_STORE_MAX_USERS")
+	case errors.Is(err, userstore.ErrFull), errors.Is(err, userstore.ErrKeysFull):
+		problem.Error(w, r, http.StatusInsufficientStorage, err.Error()) // says which limit, and what helps
 	default:
 		h.logger.LogAttrs(r.Context(), slog.LevelWarn, "store unavailable", slog.String("err", err.Error()))
 		w.Header().Set("Retry-After", "1")
