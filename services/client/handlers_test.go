@@ -100,7 +100,37 @@ func TestUsersProxy(t *testing.T) {
 	req, _ = http.NewRequest("PATCH", srv.URL+"/client/users/1", nil)
 	resp, _ = http.DefaultClient.Do(req)
 	resp.Body.Close()
-	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, PUT, DELETE" {
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD, PUT, DELETE" {
 		t.Fatalf("PATCH: %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+// TestUsersProxyHead: HEAD on a GET route asks user-service for the GET (so the length
+// it answers is the GET's) and passes its status and headers on without the body.
+func TestUsersProxyHead(t *testing.T) {
+	t.Parallel()
+	methods := make(chan string, 1)
+	users := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		methods <- r.Method
+		w.Header().Set("ETag", `"7"`)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":7,"username":"a","version":"v1"}`)
+	}))
+	defer users.Close()
+	k := kittest.Default(t, "client")
+	s1, _ := k.Upstream("server1", "http://127.0.0.1:1")
+	g1, _ := grpcworkload.Upstream(k, "server1", "127.0.0.1:1")
+	us, _ := k.Upstream("user-service", users.URL)
+	srv := httptest.NewServer(NewServer(k, s1, us, g1))
+	defer srv.Close()
+	resp, err := http.Head(srv.URL + "/client/users/7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if m := <-methods; m != "GET" || resp.StatusCode != 200 || len(b) != 0 ||
+		resp.ContentLength != int64(len(`{"id":7,"username":"a","version":"v1"}`)) || resp.Header.Get("ETag") != `"7"` {
+		t.Fatalf("HEAD: upstream saw %s; %d length %d ETag %q body %q", m, resp.StatusCode, resp.ContentLength, resp.Header.Get("ETag"), b)
 	}
 }
