@@ -15,7 +15,9 @@ import (
 
 func TestMemoryContract(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T, now func() time.Time) userstore.Store { return userstore.NewMemory(userstore.MemoryLimits{Users: 1000, Keys: 1000}, now) })
+	storetest.Run(t, func(t *testing.T, now func() time.Time) userstore.Store {
+		return userstore.NewMemory(userstore.MemoryLimits{Users: 1000, Keys: 1000}, now)
+	})
 }
 
 // TestMemoryCap: a full store refuses creates instead of growing; deleting frees room.
