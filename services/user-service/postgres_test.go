@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -45,16 +46,19 @@ type pgUsers struct {
 	kit   *workload.Kit
 	store *userstore.Postgres
 	srv   *httptest.Server
-	url   string // the database
+	url   string // the database, direct
+	proxy *pgtest.Proxy
 	logs  *syncBuffer
 }
 
 func newPGUsers(t *testing.T, maxConns int32) *pgUsers {
 	t.Helper()
 	u := &pgUsers{url: pgtest.NewDatabase(t), logs: &syncBuffer{}}
+	var viaProxy string
+	u.proxy, viaProxy = pgtest.NewProxy(t, u.url)
 	var err error
 	u.store, err = userstore.OpenPostgres(userstore.PostgresConfig{
-		URL: u.url, MaxConns: maxConns, ConnectTimeout: time.Second, StatementTimeout: 5 * time.Second,
+		URL: viaProxy, MaxConns: maxConns, ConnectTimeout: time.Second, StatementTimeout: 5 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -145,5 +149,62 @@ func TestPostgresCallerGoneIs499(t *testing.T) {
 	release()
 	if users := all(t, u.store); len(users) != 0 {
 		t.Errorf("users after a cancelled create: %v", users)
+	}
+}
+
+// TestPostgresReadinessIgnoresBusyPool: a slow statement holding every pooled
+// connection is not a database that is down. /readyz answers 200 at once while the pool
+// is full (it does not queue behind user traffic), and 503 when the database is really
+// gone.
+func TestPostgresReadinessIgnoresBusyPool(t *testing.T) {
+	t.Parallel()
+	u := newPGUsers(t, 2)
+	ready := func() (int, time.Duration) {
+		start := time.Now()
+		resp, err := http.Get(u.srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, time.Since(start)
+	}
+	if code, _ := ready(); code != 200 {
+		t.Fatalf("idle: /readyz %d", code)
+	}
+	release := lockUsers(t, u.url)
+	var wg sync.WaitGroup
+	for range 6 { // three times the pool: every connection waits on the lock
+		wg.Go(func() {
+			resp, err := http.Get(u.srv.URL + "/api/users")
+			if err == nil {
+				resp.Body.Close()
+			}
+		})
+	}
+	defer wg.Wait()
+	defer release()
+	for deadline := time.Now().Add(3 * time.Second); u.store.Pool().Stat().AcquiredConns() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool did not fill: %d acquired", u.store.Pool().Stat().AcquiredConns())
+		}
+	}
+	for range 3 {
+		if code, took := ready(); code != 200 || took > 500*time.Millisecond {
+			t.Fatalf("pool busy, database fine: /readyz %d after %s, want 200 at once", code, took)
+		}
+	}
+	release()
+	wg.Wait()
+	u.proxy.Cut()
+	if code, took := ready(); code != 503 || took > 2*time.Second {
+		t.Fatalf("database gone: /readyz %d after %s, want 503", code, took)
+	}
+	u.proxy.Restore()
+	var code int
+	for deadline := time.Now().Add(3 * time.Second); code != 200 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		code, _ = ready()
+	}
+	if code != 200 {
+		t.Fatalf("database back: /readyz %d", code)
 	}
 }
