@@ -140,3 +140,36 @@ func TestPostgresLostDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresPurgeKeys: purging removes the keys older than a day and only those: a
+// key 12 h old still replays afterwards.
+func TestPostgresPurgeKeys(t *testing.T) {
+	t.Parallel()
+	c := storetest.NewClock()
+	s := openPostgres(t, pgtest.NewDatabase(t), c.Now)
+	ctx := context.Background()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := userstore.NewUser{Username: "old", Version: "v1", Key: "old", Fingerprint: []byte("a")}
+	live := userstore.NewUser{Username: "live", Version: "v1", Key: "live", Fingerprint: []byte("b")}
+	if _, _, err := s.Create(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(12 * time.Hour)
+	first, _, err := s.Create(ctx, live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(12 * time.Hour) // old is 24 h old, live 12 h
+	if n, err := s.PurgeKeys(ctx); err != nil || n != 1 {
+		t.Fatalf("purged %d (%v), want the one expired key", n, err)
+	}
+	var left int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM idempotency_keys`).Scan(&left); err != nil || left != 1 {
+		t.Fatalf("%d keys left (%v), want 1", left, err)
+	}
+	if u, replayed, err := s.Create(ctx, live); err != nil || !replayed || u != first {
+		t.Fatalf("the live key after a purge: %+v replayed=%v %v", u, replayed, err)
+	}
+}
