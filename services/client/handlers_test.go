@@ -26,6 +26,9 @@ func TestUsersProxy(t *testing.T) {
 		w.Header().Set(pathheader.Name, "user-service/v2@fake")
 		w.Header().Set("ETag", `"7"`)
 		w.Header().Add("Link", `</api/users?limit=2&after=4>; rel="next"`)
+		w.Header().Set("Location", "/api/users/7")
+		w.Header().Set("Retry-After", "3")
+		w.Header().Set("Idempotent-Replayed", "true")
 		w.Header().Set("Set-Cookie", "session=leak")
 		w.Header().Set("X-Internal", "no")
 		w.WriteHeader(207)
@@ -80,6 +83,8 @@ func TestUsersProxy(t *testing.T) {
 				in.Get("If-Match"), in.Get("Idempotency-Key"), in.Get("X-Not-Listed"))
 		}
 		if resp.Header.Get("ETag") != `"7"` || resp.Header.Get("Link") != `</api/users?limit=2&after=4>; rel="next"` ||
+			resp.Header.Get("Location") != "/api/users/7" || resp.Header.Get("Retry-After") != "3" ||
+			resp.Header.Get("Idempotent-Replayed") != "true" ||
 			resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("X-Internal") != "" {
 			t.Errorf("%s %s: response headers %v", tc.method, tc.path, resp.Header)
 		}

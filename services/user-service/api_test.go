@@ -280,6 +280,9 @@ func TestStoreDown(t *testing.T) {
 		if code != 503 || hdr.Get("Content-Type") != "application/problem+json" || strings.Contains(body, "10.0.0.1") || strings.Contains(body, "driver") {
 			t.Errorf("%s %s: %d %s", c.method, c.path, code, body)
 		}
+		if ra := hdr.Get("Retry-After"); ra != "1" {
+			t.Errorf("%s %s: Retry-After %q, want 1", c.method, c.path, ra)
+		}
 	}
 }
 
