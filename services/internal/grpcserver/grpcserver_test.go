@@ -151,6 +151,23 @@ func TestChainPathAndPropagation(t *testing.T) {
 	}
 }
 
+// TestTwoValuesBothArrive: a propagated header sent twice (two baggage lines) reaches
+// the next hop with both values, in order.
+func TestTwoValuesBothArrive(t *testing.T) {
+	t.Parallel()
+	h := twoHops(t, faults.DefaultConfig())
+	md := metadata.Pairs("baggage", "a=1", "baggage", "b=2")
+	if _, err := h.relay.Call(metadata.NewOutgoingContext(context.Background(), md), &chainv1.CallRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	h.end.mu.Lock()
+	seen := h.end.seen
+	h.end.mu.Unlock()
+	if v := seen.Get("baggage"); len(v) != 2 || v[0] != "a=1" || v[1] != "b=2" {
+		t.Errorf("baggage reached server2 as %q, want both values", v)
+	}
+}
+
 // TestRequestIDGenerated: outside a mesh the first hop makes an x-request-id and it
 // reaches the end.
 func TestRequestIDGenerated(t *testing.T) {
