@@ -13,7 +13,9 @@ import (
 	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
 )
 
-type okEnd struct{ chainv1.UnimplementedChainServer }
+type okEnd struct {
+	chainv1.UnimplementedChainServer
+}
 
 func (okEnd) Call(context.Context, *chainv1.CallRequest) (*chainv1.CallResponse, error) {
 	return &chainv1.CallResponse{FirstName: "Mick"}, nil

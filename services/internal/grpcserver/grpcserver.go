@@ -49,6 +49,9 @@ const Method = "POST"
 // noise (docs/benchmark.md, "Stream workers").
 const streamWorkers = 32
 
+// MaxHeaderBytes bounds a call's metadata as the HTTP servers bound headers.
+const MaxHeaderBytes = 64 << 10
+
 // Options are the server's dependencies, the HTTP kit's own.
 type Options struct {
 	Observer *httpserver.Observer
@@ -92,7 +95,16 @@ func New(ln net.Listener, o Options) *Server {
 		grpc.ChainUnaryInterceptor(s.unary),
 		grpc.ChainStreamInterceptor(s.stream),
 		grpc.ConnectionTimeout(5 * time.Second),
+		// Bounds, so one connection cannot take the pod's memory (grpc-go's defaults
+		// are unlimited streams, 4 MiB sends, 16 MiB of headers): see httpserver.MaxStreams.
+		grpc.MaxConcurrentStreams(httpserver.MaxStreams),
 		grpc.MaxRecvMsgSize(1 << 20),
+		grpc.MaxSendMsgSize(1 << 20),
+		grpc.MaxHeaderListSize(MaxHeaderBytes),
+		// Pings more often than every 5 min (grpc-go's default policy, stated here) or
+		// without a call in flight are abuse: the connection is closed (GOAWAY
+		// ENHANCE_YOUR_CALM).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Minute, PermitWithoutStream: false}),
 		// Calls run on long-lived workers whose stacks have already grown, instead of a
 		// fresh 2 KiB goroutine that grows (a copy) on every call; a call that finds all
 		// workers busy still gets its own goroutine. See streamWorkers.
