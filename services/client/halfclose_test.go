@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -60,22 +58,7 @@ func TestHalfClosedCallerGetsNoFalseSuccess(t *testing.T) {
 		{"gRPC chain", "GET /client/grpc HTTP/1.1\r\nHost: x\r\n\r\n", "/client/grpc"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if _, err := io.WriteString(c, tc.req); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-				t.Fatal(err)
-			}
-			_ = c.SetReadDeadline(time.Now().Add(4 * time.Second))
-			got, err := io.ReadAll(c)
-			if err != nil {
-				t.Fatalf("read: %v (got %q)", err, got)
-			}
+			got := kittest.HalfClose(t, srv.Listener.Addr().String(), tc.req)
 			if len(got) != 0 {
 				t.Fatalf("a caller that half-closed got an answer no upstream gave:\n%s", firstLine(got))
 			}

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -22,24 +19,6 @@ import (
 	"github.com/meshdemo/meshdemo/services/user-service/userstore"
 )
 
-// syncBuffer is a log sink the server's goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // pgUsers is user-service on a migrated database of its own, served on loopback, with
 // its kit (metrics) and logs at info.
 type pgUsers struct {
@@ -48,12 +27,12 @@ type pgUsers struct {
 	srv   *httptest.Server
 	url   string // the database, direct
 	proxy *pgtest.Proxy
-	logs  *syncBuffer
+	logs  *kittest.Logs
 }
 
 func newPGUsers(t *testing.T, maxConns int32) *pgUsers {
 	t.Helper()
-	u := &pgUsers{url: pgtest.NewDatabase(t), logs: &syncBuffer{}}
+	u := &pgUsers{url: pgtest.NewDatabase(t), logs: &kittest.Logs{}}
 	var viaProxy string
 	u.proxy, viaProxy = pgtest.NewProxy(t, u.url)
 	var err error
@@ -112,25 +91,9 @@ func TestPostgresCallerGoneIs499(t *testing.T) {
 	u := newPGUsers(t, 4)
 	release := lockUsers(t, u.url)
 
-	c, err := net.Dial("tcp", u.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	body := `{"username":"gone"}`
-	_, err = io.WriteString(c, "POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "+
+	got := kittest.HalfClose(t, u.srv.Listener.Addr().String(), "POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "+
 		strconv.Itoa(len(body))+"\r\n\r\n"+body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(4 * time.Second))
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("read: %v (got %q)", err, got)
-	}
 	if len(got) != 0 {
 		s, _, _ := strings.Cut(string(got), "\r\n")
 		t.Errorf("a caller that half-closed got %q", s)
