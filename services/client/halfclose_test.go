@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
@@ -41,16 +40,8 @@ func TestHalfClosedCallerGetsNoFalseSuccess(t *testing.T) {
 		}
 	}))
 	defer slow.Close()
-	k := kittest.Default(t, "client")
 	addr := kittest.GRPC(t, kittest.Default(t, "server1"), func(s *grpc.Server) { chainv1.RegisterChainServer(s, stuck{}) })
-	s1, _ := k.Upstream("server1", slow.URL)
-	us, _ := k.Upstream("user-service", slow.URL)
-	g1, err := grpcworkload.Upstream(k, "server1", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(NewServer(k, s1, us, g1))
-	defer srv.Close()
+	k, srv := frontDoor(t, slow.URL, slow.URL, addr)
 
 	for _, tc := range []struct{ name, req, route string }{
 		{"POST users", "POST /client/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"username\":\"a\"}", "/client/users"},

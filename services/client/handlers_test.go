@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
+	"github.com/meshdemo/meshdemo/services/internal/workload"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 )
 
@@ -35,12 +36,7 @@ func TestUsersProxy(t *testing.T) {
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
 	defer users.Close()
-	k := kittest.Default(t, "client")
-	s1, _ := k.Upstream("server1", "http://127.0.0.1:1")
-	g1, _ := grpcworkload.Upstream(k, "server1", "127.0.0.1:1")
-	us, _ := k.Upstream("user-service", users.URL)
-	srv := httptest.NewServer(NewServer(k, s1, us, g1))
-	defer srv.Close()
+	_, srv := frontDoor(t, "http://"+unreachable, users.URL, unreachable)
 
 	for _, tc := range []struct {
 		method, path, body string
@@ -122,12 +118,7 @@ func TestUsersProxyHead(t *testing.T) {
 		_, _ = io.WriteString(w, `{"id":7,"username":"a","version":"v1"}`)
 	}))
 	defer users.Close()
-	k := kittest.Default(t, "client")
-	s1, _ := k.Upstream("server1", "http://127.0.0.1:1")
-	g1, _ := grpcworkload.Upstream(k, "server1", "127.0.0.1:1")
-	us, _ := k.Upstream("user-service", users.URL)
-	srv := httptest.NewServer(NewServer(k, s1, us, g1))
-	defer srv.Close()
+	_, srv := frontDoor(t, "http://"+unreachable, users.URL, unreachable)
 	resp, err := http.Head(srv.URL + "/client/users/7")
 	if err != nil {
 		t.Fatal(err)
@@ -138,4 +129,30 @@ func TestUsersProxyHead(t *testing.T) {
 		resp.ContentLength != int64(len(`{"id":7,"username":"a","version":"v1"}`)) || resp.Header.Get("ETag") != `"7"` {
 		t.Fatalf("HEAD: upstream saw %s; %d length %d ETag %q body %q", m, resp.StatusCode, resp.ContentLength, resp.Header.Get("ETag"), b)
 	}
+}
+
+// unreachable is an address where nothing listens.
+const unreachable = "127.0.0.1:1"
+
+// frontDoor serves client's real handler on loopback with its three upstreams at
+// server1URL, usersURL (HTTP) and grpcAddr; it returns the kit (metrics) and the server,
+// closed when the test ends.
+func frontDoor(t *testing.T, server1URL, usersURL, grpcAddr string) (*workload.Kit, *httptest.Server) {
+	t.Helper()
+	k := kittest.Default(t, "client")
+	s1, err := k.Upstream("server1", server1URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, err := k.Upstream("user-service", usersURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1, err := grpcworkload.Upstream(k, "server1", grpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewServer(k, s1, us, g1))
+	t.Cleanup(srv.Close)
+	return k, srv
 }
