@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -49,15 +48,7 @@ func TestGRPCFrontDoor(t *testing.T) {
 	}
 	addr1 := kittest.GRPC(t, k1, func(s *grpc.Server) { chainv1.RegisterChainServer(s, relay{up: chainv1.NewChainClient(up2.Conn())}) })
 
-	k := kittest.Default(t, "client")
-	s1, _ := k.Upstream("server1", "http://127.0.0.1:1")
-	us, _ := k.Upstream("user-service", "http://127.0.0.1:1")
-	g1, err := grpcworkload.Upstream(k, "server1", addr1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(NewServer(k, s1, us, g1))
-	defer srv.Close()
+	_, srv := frontDoor(t, "http://"+unreachable, "http://"+unreachable, addr1)
 
 	get := func(fault string) (int, http.Header, []byte) {
 		req, _ := http.NewRequest("GET", srv.URL+"/client/grpc", nil)
@@ -102,6 +93,29 @@ func TestGRPCFrontDoor(t *testing.T) {
 		}
 		if got := h.Get(pathheader.Name); got != tc.path {
 			t.Errorf("%s: path %q, want %q", tc.fault, got, tc.path)
+		}
+	}
+}
+
+// TestGRPCFrontDoorUnreachable: server1 unreachable over gRPC is the HTTP chain's 502,
+// field for field: the hop, the upstream and the instance (the inbound path).
+func TestGRPCFrontDoorUnreachable(t *testing.T) {
+	t.Parallel()
+	_, srv := frontDoor(t, "http://"+unreachable, "http://"+unreachable, unreachable)
+	for _, path := range []string{"/client/server1", "/client/grpc"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var p struct {
+			Status                      int
+			Service, Upstream, Instance string
+		}
+		if err := json.Unmarshal(b, &p); err != nil || resp.StatusCode != 502 || p.Status != 502 ||
+			p.Service != "client" || p.Upstream != "server1" || p.Instance != path {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, b)
 		}
 	}
 }

@@ -51,6 +51,12 @@ func handleUsers(users *httpclient.Upstream) http.Handler {
 			}
 			body = bytes.NewReader(b)
 		}
-		users.Relay(w, r, r.Method, path, body, r.Header.Get("Content-Type"))
+		method := r.Method
+		if method == http.MethodHead {
+			// Ask for the GET, so the length relayed is the GET's; net/http sends no body
+			// on a HEAD (a relayed HEAD would come back with none to measure).
+			method = http.MethodGet
+		}
+		users.Relay(w, r, method, path, body, r.Header.Get("Content-Type"))
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
+	"github.com/meshdemo/meshdemo/services/internal/workload"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 )
 
@@ -26,18 +27,16 @@ func TestUsersProxy(t *testing.T) {
 		w.Header().Set(pathheader.Name, "user-service/v2@fake")
 		w.Header().Set("ETag", `"7"`)
 		w.Header().Add("Link", `</api/users?limit=2&after=4>; rel="next"`)
+		w.Header().Set("Location", "/api/users/7")
+		w.Header().Set("Retry-After", "3")
+		w.Header().Set("Idempotent-Replayed", "true")
 		w.Header().Set("Set-Cookie", "session=leak")
 		w.Header().Set("X-Internal", "no")
 		w.WriteHeader(207)
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
 	defer users.Close()
-	k := kittest.Default(t, "client")
-	s1, _ := k.Upstream("server1", "http://127.0.0.1:1")
-	g1, _ := grpcworkload.Upstream(k, "server1", "127.0.0.1:1")
-	us, _ := k.Upstream("user-service", users.URL)
-	srv := httptest.NewServer(NewServer(k, s1, us, g1))
-	defer srv.Close()
+	_, srv := frontDoor(t, "http://"+unreachable, users.URL, unreachable)
 
 	for _, tc := range []struct {
 		method, path, body string
@@ -80,6 +79,8 @@ func TestUsersProxy(t *testing.T) {
 				in.Get("If-Match"), in.Get("Idempotency-Key"), in.Get("X-Not-Listed"))
 		}
 		if resp.Header.Get("ETag") != `"7"` || resp.Header.Get("Link") != `</api/users?limit=2&after=4>; rel="next"` ||
+			resp.Header.Get("Location") != "/api/users/7" || resp.Header.Get("Retry-After") != "3" ||
+			resp.Header.Get("Idempotent-Replayed") != "true" ||
 			resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("X-Internal") != "" {
 			t.Errorf("%s %s: response headers %v", tc.method, tc.path, resp.Header)
 		}
@@ -100,7 +101,58 @@ func TestUsersProxy(t *testing.T) {
 	req, _ = http.NewRequest("PATCH", srv.URL+"/client/users/1", nil)
 	resp, _ = http.DefaultClient.Do(req)
 	resp.Body.Close()
-	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, PUT, DELETE" {
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD, PUT, DELETE" {
 		t.Fatalf("PATCH: %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"))
 	}
+}
+
+// TestUsersProxyHead: HEAD on a GET route asks user-service for the GET (so the length
+// it answers is the GET's) and passes its status and headers on without the body.
+func TestUsersProxyHead(t *testing.T) {
+	t.Parallel()
+	methods := make(chan string, 1)
+	users := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		methods <- r.Method
+		w.Header().Set("ETag", `"7"`)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":7,"username":"a","version":"v1"}`)
+	}))
+	defer users.Close()
+	_, srv := frontDoor(t, "http://"+unreachable, users.URL, unreachable)
+	resp, err := http.Head(srv.URL + "/client/users/7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if m := <-methods; m != "GET" || resp.StatusCode != 200 || len(b) != 0 ||
+		resp.ContentLength != int64(len(`{"id":7,"username":"a","version":"v1"}`)) || resp.Header.Get("ETag") != `"7"` {
+		t.Fatalf("HEAD: upstream saw %s; %d length %d ETag %q body %q", m, resp.StatusCode, resp.ContentLength, resp.Header.Get("ETag"), b)
+	}
+}
+
+// unreachable is an address where nothing listens.
+const unreachable = "127.0.0.1:1"
+
+// frontDoor serves client's real handler on loopback with its three upstreams at
+// server1URL, usersURL (HTTP) and grpcAddr; it returns the kit (metrics) and the server,
+// closed when the test ends.
+func frontDoor(t *testing.T, server1URL, usersURL, grpcAddr string) (*workload.Kit, *httptest.Server) {
+	t.Helper()
+	k := kittest.Default(t, "client")
+	s1, err := k.Upstream("server1", server1URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, err := k.Upstream("user-service", usersURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1, err := grpcworkload.Upstream(k, "server1", grpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewServer(k, s1, us, g1))
+	t.Cleanup(srv.Close)
+	return k, srv
 }

@@ -55,8 +55,8 @@ func TestServer2(t *testing.T) {
 					}
 				}
 			}
-			if tc.wantCode == 405 && resp.Header.Get("Allow") != "GET" {
-				t.Errorf("Allow = %q, want GET", resp.Header.Get("Allow"))
+			if tc.wantCode == 405 && resp.Header.Get("Allow") != "GET, HEAD" {
+				t.Errorf("Allow = %q, want GET, HEAD", resp.Header.Get("Allow"))
 			}
 		})
 	}

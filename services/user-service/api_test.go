@@ -238,7 +238,7 @@ func TestIdempotencyKey(t *testing.T) {
 
 func TestMemoryFull(t *testing.T) {
 	t.Parallel()
-	h, _ := newUsersWith(t, "v1", userstore.NewMemory(1, nil))
+	h, _ := newUsersWith(t, "v1", userstore.NewMemory(userstore.MemoryLimits{Users: 1, Keys: 1}, nil))
 	do(t, h, call{"POST", "/api/users", "application/json", `{"username":"a"}`})
 	code, body, hdr := do(t, h, call{"POST", "/api/users", "application/json", `{"username":"b"}`})
 	if code != 507 || hdr.Get("Content-Type") != "application/problem+json" || !strings.Contains(body, "USER_STORE_MAX_USERS") {
@@ -280,5 +280,40 @@ func TestStoreDown(t *testing.T) {
 		if code != 503 || hdr.Get("Content-Type") != "application/problem+json" || strings.Contains(body, "10.0.0.1") || strings.Contains(body, "driver") {
 			t.Errorf("%s %s: %d %s", c.method, c.path, code, body)
 		}
+		if ra := hdr.Get("Retry-After"); ra != "1" {
+			t.Errorf("%s %s: Retry-After %q, want 1", c.method, c.path, ra)
+		}
+	}
+}
+
+// TestMemoryKeysFull: idempotency keys have their own bound; when it is reached with no
+// user stored, the 507 says which limit and what helps (deleting users does not), and a
+// create without a key still succeeds.
+func TestMemoryKeysFull(t *testing.T) {
+	t.Parallel()
+	h, _ := newUsersWith(t, "v1", userstore.NewMemory(userstore.MemoryLimits{Users: 5, Keys: 1}, nil))
+	create := func(key string) (int, string) {
+		req := httptest.NewRequest("POST", "/api/users", strings.NewReader(`{"username":"a"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := create("k-1"); code != 201 {
+		t.Fatalf("first create: %d %s", code, body)
+	}
+	if code, body, _ := do(t, h, call{"DELETE", "/api/users/1", "", ""}); code != 204 {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	code, body := create("k-2")
+	if code != 507 || !strings.Contains(body, "USER_STORE_MAX_IDEMPOTENCY_KEYS") || strings.Contains(body, "delete users") ||
+		!strings.Contains(body, "without an Idempotency-Key") {
+		t.Fatalf("keys full, no user stored: %d %s", code, body)
+	}
+	if code, body := create(""); code != 201 {
+		t.Fatalf("create without a key: %d %s", code, body)
 	}
 }

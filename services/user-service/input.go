@@ -100,9 +100,14 @@ func parseIfMatch(values []string) (*userstore.Match, error) {
 		return nil, nil
 	}
 	m := &userstore.Match{}
+	tags := 0
 	for _, v := range values {
 		for _, tag := range strings.Split(v, ",") {
 			tag = strings.TrimSpace(tag)
+			if tag == "" { // an empty list element, which RFC 9110 §5.6.1 says to ignore
+				continue
+			}
+			tags++
 			if tag == "*" && len(values) == 1 && strings.TrimSpace(v) == "*" {
 				return nil, nil
 			}
@@ -115,6 +120,9 @@ func parseIfMatch(values []string) (*userstore.Match, error) {
 				m.Revs = append(m.Revs, rev)
 			}
 		}
+	}
+	if tags == 0 {
+		return nil, fmt.Errorf("If-Match %q holds no entity tag (send the ETag you got, quotes included, or *)", strings.Join(values, ", "))
 	}
 	return m, nil
 }

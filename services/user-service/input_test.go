@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,6 +97,7 @@ func TestConfig(t *testing.T) {
 		{"not postgres", map[string]string{"DATABASE_URL": "mysql://u:secret@db/x"}, "postgres:// URL"},
 		{"unparsable", map[string]string{"DATABASE_URL": "postgres://u:secret@db:notaport/x"}, "DATABASE_URL"},
 		{"zero cap", map[string]string{"USER_STORE_MAX_USERS": "0"}, "USER_STORE_MAX_USERS=0"},
+		{"zero key cap", map[string]string{"USER_STORE_MAX_IDEMPOTENCY_KEYS": "0"}, "USER_STORE_MAX_IDEMPOTENCY_KEYS=0"},
 		{"zero pool", map[string]string{"DATABASE_MAX_CONNS": "0"}, "DATABASE_MAX_CONNS=0"},
 		{"zero timeout", map[string]string{"DATABASE_STATEMENT_TIMEOUT": "0s"}, "DATABASE_STATEMENT_TIMEOUT"},
 	} {
@@ -111,5 +113,47 @@ func TestConfig(t *testing.T) {
 				t.Fatalf("err %v, want it to name %q without the password", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseIfMatchLists: If-Match is "*" or a list of entity tags, and a list's empty
+// elements are ignored (RFC 9110 §5.6.1: `"6",` and `, "6" ,, "7"` are the lists (6)
+// and (6, 7)); a field with no tag at all, or a bad member, is 400.
+func TestParseIfMatchLists(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   []string
+		revs []int64 // nil with ok: unconditional
+		ok   bool
+	}{
+		{[]string{`"6"`}, []int64{6}, true},
+		{[]string{`"6",`}, []int64{6}, true},
+		{[]string{`, "6" ,, "7"`}, []int64{6, 7}, true},
+		{[]string{`"6"`, `,`, ` "7", `}, []int64{6, 7}, true},
+		{[]string{`*`}, nil, true},
+		{[]string{` * `}, nil, true},
+		{[]string{`,`}, nil, false},
+		{[]string{``}, nil, false},
+		{[]string{`"6", x`}, nil, false},
+		{[]string{`*, "6"`}, nil, false},
+	} {
+		m, err := parseIfMatch(tc.in)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: err %v, want ok=%v", tc.in, err, tc.ok)
+			continue
+		}
+		if !tc.ok {
+			continue
+		}
+		var got []int64
+		if m != nil {
+			got = m.Revs
+			if got == nil {
+				got = []int64{}
+			}
+		}
+		if !slices.Equal(got, tc.revs) || (m == nil) != (tc.revs == nil) {
+			t.Errorf("%q: %v (match %v), want %v", tc.in, got, m, tc.revs)
+		}
 	}
 }

@@ -27,6 +27,8 @@ type Config struct {
 	DatabaseStatementTimeout time.Duration `env:"DATABASE_STATEMENT_TIMEOUT" envDefault:"5s"`
 	// MaxUsers bounds the in-memory store so a load test cannot exhaust the pod's memory.
 	MaxUsers int `env:"USER_STORE_MAX_USERS" envDefault:"100000"`
+	// MaxKeys bounds the idempotency keys of the last 24 h the in-memory store remembers.
+	MaxKeys int `env:"USER_STORE_MAX_IDEMPOTENCY_KEYS" envDefault:"100000"`
 }
 
 func (c *Config) Validate() error {
@@ -47,6 +49,9 @@ func (c *Config) Validate() error {
 	if c.MaxUsers < 1 {
 		errs = append(errs, fmt.Errorf("USER_STORE_MAX_USERS=%d: must be at least 1", c.MaxUsers))
 	}
+	if c.MaxKeys < 1 {
+		errs = append(errs, fmt.Errorf("USER_STORE_MAX_IDEMPOTENCY_KEYS=%d: must be at least 1", c.MaxKeys))
+	}
 	return errors.Join(errs...)
 }
 
@@ -63,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Settings: cfg,
 		NewServer: func(k *workload.Kit) (http.Handler, error) {
 			if cfg.DatabaseURL == "" {
-				return NewServer(k, userstore.NewMemory(cfg.MaxUsers, nil)), nil
+				return NewServer(k, userstore.NewMemory(userstore.MemoryLimits{Users: cfg.MaxUsers, Keys: cfg.MaxKeys}, nil)), nil
 			}
 			pg, err := userstore.OpenPostgres(userstore.PostgresConfig{
 				URL: cfg.DatabaseURL, MaxConns: cfg.DatabaseMaxConns,

@@ -117,8 +117,8 @@ func writeUser(w http.ResponseWriter, r *http.Request, code int, u userstore.Use
 	httpserver.WriteJSON(w, r, code, u)
 }
 
-// storeOK maps a store error to its status. Anything unexpected is the database
-// being unavailable: 503 (a mesh may retry it elsewhere) without driver text, logged
+// storeOK maps a store error to its status. A request whose context ended gets no
+// answer (see the case below). Anything else unexpected is the database being unavailable: 503 (a mesh may retry it elsewhere) without driver text, logged
 // once here.
 func (h *usersHandler) storeOK(w http.ResponseWriter, r *http.Request, id int64, err error) bool {
 	switch {
@@ -131,8 +131,13 @@ func (h *usersHandler) storeOK(w http.ResponseWriter, r *http.Request, id int64,
 			fmt.Sprintf("user %d changed since you read it: If-Match does not match its current ETag; GET it and retry", id))
 	case errors.Is(err, userstore.ErrKeyReused):
 		problem.Error(w, r, http.StatusUnprocessableEntity, "this Idempotency-Key was used with a different body; use a new key for a new request")
-	case errors.Is(err, userstore.ErrFull):
-		problem.Error(w, r, http.StatusInsufficientStorage, err.Error()+"; delete users or raise USER_STORE_MAX_USERS")
+	case r.Context().Err() != nil:
+		// The caller went away (or its time ran out) while the store worked: that is no
+		// database failure. Nothing is written; the kit's middleware aborts the response
+		// and records 499.
+		return false
+	case errors.Is(err, userstore.ErrFull), errors.Is(err, userstore.ErrKeysFull):
+		problem.Error(w, r, http.StatusInsufficientStorage, err.Error()) // says which limit, and what helps
 	default:
 		h.logger.LogAttrs(r.Context(), slog.LevelWarn, "store unavailable", slog.String("err", err.Error()))
 		w.Header().Set("Retry-After", "1")

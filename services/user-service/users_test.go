@@ -35,7 +35,7 @@ func do(t *testing.T, h http.Handler, c call) (int, string, http.Header) {
 }
 
 func newUsers(t *testing.T, version string) (http.Handler, userstore.Store) {
-	return newUsersWith(t, version, userstore.NewMemory(1000, nil))
+	return newUsersWith(t, version, userstore.NewMemory(userstore.MemoryLimits{Users: 1000, Keys: 1000}, nil))
 }
 
 func newUsersWith(t *testing.T, version string, store userstore.Store) (http.Handler, userstore.Store) {

@@ -116,6 +116,31 @@ func TestCountsHopsAndErrors(t *testing.T) {
 	}
 }
 
+// TestFirstHopPerService: a path naming a service twice (the chain called it twice)
+// counts that service once per request, for the version of its first hop.
+func TestFirstHopPerService(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	rec := NewRecorder(start, nil)
+	s := rec.NewShard()
+	s.Record(start, time.Millisecond, 200, "", []byte("client/v1@c-1, server1/v1@s1-1, server1/v2@s1-2, server2/v1@s2-1"))
+	s.Record(start, time.Millisecond, 200, "", []byte("client/v1@c-1, server1/v2@s1-2, server1/v2@s1-2"))
+	sum := rec.Summary(time.Second)
+	want := map[string]map[string]int64{
+		"client":  {"v1": 2},
+		"server1": {"v1": 1, "v2": 1},
+		"server2": {"v1": 1},
+	}
+	for svc, vers := range want {
+		if got := sum.Hops[svc]; len(got) != len(vers) || got["v1"] != vers["v1"] || got["v2"] != vers["v2"] {
+			t.Errorf("hops[%s] = %v, want %v", svc, got, vers)
+		}
+	}
+	if got := sum.Timeline[0].Versions; got["server1/v1"] != 1 || got["server1/v2"] != 1 {
+		t.Errorf("timeline versions %v, want server1/v1 1 and server1/v2 1", got)
+	}
+}
+
 // TestLastSecondLength: the timeline says how long each second lasted, so that a
 // partial last second can be read as a rate; Finish bounds it, and without Finish the
 // run is taken to end elapsed after the start.

@@ -1,7 +1,6 @@
 package faults_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/meshdemo/meshdemo/services/internal/faults"
+	"github.com/meshdemo/meshdemo/services/internal/kittest"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
 )
 
@@ -426,7 +426,7 @@ func TestCancelledDelayWritesNothing(t *testing.T) {
 			}
 			started := make(chan struct{}, 1)
 			reached := make(chan struct{}, 1)
-			var logs syncBuffer
+			var logs kittest.Logs
 			inj := newInjector(t, c, "server2", faults.WithOnInject(func(*http.Request, faults.Injection) { started <- struct{}{} }),
 				faults.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 			h := inj.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached <- struct{}{} }))
@@ -498,23 +498,6 @@ func TestInjectionHookAndSickSwitch(t *testing.T) {
 	if string(b) != `{"sick":true}` {
 		t.Errorf("Status JSON = %s", b)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -48,6 +49,9 @@ const Method = "POST"
 // noise (docs/benchmark.md, "Stream workers").
 const streamWorkers = 32
 
+// MaxHeaderBytes bounds a call's metadata as the HTTP servers bound headers.
+const MaxHeaderBytes = 64 << 10
+
 // Options are the server's dependencies, the HTTP kit's own.
 type Options struct {
 	Observer *httpserver.Observer
@@ -72,12 +76,16 @@ type Server struct {
 	// headers) to their canonical header names; other metadata is not converted.
 	read map[string]string
 	self string // this hop's path entry without attributes
+	// stopping is closed when Shutdown begins: long-lived streams end then.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 }
 
 // New builds the server on an open listener (so callers learn an ephemeral port before
 // serving). Health starts NOT_SERVING.
 func New(ln net.Listener, o Options) *Server {
-	s := &Server{ln: ln, o: o, health: grpchealth.NewServer(), read: map[string]string{}, self: o.Observer.Identity.String()}
+	s := &Server{ln: ln, o: o, health: grpchealth.NewServer(), read: map[string]string{}, self: o.Observer.Identity.String(),
+		stopping: make(chan struct{})}
 	for _, n := range append(o.Observer.Propagator.Names(),
 		httpserver.HeaderExpectedTimeout, httpserver.HeaderBudget, httpserver.HeaderAttemptCount, "Traceparent", "Tracestate", "B3", "X-B3-Traceid") {
 		c := http.CanonicalHeaderKey(n)
@@ -85,8 +93,18 @@ func New(ln net.Listener, o Options) *Server {
 	}
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unary),
+		grpc.ChainStreamInterceptor(s.stream),
 		grpc.ConnectionTimeout(5 * time.Second),
+		// Bounds, so one connection cannot take the pod's memory (grpc-go's defaults
+		// are unlimited streams, 4 MiB sends, 16 MiB of headers): see httpserver.MaxStreams.
+		grpc.MaxConcurrentStreams(httpserver.MaxStreams),
 		grpc.MaxRecvMsgSize(1 << 20),
+		grpc.MaxSendMsgSize(1 << 20),
+		grpc.MaxHeaderListSize(MaxHeaderBytes),
+		// Pings more often than every 5 min (grpc-go's default policy, stated here) or
+		// without a call in flight are abuse: the connection is closed (GOAWAY
+		// ENHANCE_YOUR_CALM).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Minute, PermitWithoutStream: false}),
 		// Calls run on long-lived workers whose stacks have already grown, instead of a
 		// fresh 2 KiB goroutine that grows (a copy) on every call; a call that finds all
 		// workers busy still gets its own goroutine. See streamWorkers.
@@ -134,9 +152,11 @@ func (s *Server) SetPhase(p health.Phase) {
 	}
 }
 
-// Shutdown lets in-flight calls finish (GracefulStop) until ctx ends, then cuts them
-// (Stop) and reports that it had to.
+// Shutdown ends the long-lived streams (health Watch, reflection: see stream), lets
+// in-flight calls finish (GracefulStop) until ctx ends, then cuts them (Stop) and
+// reports that it had to.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stoppingOnce.Do(func() { close(s.stopping) })
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	select {
@@ -148,6 +168,34 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("grpc: in-flight calls cut at the shutdown deadline: %w", ctx.Err())
 	}
 }
+
+// stream runs the streaming methods: only health Watch and reflection, which a client
+// keeps open for as long as it likes. GracefulStop waits for every stream, so one open
+// Watch would hold a stop until SHUTDOWN_TIMEOUT and make it fail. When Shutdown begins
+// the stream ends with UNAVAILABLE (the watcher already saw NOT_SERVING during the drain
+// pause): Watch returns once its context ends; reflection waits in Recv, which the
+// stream's end then fails, so its handler is not waited for.
+func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- handler(srv, &stoppable{ServerStream: ss, ctx: ctx}) }()
+	select {
+	case err := <-done:
+		return err
+	case <-s.stopping:
+		cancel()
+		return status.Error(codes.Unavailable, "server is stopping; reconnect")
+	}
+}
+
+// stoppable is a server stream whose context also ends when the server stops.
+type stoppable struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *stoppable) Context() context.Context { return s.ctx }
 
 func statusText(code int) string {
 	if code == 200 {
@@ -213,7 +261,7 @@ func (s *Server) begin(ctx context.Context, method string, in *inbound) {
 		}
 	}
 	hdr := http.Header(md)
-	in.ctx, in.cancel, in.call = o.Enter(ctx, hdr)
+	in.ctx, in.cancel, in.call = o.Enter(ctx, hdr, method)
 	if !s.o.Tracing && (len(hdr["Traceparent"]) > 0 || len(hdr["B3"]) > 0 || len(hdr["X-B3-Traceid"]) > 0) {
 		// Logs carry the caller's trace id even with export off (otelgrpc extracts it
 		// when tracing is on).

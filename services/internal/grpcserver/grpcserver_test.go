@@ -151,6 +151,23 @@ func TestChainPathAndPropagation(t *testing.T) {
 	}
 }
 
+// TestTwoValuesBothArrive: a propagated header sent twice (two baggage lines) reaches
+// the next hop with both values, in order.
+func TestTwoValuesBothArrive(t *testing.T) {
+	t.Parallel()
+	h := twoHops(t, faults.DefaultConfig())
+	md := metadata.Pairs("baggage", "a=1", "baggage", "b=2")
+	if _, err := h.relay.Call(metadata.NewOutgoingContext(context.Background(), md), &chainv1.CallRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	h.end.mu.Lock()
+	seen := h.end.seen
+	h.end.mu.Unlock()
+	if v := seen.Get("baggage"); len(v) != 2 || v[0] != "a=1" || v[1] != "b=2" {
+		t.Errorf("baggage reached server2 as %q, want both values", v)
+	}
+}
+
 // TestRequestIDGenerated: outside a mesh the first hop makes an x-request-id and it
 // reaches the end.
 func TestRequestIDGenerated(t *testing.T) {
@@ -210,45 +227,17 @@ func TestFaultStatusMapping(t *testing.T) {
 		t.Errorf("invalid directive: %v %v", err, tr)
 	}
 	// The server metrics carry the full method as route and the HTTP status as code.
-	if n := histCount(t, h.endKit, "meshdemo_http_server_request_duration_seconds",
+	if n := kittest.HistCount(t, h.endKit, "meshdemo_http_server_request_duration_seconds",
 		map[string]string{"route": "/meshdemo.chain.v1.Chain/Call", "method": "POST", "code": "503"}); n != 1 {
 		t.Errorf("server2 series for 503: %d observations", n)
 	}
-	if n := histCount(t, h.relayKit, "meshdemo_http_client_request_duration_seconds",
+	if n := kittest.HistCount(t, h.relayKit, "meshdemo_http_client_request_duration_seconds",
 		map[string]string{"upstream": "server2", "code": "429"}); n != 1 {
 		t.Errorf("server1 client series for 429: %d observations", n)
 	}
 	if !strings.Contains(metricsText(t, h.endKit), `meshdemo_faults_injected_total{kind="abort",service="server2",version="v1"} 10`) {
 		t.Errorf("faults not counted:\n%s", metricsText(t, h.endKit))
 	}
-}
-
-// histCount is the sample count of the histogram series of name with labels.
-func histCount(t *testing.T, k *workload.Kit, name string, labels map[string]string) uint64 {
-	t.Helper()
-	mfs, err := k.Metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue metric
-				}
-			}
-			return m.GetHistogram().GetSampleCount()
-		}
-	}
-	return 0
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -290,17 +279,21 @@ func TestDeadlineTravels(t *testing.T) {
 	if el := time.Since(start); el > 3*time.Second || status.Code(err) != codes.Unavailable || tr.Get(grpcwire.StatusKey)[0] != "504" {
 		t.Fatalf("got %v, trailer %v after %s; want server1's 504 before the caller's deadline", err, tr, el)
 	}
-	var p struct{ Service, Upstream string }
+	var p struct{ Service, Upstream, Instance string }
 	_ = json.Unmarshal([]byte(tr.Get(grpcwire.ProblemKey)[0]), &p)
 	if p.Service != "server1" || p.Upstream != "server2" {
 		t.Errorf("problem names service %q, upstream %q; want server1 about server2", p.Service, p.Upstream)
+	}
+	// Like the HTTP kit's 504, whose instance is the inbound path: here the inbound method.
+	if p.Instance != "/meshdemo.chain.v1.Chain/Call" {
+		t.Errorf("problem instance %q, want the inbound method", p.Instance)
 	}
 	// server2 saw the deadline: its delay ended with it (504, or 499 when server1's
 	// cancellation arrives first), not after 5s.
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, code := range []string{"504", "499"} {
-			if histCount(t, h.endKit, "meshdemo_http_server_request_duration_seconds",
+			if kittest.HistCount(t, h.endKit, "meshdemo_http_server_request_duration_seconds",
 				map[string]string{"route": "/meshdemo.chain.v1.Chain/Call", "code": code}) == 1 {
 				return
 			}

@@ -110,6 +110,36 @@ func TestBudgetSentOn(t *testing.T) {
 	}
 }
 
+// TestBudgetRoundsUp pins the budget header's value: the call's limit in whole
+// milliseconds, rounded up (the upstream's deadline then never comes before this
+// call's). Without an inbound deadline the limit is exactly the hop's timeout.
+func TestBudgetRoundsUp(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get(httpserver.HeaderBudget)
+		_, _ = io.WriteString(w, "{}")
+	}))
+	t.Cleanup(up.Close)
+	for _, tc := range []struct {
+		timeout time.Duration
+		want    string
+	}{
+		{1234 * time.Millisecond, "1234"},
+		{1234*time.Millisecond + time.Nanosecond, "1235"},
+		{1234*time.Millisecond + 999*time.Microsecond, "1235"},
+		{2*time.Second - time.Nanosecond, "2000"},
+	} {
+		srv := hop(t, up.URL, tc.timeout)
+		if code, _, body := get(t, srv.URL+"/server1/server2", nil); code != 200 {
+			t.Fatalf("%s: %d %s", tc.timeout, code, body)
+		}
+		if v := <-got; v != tc.want {
+			t.Errorf("timeout %s: sent %s=%q, want %q", tc.timeout, httpserver.HeaderBudget, v, tc.want)
+		}
+	}
+}
+
 // TestSlowUpstreamNamedWithinBudget: with the caller's budget shorter than the hop's
 // own timeout, the hop still times out first and answers a 504 naming its upstream
 // before the caller's deadline passes.

@@ -22,9 +22,10 @@ type Call struct {
 
 // Enter is the start of every inbound call on this hop: it captures the propagated
 // headers (generating an x-request-id outside a mesh), applies the sooner of Envoy's
-// x-envoy-expected-rq-timeout-ms and the caller's X-Meshdemo-Budget-Ms as the call's deadline and stores what SelfHop and
-// Carried read back. cancel is nil when no deadline was added.
-func (o *Observer) Enter(ctx context.Context, h http.Header) (_ context.Context, cancel context.CancelFunc, c Call) {
+// x-envoy-expected-rq-timeout-ms and the caller's X-Meshdemo-Budget-Ms as the call's
+// deadline and stores what SelfHop, Carried and Instance read back. path is the inbound
+// URL path, or the gRPC method. cancel is nil when no deadline was added.
+func (o *Observer) Enter(ctx context.Context, h http.Header, path string) (_ context.Context, cancel context.CancelFunc, c Call) {
 	c.Carried = o.Propagator.Capture(h)
 	c.RequestID = c.Carried.Get(HeaderRequestID)
 	if c.RequestID == "" { // outside a mesh nobody generated one
@@ -45,7 +46,7 @@ func (o *Observer) Enter(ctx context.Context, h http.Header) (_ context.Context,
 			c.Hop.Attrs = map[string]string{"attempt": strconv.Itoa(n)}
 		}
 	}
-	return problem.WithAnswerer(ctx, &requestInfo{hop: c.Hop, carried: c.Carried}), cancel, c
+	return problem.WithAnswerer(ctx, &requestInfo{hop: c.Hop, carried: c.Carried, path: path}), cancel, c
 }
 
 // noLimit is what headerMillis returns for an absent or unusable header.

@@ -57,6 +57,7 @@ type Observer struct {
 type requestInfo struct {
 	hop     pathheader.Hop
 	carried prop.Carried
+	path    string // the inbound path or gRPC method: a problem's instance
 }
 
 // AnsweringService implements problem.Answerer.
@@ -87,6 +88,15 @@ func SelfHop(ctx context.Context) pathheader.Hop {
 	return pathheader.Hop{}
 }
 
+// Instance is the inbound call's path (HTTP) or full method (gRPC): the instance of a
+// problem this hop answers about it, whichever transport carries the answer.
+func Instance(ctx context.Context) string {
+	if ri, ok := problem.AnswererFrom(ctx).(*requestInfo); ok {
+		return ri.path
+	}
+	return ""
+}
+
 // Carried returns the propagated headers the request arrived with (plus a generated
 // x-request-id), to be applied to every outbound call.
 func Carried(ctx context.Context) prop.Carried {
@@ -103,7 +113,7 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		ctx := r.Context()
 
-		ctx, cancel, call := o.Enter(ctx, r.Header)
+		ctx, cancel, call := o.Enter(ctx, r.Header, r.URL.Path)
 		if cancel != nil {
 			defer cancel()
 		}
@@ -127,16 +137,27 @@ func (o *Observer) Middleware(next http.Handler) http.Handler {
 
 		rec := &recorder{ResponseWriter: w}
 		defer func() {
+			abort := false
 			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				o.Logger.LogAttrs(ctx, slog.LevelError, "panic", slog.String("request_id", reqID), slog.Any("panic", p))
-				if !rec.wrote {
-					problem.Error(rec, r.WithContext(ctx), http.StatusInternalServerError, "internal error")
+				if abort = p == http.ErrAbortHandler; !abort {
+					o.Logger.LogAttrs(ctx, slog.LevelError, "panic", slog.String("request_id", reqID), slog.Any("panic", p))
+					if !rec.wrote {
+						problem.Error(rec, r.WithContext(ctx), http.StatusInternalServerError, "internal error")
+					}
 				}
 			}
+			// A handler that wrote nothing because the call's context ended (the caller
+			// went away, or its time ran out) has no answer to give. Returning would let
+			// net/http send an implicit 200 for work that never happened, and a caller
+			// that only half-closed its side (shutdown(SHUT_WR): net/http reads EOF and
+			// cancels the context) would still read it. The response is aborted instead:
+			// the connection (HTTP/1) or stream (HTTP/2) is reset, and no status is
+			// claimed that no one produced.
+			abort = abort || (!rec.wrote && ctx.Err() != nil)
 			o.finish(ctx, r, rec, span, reqID, attempt, start)
+			if abort {
+				panic(http.ErrAbortHandler)
+			}
 		}()
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/meshdemo/meshdemo/services/internal/health"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
@@ -19,11 +20,12 @@ type Probes struct {
 }
 
 // NewRouter returns the public router of a workload: the observer middleware, probes,
-// and JSON answers for unknown paths and wrong methods. The workload adds its API
+// HEAD on every GET route (RFC 9110 §9.3.2: GET's status and headers, no body; chi
+// answers 405 otherwise), and JSON answers for unknown paths and wrong methods. The workload adds its API
 // routes (inside a group carrying the fault injector) in its routes.go.
 func NewRouter(o *Observer, p Probes) chi.Router {
 	r := chi.NewRouter()
-	r.Use(o.Middleware)
+	r.Use(o.Middleware, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
 		markUnmatched(w)
 		problem.Error(w, req, http.StatusNotFound, "no route for "+req.Method+" "+req.URL.Path)
@@ -43,6 +45,9 @@ func MethodNotAllowed(w http.ResponseWriter, req *http.Request) {
 		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 			if rc.Routes.Match(chi.NewRouteContext(), m, req.URL.Path) {
 				allowed = append(allowed, m)
+				if m == http.MethodGet {
+					allowed = append(allowed, http.MethodHead) // every GET route answers HEAD
+				}
 			}
 		}
 	}
@@ -55,6 +60,7 @@ func MethodNotAllowed(w http.ResponseWriter, req *http.Request) {
 // never on the public port.
 func NewAdminRouter(metrics http.Handler, mount func(chi.Router)) chi.Router {
 	r := chi.NewRouter()
+	r.Use(middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
 		problem.Error(w, req, http.StatusNotFound, "no admin route for "+req.Method+" "+req.URL.Path)
 	})

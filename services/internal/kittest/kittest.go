@@ -3,10 +3,12 @@
 package kittest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,4 +73,77 @@ func GRPC(t testing.TB, k *workload.Kit, register func(*grpc.Server)) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// HistCount is the sample count of k's histogram series name with (at least) labels.
+func HistCount(t testing.TB, k *workload.Kit, name string, labels map[string]string) uint64 {
+	t.Helper()
+	mfs, err := k.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metric
+				}
+			}
+			return m.GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
+
+// Logs is a log sink the server's goroutines and the test share.
+type Logs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// Bytes is a copy of what was written.
+func (l *Logs) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
+
+func (l *Logs) String() string { return string(l.Bytes()) }
+
+// HalfClose sends a raw HTTP/1.1 request to addr, shuts down its sending side
+// (shutdown(SHUT_WR), as some clients and proxies do) and returns every byte the server
+// sent until it closed the connection (at most 4 s).
+func HalfClose(t testing.TB, addr, request string) []byte {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(4 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v (got %q)", err, got)
+	}
+	return got
 }

@@ -13,8 +13,9 @@ func TestCaptureApply(t *testing.T) {
 	}
 	in := http.Header{}
 	in.Add("Cookie", "a=1")
-	in.Add("Baggage", "k=v")
-	in.Add("Baggage", "k2=v2")
+	// Spare capacity behind the inbound values, so an outbound append that did not
+	// reallocate would write into them (and the assertions below would see it).
+	in["Baggage"] = append(make([]string, 0, 8), "k=v", "k2=v2")
 	in.Set("X-Tenant", "acme")
 	in.Set("Authorization", "secret")
 	c := p.Capture(in)
@@ -30,8 +31,8 @@ func TestCaptureApply(t *testing.T) {
 	out.Set("Cookie", "changed") // outbound edits must not touch the inbound request
 	out.Add("Baggage", "k3=v3")
 	out["Baggage"][0] = "edited" // (nothing in the kit edits in place; this pins that Add reallocates)
-	if in.Get("Cookie") != "a=1" || len(in["Baggage"]) != 2 || in["Baggage"][0] != "k=v" {
-		t.Error("Apply aliases the inbound values")
+	if in.Get("Cookie") != "a=1" || len(in["Baggage"]) != 2 || in["Baggage"][0] != "k=v" || in["Baggage"][:3][2] != "" {
+		t.Errorf("Apply aliases the inbound values: %q (backing %q)", in["Baggage"], in["Baggage"][:3])
 	}
 	if (Carried{}).Len() != 0 {
 		t.Error("zero value carries headers")

@@ -11,11 +11,14 @@ import (
 
 // Memory is the embedded default: a map behind a mutex plus the ids in order (ids only
 // grow, so appending keeps them sorted and a page is a binary search and a walk). It
-// holds at most MaxUsers users and MaxUsers live idempotency keys, so a load test
-// cannot push the process past its memory limit: a full store answers ErrFull.
+// holds at most MaxUsers users and MaxKeys idempotency keys of the last IdempotencyTTL,
+// so a load test cannot push the process past its memory limit: a full store answers
+// ErrFull, a full key table ErrKeysFull. The bounds are separate because they fill
+// separately: keys outlive the users they created (a user deleted at once keeps its key
+// for a day).
 type Memory struct {
-	max int
-	now func() time.Time
+	limits MemoryLimits
+	now    func() time.Time
 
 	mu     sync.RWMutex
 	nextID int64
@@ -25,20 +28,27 @@ type Memory struct {
 	order  [][32]byte          // keys by creation time, for expiry
 }
 
-// memKey is kept small: at the cap there are as many keys as users.
+// MemoryLimits bound a Memory store (USER_STORE_MAX_USERS and
+// USER_STORE_MAX_IDEMPOTENCY_KEYS).
+type MemoryLimits struct {
+	Users int
+	Keys  int
+}
+
+// memKey is kept small: at the caps there are as many keys as users.
 type memKey struct {
 	fp      [32]byte
 	user    User // shares its strings with the users map
 	created int64
 }
 
-// NewMemory returns an empty store of at most maxUsers users; now is the clock (nil:
-// time.Now) that idempotency keys expire by.
-func NewMemory(maxUsers int, now func() time.Time) *Memory {
+// NewMemory returns an empty store within limits; now is the clock (nil: time.Now) that
+// idempotency keys expire by.
+func NewMemory(limits MemoryLimits, now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{max: maxUsers, now: now, users: map[int64]User{}, keys: map[[32]byte]memKey{}}
+	return &Memory{limits: limits, now: now, users: map[int64]User{}, keys: map[[32]byte]memKey{}}
 }
 
 func (s *Memory) Ready(context.Context) error { return nil }
@@ -79,12 +89,16 @@ func (s *Memory) Create(_ context.Context, in NewUser) (User, bool, error) {
 			}
 			return k.user, true, nil
 		}
-		if len(s.keys) >= s.max {
-			return User{}, false, fmt.Errorf("%w: it holds %d idempotency keys of the last %s, the USER_STORE_MAX_USERS limit", ErrFull, len(s.keys), IdempotencyTTL)
+		if len(s.keys) >= s.limits.Keys {
+			oldest := time.Unix(0, s.keys[s.order[0]].created).Add(IdempotencyTTL).Sub(now)
+			return User{}, false, fmt.Errorf("%w: %d keys of the last %s are remembered, the USER_STORE_MAX_IDEMPOTENCY_KEYS limit; "+
+				"create without an Idempotency-Key, retry in %s (when the oldest key expires), or raise USER_STORE_MAX_IDEMPOTENCY_KEYS",
+				ErrKeysFull, len(s.keys), IdempotencyTTL, oldest.Round(time.Second))
 		}
 	}
-	if len(s.users) >= s.max {
-		return User{}, false, fmt.Errorf("%w: it holds %d users, the USER_STORE_MAX_USERS limit", ErrFull, len(s.users))
+	if len(s.users) >= s.limits.Users {
+		return User{}, false, fmt.Errorf("%w: it holds %d users, the USER_STORE_MAX_USERS limit; delete users or raise USER_STORE_MAX_USERS",
+			ErrFull, len(s.users))
 	}
 	s.nextID++
 	u := User{ID: s.nextID, Username: in.Username, Version: in.Version, Rev: 1}

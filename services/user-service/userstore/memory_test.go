@@ -15,14 +15,16 @@ import (
 
 func TestMemoryContract(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T, now func() time.Time) userstore.Store { return userstore.NewMemory(1000, now) })
+	storetest.Run(t, func(t *testing.T, now func() time.Time) userstore.Store {
+		return userstore.NewMemory(userstore.MemoryLimits{Users: 1000, Keys: 1000}, now)
+	})
 }
 
 // TestMemoryCap: a full store refuses creates instead of growing; deleting frees room.
 func TestMemoryCap(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := userstore.NewMemory(3, nil)
+	s := userstore.NewMemory(userstore.MemoryLimits{Users: 3, Keys: 3}, nil)
 	for range 3 {
 		if _, _, err := s.Create(ctx, userstore.NewUser{Username: "a", Version: "v1"}); err != nil {
 			t.Fatal(err)
@@ -39,12 +41,13 @@ func TestMemoryCap(t *testing.T) {
 	}
 }
 
-// TestMemoryKeyCap: idempotency keys are bounded too, and expired ones make room.
+// TestMemoryKeyCap: idempotency keys have their own bound (not the users'), and
+// expired ones make room.
 func TestMemoryKeyCap(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := storetest.NewClock()
-	s := userstore.NewMemory(2, c.Now)
+	s := userstore.NewMemory(userstore.MemoryLimits{Users: 10, Keys: 2}, c.Now)
 	for _, k := range []string{"a", "b"} {
 		u, _, err := s.Create(ctx, userstore.NewUser{Username: k, Version: "v1", Key: k})
 		if err != nil {
@@ -54,8 +57,11 @@ func TestMemoryKeyCap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := s.Create(ctx, userstore.NewUser{Username: "c", Version: "v1", Key: "c"}); !errors.Is(err, userstore.ErrFull) {
+	if _, _, err := s.Create(ctx, userstore.NewUser{Username: "c", Version: "v1", Key: "c"}); !errors.Is(err, userstore.ErrKeysFull) {
 		t.Fatalf("third live key: %v", err)
+	}
+	if _, _, err := s.Create(ctx, userstore.NewUser{Username: "c", Version: "v1"}); err != nil {
+		t.Fatalf("a create without a key, users far from their bound: %v", err)
 	}
 	c.Advance(userstore.IdempotencyTTL)
 	if _, _, err := s.Create(ctx, userstore.NewUser{Username: "c", Version: "v1", Key: "c"}); err != nil {
@@ -69,7 +75,7 @@ func TestMemoryKeyCap(t *testing.T) {
 // limit. Not parallel: it measures the process heap.
 func TestMemoryFootprintAtCap(t *testing.T) {
 	const users = 100_000
-	s := userstore.NewMemory(users, nil)
+	s := userstore.NewMemory(userstore.MemoryLimits{Users: users, Keys: users}, nil)
 	name := strings.Repeat("😀", 64)
 	var before, after runtime.MemStats
 	runtime.GC()

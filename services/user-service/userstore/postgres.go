@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,13 @@ type Postgres struct {
 	pool     *pgxpool.Pool
 	cfg      PostgresConfig
 	migrated atomic.Bool
+
+	// probe is readiness's own connection, outside the pool: a pool that slow
+	// statements keep busy is not a database that is down, and a probe queued behind
+	// user traffic would make every replica unready over one slow query.
+	probeMu  sync.Mutex
+	probe    *pgx.Conn
+	probeCfg *pgx.ConnConfig
 }
 
 // ParsePostgresURL checks a DATABASE_URL without connecting.
@@ -79,11 +87,23 @@ func OpenPostgres(cfg PostgresConfig) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	return &Postgres{pool: pool, cfg: cfg}, nil
+	probeCfg := pc.ConnConfig.Copy()
+	probeCfg.RuntimeParams["application_name"] = "user-service-readiness"
+	return &Postgres{pool: pool, cfg: cfg, probeCfg: probeCfg}, nil
 }
 
-// Close releases the pool.
-func (s *Postgres) Close() { s.pool.Close() }
+// Close releases the pool and readiness's connection.
+func (s *Postgres) Close() {
+	s.pool.Close()
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if s.probe != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.probe.Close(ctx)
+		s.probe = nil
+	}
+}
 
 // Pool is the underlying pool (benchmarks and tests seed through it).
 func (s *Postgres) Pool() *pgxpool.Pool { return s.pool }
@@ -192,8 +212,31 @@ func (s *Postgres) Ready(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
 	defer cancel()
-	if err := s.pool.Ping(ctx); err != nil {
+	if err := s.ping(ctx); err != nil {
 		return fmt.Errorf("%w: database does not answer", ErrUnavailable)
+	}
+	return nil
+}
+
+// ping asks the database on readiness's own connection, made (again) when it has none:
+// it never waits for a pooled connection. One probe runs at a time; a broken
+// connection is dropped, so the next probe dials afresh.
+func (s *Postgres) ping(ctx context.Context) error {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if s.probe == nil || s.probe.IsClosed() {
+		c, err := pgx.ConnectConfig(ctx, s.probeCfg)
+		if err != nil {
+			return err
+		}
+		s.probe = c
+	}
+	if err := s.probe.Ping(ctx); err != nil {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_ = s.probe.Close(closeCtx)
+		s.probe = nil
+		return err
 	}
 	return nil
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/pressly/goose/v3/lock"
+
 	"github.com/meshdemo/meshdemo/services/internal/pgtest"
 	"github.com/meshdemo/meshdemo/services/user-service/userstore"
 	"github.com/meshdemo/meshdemo/services/user-service/userstore/storetest"
@@ -138,5 +141,78 @@ func TestPostgresLostDatabase(t *testing.T) {
 		if got, err := s.Get(ctx, u.ID); err != nil || got != u {
 			t.Fatalf("after %s and restore: %+v %v", mode.name, got, err)
 		}
+	}
+}
+
+// TestPostgresPurgeKeys: purging removes the keys older than a day and only those: a
+// key 12 h old still replays afterwards.
+func TestPostgresPurgeKeys(t *testing.T) {
+	t.Parallel()
+	c := storetest.NewClock()
+	s := openPostgres(t, pgtest.NewDatabase(t), c.Now)
+	ctx := context.Background()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := userstore.NewUser{Username: "old", Version: "v1", Key: "old", Fingerprint: []byte("a")}
+	live := userstore.NewUser{Username: "live", Version: "v1", Key: "live", Fingerprint: []byte("b")}
+	if _, _, err := s.Create(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(12 * time.Hour)
+	first, _, err := s.Create(ctx, live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(12 * time.Hour) // old is 24 h old, live 12 h
+	if n, err := s.PurgeKeys(ctx); err != nil || n != 1 {
+		t.Fatalf("purged %d (%v), want the one expired key", n, err)
+	}
+	var left int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM idempotency_keys`).Scan(&left); err != nil || left != 1 {
+		t.Fatalf("%d keys left (%v), want 1", left, err)
+	}
+	if u, replayed, err := s.Create(ctx, live); err != nil || !replayed || u != first {
+		t.Fatalf("the live key after a purge: %+v replayed=%v %v", u, replayed, err)
+	}
+}
+
+// TestPostgresMigrateWaitsForLock: migration runs under the advisory lock, checked
+// deterministically: while another session holds goose's lock, Migrate waits and
+// creates nothing; once it is released, Migrate completes.
+func TestPostgresMigrateWaitsForLock(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1)`, lock.DefaultLockID); err != nil {
+		t.Fatal(err)
+	}
+	s := openPostgres(t, url, nil)
+	done := make(chan error, 1)
+	go func() { done <- s.Migrate(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Migrate finished (%v) while another session held the migration lock", err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	var users *string
+	if err := holder.QueryRow(ctx, `SELECT to_regclass('users')::text`).Scan(&users); err != nil || users != nil {
+		t.Fatalf("users table while the lock is held: %v (%v)", users, err)
+	}
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lock.DefaultLockID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Migrate did not finish after the lock was released")
 	}
 }

@@ -30,6 +30,7 @@ var (
 	ErrPrecondition = errors.New("the user's current revision does not match")        // 412
 	ErrKeyReused    = errors.New("idempotency key was used with a different request") // 422
 	ErrFull         = errors.New("store is full")                                     // 507
+	ErrKeysFull     = errors.New("idempotency keys are at their limit")               // 507
 	ErrUnavailable  = errors.New("store unavailable")                                 // 503
 )
 
