@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/meshdemo/meshdemo/services/pathheader"
 	"github.com/meshdemo/meshdemo/services/propagated"
@@ -194,4 +197,55 @@ func TestGRPCGracefulDrain(t *testing.T) {
 	if s2.exitErr != nil {
 		t.Fatalf("exit: %v", s2.exitErr)
 	}
+}
+
+// TestGRPCStopWithWatchOpen: a real server2 with a gRPC health Watch open (as a load
+// balancer or a health-checking client keeps one) stops on SIGTERM at once and cleanly:
+// the watcher sees NOT_SERVING during the drain pause, then its stream ends with
+// UNAVAILABLE, and the process exits 0 well before SHUTDOWN_TIMEOUT.
+func TestGRPCStopWithWatchOpen(t *testing.T) {
+	t.Parallel()
+	const shutdownTimeout = 6 * time.Second
+	s2 := start(t, "server2", map[string]string{"DRAIN_DELAY": "300ms", "SHUTDOWN_TIMEOUT": shutdownTimeout.String()})
+	cc := grpcDial(t, s2.GRPC)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*shutdownTimeout)
+	defer cancel()
+	watch, err := healthpb.NewHealthClient(cc).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := watch.Recv(); err != nil || first.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first Watch answer %v %v, want SERVING", first.GetStatus(), err)
+	}
+	signalled := time.Now()
+	_ = s2.cmd.Process.Signal(syscallTERM)
+	var seen []healthpb.HealthCheckResponse_ServingStatus
+	var end error
+	for {
+		m, err := watch.Recv()
+		if err != nil {
+			end = err
+			break
+		}
+		seen = append(seen, m.GetStatus())
+	}
+	if !slices.Contains(seen, healthpb.HealthCheckResponse_NOT_SERVING) {
+		t.Errorf("Watch saw %v before it ended, want NOT_SERVING during the drain", seen)
+	}
+	if status.Code(end) != codes.Unavailable {
+		t.Errorf("Watch ended with %v, want UNAVAILABLE", end)
+	}
+	select {
+	case <-s2.exited:
+	case <-time.After(2 * shutdownTimeout):
+		t.Fatal("did not exit")
+	}
+	took := time.Since(signalled)
+	if s2.exitErr != nil {
+		t.Errorf("exit after %v: %v, want 0", took.Round(time.Millisecond), s2.exitErr)
+	}
+	if took >= shutdownTimeout/2 {
+		t.Errorf("stop took %v with a Watch open, want well under SHUTDOWN_TIMEOUT %v", took.Round(time.Millisecond), shutdownTimeout)
+	}
+	t.Logf("SIGTERM to exit with a Watch open: %v", took.Round(time.Millisecond))
 }
