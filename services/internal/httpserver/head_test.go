@@ -4,6 +4,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
@@ -58,6 +61,28 @@ func TestHeadOnGetRoutes(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow {
 			t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), tc.allow)
+		}
+	}
+}
+
+// TestWorkloadsLinkNoProfiler: no workload links net/http/pprof (chi's middleware package
+// brings it: +0.55 MB, which took user-service's image past the 15 MiB cap, and its init
+// registers /debug/pprof on http.DefaultServeMux).
+func TestWorkloadsLinkNoProfiler(t *testing.T) {
+	t.Parallel()
+	args := []string{"list", "-tags", "grpcnotrace,nopgxregisterdefaulttypes", "-deps", "-f", "{{.ImportPath}}",
+		"../../client", "../../server1", "../../server2", "../../user-service"}
+	out, err := exec.Command("go", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 100 || !slices.Contains(deps, "github.com/go-chi/chi/v5") {
+		t.Fatalf("go list printed %d packages without chi: not the workloads' dependencies", len(deps))
+	}
+	for _, banned := range []string{"net/http/pprof", "github.com/go-chi/chi/v5/middleware"} {
+		if slices.Contains(deps, banned) {
+			t.Errorf("a workload links %s", banned)
 		}
 	}
 }

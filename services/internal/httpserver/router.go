@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/meshdemo/meshdemo/services/internal/health"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
@@ -25,7 +24,7 @@ type Probes struct {
 // routes (inside a group carrying the fault injector) in its routes.go.
 func NewRouter(o *Observer, p Probes) chi.Router {
 	r := chi.NewRouter()
-	r.Use(o.Middleware, middleware.GetHead)
+	r.Use(o.Middleware, getHead)
 	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
 		markUnmatched(w)
 		problem.Error(w, req, http.StatusNotFound, "no route for "+req.Method+" "+req.URL.Path)
@@ -60,7 +59,7 @@ func MethodNotAllowed(w http.ResponseWriter, req *http.Request) {
 // never on the public port.
 func NewAdminRouter(metrics http.Handler, mount func(chi.Router)) chi.Router {
 	r := chi.NewRouter()
-	r.Use(middleware.GetHead)
+	r.Use(getHead)
 	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
 		problem.Error(w, req, http.StatusNotFound, "no admin route for "+req.Method+" "+req.URL.Path)
 	})
