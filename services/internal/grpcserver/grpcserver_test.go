@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/meshdemo/meshdemo/services/internal/faults"
+	"github.com/meshdemo/meshdemo/services/internal/grpcserver"
 	"github.com/meshdemo/meshdemo/services/internal/grpcwire"
 	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/health"
@@ -347,12 +348,7 @@ func metricsText(t *testing.T, k *workload.Kit) string {
 // for the server and the chain service.
 func TestHealthFollowsPhase(t *testing.T) {
 	t.Parallel()
-	k := kittest.Default(t, "server2")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpcworkload.Server(k, ln, func(s *grpc.Server) { chainv1.RegisterChainServer(s, &end{}) })
+	srv, ln := endServer(t)
 	go func() { _ = srv.Serve() }()
 	defer srv.Shutdown(context.Background())
 	hc := healthpb.NewHealthClient(dial(t, ln.Addr().String()))
@@ -392,4 +388,16 @@ func TestAttemptInPath(t *testing.T) {
 	if !strings.Contains(metricsText(t, h.relayKit), `meshdemo_envoy_attempts_total{attempt="2",service="server1",version="v1"} 1`) {
 		t.Error("attempt not counted")
 	}
+}
+
+// endServer is a server2-like gRPC server (the chain's end and health) on a loopback
+// listener, not yet serving.
+func endServer(t *testing.T) (*grpcserver.Server, net.Listener) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kittest.Default(t, "server2")
+	return grpcworkload.Server(k, ln, func(s *grpc.Server) { chainv1.RegisterChainServer(s, &end{}) }), ln
 }

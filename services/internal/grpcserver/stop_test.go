@@ -2,20 +2,15 @@ package grpcserver_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/health"
-	"github.com/meshdemo/meshdemo/services/internal/kittest"
-	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
 )
 
 // TestStopEndsLongLivedStreams: an open health Watch and an open reflection stream do
@@ -23,12 +18,7 @@ import (
 // Shutdown both streams end (UNAVAILABLE) and the server stops cleanly at once.
 func TestStopEndsLongLivedStreams(t *testing.T) {
 	t.Parallel()
-	k := kittest.Default(t, "server2")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpcworkload.Server(k, ln, func(s *grpc.Server) { chainv1.RegisterChainServer(s, &end{}) })
+	srv, ln := endServer(t)
 	srv.SetPhase(health.Ready)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()

@@ -77,12 +77,7 @@ func get(t *testing.T, url string, hdr map[string]string) (int, problemBody, []b
 // whichever is smaller.
 func TestBudgetSentOn(t *testing.T) {
 	t.Parallel()
-	got := make(chan string, 1)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Get(httpserver.HeaderBudget)
-		_, _ = io.WriteString(w, "{}")
-	}))
-	t.Cleanup(up.Close)
+	up, got := budgetUpstream(t)
 	srv := hop(t, up.URL, 2*time.Second)
 	margin := httpclient.BudgetMargin.Milliseconds()
 	for _, tc := range []struct {
@@ -115,12 +110,7 @@ func TestBudgetSentOn(t *testing.T) {
 // call's). Without an inbound deadline the limit is exactly the hop's timeout.
 func TestBudgetRoundsUp(t *testing.T) {
 	t.Parallel()
-	got := make(chan string, 1)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Get(httpserver.HeaderBudget)
-		_, _ = io.WriteString(w, "{}")
-	}))
-	t.Cleanup(up.Close)
+	up, got := budgetUpstream(t)
 	for _, tc := range []struct {
 		timeout time.Duration
 		want    string
@@ -282,4 +272,17 @@ func TestLateAnswerIsThisHopsTimeout(t *testing.T) {
 	if code != 504 || p.Service != "server1" || p.Upstream != "server2" || !strings.Contains(p.Detail, "did not answer within 100ms") {
 		t.Fatalf("%d %s; want server1's own 504 naming server2", code, body)
 	}
+}
+
+// budgetUpstream is an upstream that answers {} and hands over the budget header each
+// call carried.
+func budgetUpstream(t *testing.T) (*httptest.Server, <-chan string) {
+	t.Helper()
+	got := make(chan string, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get(httpserver.HeaderBudget)
+		_, _ = io.WriteString(w, "{}")
+	}))
+	t.Cleanup(up.Close)
+	return up, got
 }
