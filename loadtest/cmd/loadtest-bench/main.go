@@ -97,16 +97,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// The machine may be shared: each round measures both tools back to back (in
 	// alternating order) and yields one ratio; the median ratio is the result.
-	var wrkRates, ltRates, uiRates, ratios, uiRatios, rss []float64
+	var wrkRates, ltRates, uiRates, ratios, uiRatios, rss, cpuPlain, cpuUI []float64
 	for i := range *rounds {
-		var w, l, u, r float64
+		var w, l, u, r, cl, cu float64
 		measure := []func() error{
 			func() (err error) { w, err = wrk(ctx, url, *threads, *conc, *dur); return err },
 			func() (err error) {
-				l, err = loadtestRate(ctx, *loadtest, url, *conc, *dur, filepath.Join(tmp, fmt.Sprintf("r%d.json", i)))
+				l, cl, err = loadtestRate(ctx, *loadtest, url, *conc, *dur, filepath.Join(tmp, fmt.Sprintf("r%d.json", i)))
 				return err
 			},
-			func() (err error) { u, r, err = loadtestUIRate(ctx, *loadtest, url, *conc, *dur); return err },
+			func() (err error) { u, r, cu, err = loadtestUIRate(ctx, *loadtest, url, *conc, *dur); return err },
 		}
 		// rotate which goes first, so no tool always meets a cold (or a hot) machine
 		for k := range measure {
@@ -114,14 +114,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				return err
 			}
 		}
-		fmt.Fprintf(stdout, "round %d: wrk %.0f req/s, loadtest %.0f req/s, loadtest --ui %.0f req/s; loadtest/wrk %.2f, ui/plain %.2f\n",
-			i+1, w, l, u, l/w, u/l)
+		fmt.Fprintf(stdout, "round %d: wrk %.0f req/s, loadtest %.0f req/s, loadtest --ui %.0f req/s; loadtest/wrk %.2f, ui/plain %.2f; CPU per request %.1f µs, with --ui %.1f µs\n",
+			i+1, w, l, u, l/w, u/l, cl, cu)
 		wrkRates, ltRates, uiRates = append(wrkRates, w), append(ltRates, l), append(uiRates, u)
 		ratios, uiRatios, rss = append(ratios, l/w), append(uiRatios, u/l), append(rss, r)
+		cpuPlain, cpuUI = append(cpuPlain, cl), append(cpuUI, cu)
 	}
 	ratio, uiRatio := median(ratios), median(uiRatios)
 	fmt.Fprintf(stdout, "concurrency %d, %s per run, %d rounds (medians)\nwrk           %.0f req/s\nloadtest      %.0f req/s\nloadtest --ui %.0f req/s (a subscriber reading /events; RSS at the end %.1f MiB)\n",
 		*conc, *dur, *rounds, median(wrkRates), median(ltRates), median(uiRates), median(rss))
+	// Per-request CPU is the cost the page adds to each request; its ratio is the rate a
+	// CPU-bound generator would keep with the page (printed, not judged: the goal is on rates).
+	fmt.Fprintf(stdout, "CPU per request: loadtest %.1f µs, loadtest --ui %.1f µs (medians; plain/ui %.2f)\n",
+		median(cpuPlain), median(cpuUI), median(cpuPlain)/median(cpuUI))
 	var missed []string
 	verdict := func(name string, v, goal float64) {
 		mark := "PASS"
@@ -148,17 +153,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 // loadtestUIRate runs loadtest --ui with the run on its command line, reads /events
 // until the run's last event (a subscriber connected all along, as a page would be),
+// and returns the rate that event reports, the process's RSS in MiB then, and its CPU
+// time per request in µs.
 // and returns the rate that event reports and the process's RSS in MiB then.
-func loadtestUIRate(ctx context.Context, bin, url string, conc int, dur time.Duration) (rate, rssMiB float64, err error) {
+func loadtestUIRate(ctx context.Context, bin, url string, conc int, dur time.Duration) (rate, rssMiB, cpuUS float64, err error) {
 	cmd := exec.CommandContext(ctx, bin, "--ui", "127.0.0.1:0", "--concurrency", strconv.Itoa(conc), "--duration", dur.String(),
 		"--progress", "0", url)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	lines := bufio.NewScanner(stderr)
@@ -169,12 +176,12 @@ func loadtestUIRate(ctx context.Context, bin, url string, conc int, dur time.Dur
 		}
 	}
 	if base == "" {
-		return 0, 0, errors.New("loadtest --ui printed no address")
+		return 0, 0, 0, errors.New("loadtest --ui printed no address")
 	}
 	go func() { _, _ = io.Copy(io.Discard, stderr) }()
 	resp, err := http.Get(base + "/events")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer resp.Body.Close()
 	events := bufio.NewScanner(resp.Body)
@@ -185,17 +192,26 @@ func loadtestUIRate(ctx context.Context, bin, url string, conc int, dur time.Dur
 			continue
 		}
 		var ev struct {
-			State string  `json:"state"`
-			Rate  float64 `json:"throughput_rps"`
+			State    string  `json:"state"`
+			Rate     float64 `json:"throughput_rps"`
+			Snapshot struct {
+				Totals struct {
+					Requests int64 `json:"requests"`
+				} `json:"totals"`
+			} `json:"snapshot"`
 		}
 		if err := json.Unmarshal([]byte(data), &ev); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if ev.State == "finished" {
-			return ev.Rate, rssOf(cmd.Process.Pid), nil
+			rss := rssOf(cmd.Process.Pid)
+			// The process idles after its run; its CPU time is the run's.
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return ev.Rate, rss, cpuPerRequest(cmd.ProcessState, ev.Snapshot.Totals.Requests), nil
 		}
 	}
-	return 0, 0, fmt.Errorf("/events ended before the run did: %v", events.Err())
+	return 0, 0, 0, fmt.Errorf("/events ended before the run did: %v", events.Err())
 }
 
 var uiAddr = regexp.MustCompile(`live page at (http://\S+)/ `)
@@ -230,25 +246,39 @@ func wrk(ctx context.Context, url string, threads, conc int, dur time.Duration) 
 	return strconv.ParseFloat(string(m[1]), 64)
 }
 
-func loadtestRate(ctx context.Context, bin, url string, conc int, dur time.Duration, jsonPath string) (float64, error) {
-	out, err := exec.CommandContext(ctx, bin, "--concurrency", strconv.Itoa(conc), "--duration", dur.String(),
-		"--progress", "0", "--json", jsonPath, url).CombinedOutput()
+// loadtestRate runs loadtest without the page and returns its rate and its CPU time
+// per request in µs.
+func loadtestRate(ctx context.Context, bin, url string, conc int, dur time.Duration, jsonPath string) (rate, cpuUS float64, err error) {
+	cmd := exec.CommandContext(ctx, bin, "--concurrency", strconv.Itoa(conc), "--duration", dur.String(),
+		"--progress", "0", "--json", jsonPath, url)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("loadtest: %w\n%s", err, out)
+		return 0, 0, fmt.Errorf("loadtest: %w\n%s", err, out)
 	}
 	b, err := os.ReadFile(jsonPath)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var doc struct {
 		Summary struct {
+			Requests   int64   `json:"requests"`
 			Throughput float64 `json:"throughput_rps"`
 		} `json:"summary"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return doc.Summary.Throughput, nil
+	return doc.Summary.Throughput, cpuPerRequest(cmd.ProcessState, doc.Summary.Requests), nil
+}
+
+// cpuPerRequest is an ended process's user and system CPU time per request, in µs.
+// Unlike a rate it hardly moves with what else the machine runs, so it shows the
+// page's own cost where rates are too noisy to.
+func cpuPerRequest(ps *os.ProcessState, requests int64) float64 {
+	if ps == nil || requests == 0 {
+		return 0
+	}
+	return float64((ps.UserTime() + ps.SystemTime()).Microseconds()) / float64(requests)
 }
 
 func median(v []float64) float64 {
