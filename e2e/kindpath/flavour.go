@@ -263,6 +263,16 @@ func (c Config) AccessLogs(deployment string) []string {
 // effect (the success rate) and in the callee's own request count.
 func (c Config) AttemptCountHeader() bool { return c.flavour() != Ambient }
 
+// RetriesTimedOutTry says whether the retries scenario retries a try cut by its 1 s per-try
+// timeout. Envoy retries such a try (a local reset) only when retry_on has reset, 5xx or
+// gateway-error (envoyproxy/envoy source/common/router/router.cc Filter::onPerTryTimeoutCommon,
+// retry_state_impl.cc RetryStateImpl::wouldRetryFromReset). The sidecar flavour's VirtualService
+// says 5xx and reset; an HTTPRoute retry lists status codes only, and the pinned Istio adds
+// connect-failure, refused-stream, unavailable and cancelled (pilot/pkg/config/kube/gateway/
+// conversion.go), so in gateway-api and ambient a slow try ends the call with 504 after one try.
+// verify/pilot proves both on istiod's own output (the envoy-retries checks).
+func (c Config) RetriesTimedOutTry() bool { return c.flavour() == Sidecar }
+
 // OutlierView says where the outlier detection test reads Envoy's view of server2's v1
 // endpoints: the pods to port-forward 15000 (Envoy's admin, on the pod's loopback) and the
 // cluster whose endpoint lines carry the health flags. Sidecar: server1's sidecar, the v1 subset

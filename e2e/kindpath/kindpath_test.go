@@ -433,11 +433,11 @@ func TestGatewayAPICRDs(t *testing.T) {
 func TestPerFlavourProxies(t *testing.T) {
 	for _, tt := range []struct {
 		flavour, logs, pods, cluster string
-		attemptCount                 bool
+		attemptCount, timedOutTry    bool
 	}{
-		{Sidecar, "logs deploy/server2-v1 -c istio-proxy", "app=server1,version=v1", "outbound|8080|v1|server2.meshdemo.svc.cluster.local", true},
-		{GatewayAPI, "logs deploy/server2-v1 -c istio-proxy", "app=server1,version=v1", "outbound|8080||server2-v1.meshdemo.svc.cluster.local", true},
-		{Ambient, "logs deploy/waypoint -c istio-proxy", "gateway.networking.k8s.io/gateway-name=waypoint", "inbound-vip|8080|http|server2-v1.meshdemo.svc.cluster.local", false},
+		{Sidecar, "logs deploy/server2-v1 -c istio-proxy", "app=server1,version=v1", "outbound|8080|v1|server2.meshdemo.svc.cluster.local", true, true},
+		{GatewayAPI, "logs deploy/server2-v1 -c istio-proxy", "app=server1,version=v1", "outbound|8080||server2-v1.meshdemo.svc.cluster.local", true, false},
+		{Ambient, "logs deploy/waypoint -c istio-proxy", "gateway.networking.k8s.io/gateway-name=waypoint", "inbound-vip|8080|http|server2-v1.meshdemo.svc.cluster.local", false, false},
 	} {
 		c := flavourConfig(t, tt.flavour)
 		if got := strings.Join(c.AccessLogs("server2-v1"), " "); !strings.Contains(got, tt.logs) {
@@ -452,6 +452,9 @@ func TestPerFlavourProxies(t *testing.T) {
 		}
 		if got := c.AttemptCountHeader(); got != tt.attemptCount {
 			t.Errorf("%s: attempt count header %v, want %v", tt.flavour, got, tt.attemptCount)
+		}
+		if got := c.RetriesTimedOutTry(); got != tt.timedOutTry {
+			t.Errorf("%s: retries a timed-out try %v, want %v", tt.flavour, got, tt.timedOutTry)
 		}
 	}
 }

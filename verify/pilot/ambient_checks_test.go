@@ -155,13 +155,23 @@ func servicesUseWaypoint(m *mesh) error {
 }
 
 // podsCaptured: every meshdemo pod is in ambient mode (ztunnel tunnels its traffic over HBONE),
-// and the namespace does not inject sidecars any more.
+// and the namespace does not inject sidecars any more. The waypoint's own pod is not captured
+// (istio.io/dataplane-mode: none): its record has no tunnel protocol, which `istioctl
+// ztunnel-config workloads` prints as TCP (docs/flavours.md). istiod sets HBONE only for a pod
+// that istio-cni marked redirected or that is labelled networking.istio.io/tunnel=http
+// (pilot/pkg/serviceregistry/ambient/workloads.go, setTunnelProtocol).
 func podsCaptured(m *mesh) error {
 	v, err := m.ztunnel()
 	if err != nil {
 		return err
 	}
 	var errs []error
+	if w := v.workloads[m.wp.name]; w == nil {
+		errs = append(errs, fmt.Errorf("waypoint pod %s: no ztunnel workload record", m.wp.name))
+	} else if w.GetTunnelProtocol() != workloadapi.TunnelProtocol_NONE {
+		errs = append(errs, fmt.Errorf("waypoint pod %s: tunnel protocol %v, want NONE (istioctl: TCP; the waypoint is not captured)",
+			m.wp.name, w.GetTunnelProtocol()))
+	}
 	for _, p := range m.pods {
 		w := v.workloads[p.name]
 		if w == nil {

@@ -2,6 +2,7 @@ package pilot
 
 import (
 	"testing"
+	"time"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacpb "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
@@ -11,6 +12,11 @@ import (
 	rbactcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	networking "istio.io/api/networking/v1alpha3"
+	"istio.io/istio/pilot/pkg/networking/core/route/retry"
 )
 
 // The scenario tests rely on two small evaluators of Envoy semantics (route header matching and
@@ -175,6 +181,61 @@ func TestNetworkRBACAllows(t *testing.T) {
 			}
 			if n < 1 && tt.wantFilters > 0 || n > 0 && tt.wantFilters == 0 {
 				t.Errorf("%d RBAC filters seen, want %d", n, tt.wantFilters)
+			}
+		})
+	}
+}
+
+// Envoy's retry decisions (envoy_retry_test.go) over the policies istiod writes: its default
+// policy, VirtualService retries converted by istiod's own retry.ConvertPolicy, and the policy it
+// makes of an HTTPRoute retry (pilot/pkg/config/kube/gateway/conversion.go: connect-failure,
+// refused-stream, unavailable, cancelled and the codes).
+func TestEnvoyRetryRules(t *testing.T) {
+	t.Parallel()
+	vs := func(retryOn string, attempts int32, perTry time.Duration) *route.RetryPolicy {
+		in := &networking.HTTPRetry{Attempts: attempts, RetryOn: retryOn}
+		if perTry > 0 {
+			in.PerTryTimeout = durationpb.New(perTry)
+		}
+		return retry.ConvertPolicy(in, false)
+	}
+	httpRoute := vs("connect-failure,refused-stream,unavailable,cancelled,500,502,503,504", 3, time.Second)
+	tests := []struct {
+		name        string
+		policy      *route.RetryPolicy
+		timedOutTry bool
+		retried     []uint32
+		notRetried  []uint32
+	}{
+		{"no policy", nil, false, nil, []uint32{500, 503}},
+		{"istio default: connection errors only", retry.DefaultPolicy(), false, nil, []uint32{500, 503, 504}},
+		{"sidecar scenario: 5xx and reset", vs("5xx,connect-failure,refused-stream,reset", 3, time.Second), true, []uint32{500, 501, 503, 504, 599}, []uint32{400, 409, 429}},
+		{"HTTPRoute retry: codes only", httpRoute, false, []uint32{500, 502, 503, 504}, []uint32{400, 429, 501}},
+		{"reset alone", vs("reset", 3, time.Second), true, nil, []uint32{500, 503}},
+		{"5xx alone", vs("5xx", 3, time.Second), true, []uint32{500, 503}, []uint32{499}},
+		{"gateway-error", vs("gateway-error", 3, time.Second), true, []uint32{502, 503, 504}, []uint32{500, 501}},
+		{"reset-before-request: the timed-out try was sent", vs("reset-before-request,connect-failure", 3, time.Second), false, nil, []uint32{503}},
+		{"retriable-4xx", vs("retriable-4xx", 3, time.Second), false, []uint32{409}, []uint32{400, 503}},
+		{"codes in retryOn", vs("connect-failure,refused-stream,503", 3, time.Second), false, []uint32{503}, []uint32{500, 504}},
+		{"no per-try timeout: no timed-out try", vs("5xx,reset", 3, 0), false, []uint32{503}, nil},
+		{"zero retries", &route.RetryPolicy{RetryOn: "5xx,reset", NumRetries: wrapperspb.UInt32(0), PerTryTimeout: durationpb.New(time.Second)}, false, nil, []uint32{503}},
+		{"num_retries unset means one", &route.RetryPolicy{RetryOn: " 5xx , reset", PerTryTimeout: durationpb.New(time.Second)}, true, []uint32{503}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := retriesPerTryTimeout(tt.policy); got != tt.timedOutTry {
+				t.Errorf("retriesPerTryTimeout(%v) = %v, want %v", tt.policy, got, tt.timedOutTry)
+			}
+			for _, s := range tt.retried {
+				if !retriesStatus(tt.policy, s) {
+					t.Errorf("retriesStatus(%v, %d) = false, want true", tt.policy, s)
+				}
+			}
+			for _, s := range tt.notRetried {
+				if retriesStatus(tt.policy, s) {
+					t.Errorf("retriesStatus(%v, %d) = true, want false", tt.policy, s)
+				}
 			}
 		})
 	}

@@ -44,10 +44,10 @@ var want = expectations{
 	retries: []retryPolicy{
 		{hop: hop{"server1", "server2"}, attempts: 3, perTryTimeout: time.Second,
 			virtualService: retryOn{on: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
-			gatewayAPI:     gatewayRetryOn},
+			gatewayAPI:     gatewayRetryOn, envoy: retryBehaviour},
 		{hop: hop{"client", "user-service"}, attempts: 3, perTryTimeout: time.Second,
 			virtualService: retryOn{on: []string{"5xx", "connect-failure", "refused-stream", "reset"}},
-			gatewayAPI:     gatewayRetryOn},
+			gatewayAPI:     gatewayRetryOn, envoy: retryBehaviour},
 	},
 	outlier: trafficPolicy{
 		// The Gateway API flavours: one DestinationRule per backend host (server2-v1, server2-v2).
@@ -187,6 +187,7 @@ type retryPolicy struct {
 	perTryTimeout  time.Duration
 	virtualService retryOn // the sidecar flavour's VirtualService retries
 	gatewayAPI     retryOn // what istiod makes of the HTTPRoute retry
+	envoy          map[flavour]retried
 }
 
 // retryOn is Envoy's retry_on list and retriable status codes.
@@ -198,6 +199,25 @@ type retryOn struct {
 var gatewayRetryOn = retryOn{
 	on:    []string{"connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"},
 	codes: []uint32{500, 502, 503, 504},
+}
+
+// retryBehaviour is what Envoy does with each flavour's retry policy (envoy_retry_test.go).
+// sidecar: retry_on has 5xx and reset, so a try cut by the 1 s per-try timeout is retried (four
+// slow tries: 504 after about 4 s) and so is any 5xx. gateway-api and ambient: the HTTPRoute
+// retry can only list status codes, and istiod adds connect-failure, refused-stream, unavailable
+// and cancelled, none of which retries a timed-out try: a slow try ends the call with 504 after
+// about 1 s; 501 is not in the codes.
+var retryBehaviour = map[flavour]retried{
+	sidecar:    {timedOutTry: true, statuses: []uint32{500, 501, 503, 504}, notStatuses: []uint32{400, 429}},
+	gatewayAPI: {timedOutTry: false, statuses: []uint32{500, 502, 503, 504}, notStatuses: []uint32{400, 429, 501}},
+	ambient:    {timedOutTry: false, statuses: []uint32{500, 502, 503, 504}, notStatuses: []uint32{400, 429, 501}},
+}
+
+// retried: whether Envoy retries a try cut by the per-try timeout, and the upstream statuses it
+// retries and does not.
+type retried struct {
+	timedOutTry           bool
+	statuses, notStatuses []uint32
 }
 
 func (rp retryPolicy) byAPI(f flavour) retryOn {

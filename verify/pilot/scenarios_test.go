@@ -12,7 +12,6 @@ import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"istio.io/istio/pilot/pkg/simulation"
 )
@@ -596,34 +595,6 @@ func abortNotRetriedCheck(fl flavour, f abortFault) check {
 	}
 }
 
-// retriesStatus reports whether Envoy would retry an upstream response with status under p.
-func retriesStatus(p *route.RetryPolicy, status uint32) bool {
-	if p == nil || p.GetNumRetries() != nil && p.GetNumRetries().GetValue() == 0 {
-		return false
-	}
-	for _, on := range strings.Split(p.GetRetryOn(), ",") {
-		switch strings.TrimSpace(on) {
-		case "5xx":
-			if status >= 500 {
-				return true
-			}
-		case "gateway-error":
-			if status == 502 || status == 503 || status == 504 {
-				return true
-			}
-		case "retriable-4xx":
-			if status == 409 {
-				return true
-			}
-		case "retriable-status-codes":
-			if slices.Contains(p.GetRetriableStatusCodes(), status) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // fault-delay: the delay is applied and stays under every timeout on the way, so the call succeeds.
 func faultDelayChecks(fl flavour) []check {
 	f := want.faultDelay
@@ -673,7 +644,8 @@ func faultDelayChecks(fl flavour) []check {
 	}
 }
 
-// retries: attempts, per-try timeout and retry-on as configured on every retried hop, and
+// retries: attempts, per-try timeout and retry-on as configured on every retried hop, what
+// Envoy does with them in the flavour (a timed-out try retried or not, which statuses), and
 // each hop's whole budget fits in the gateway's route timeout.
 func retriesChecks(f flavour) []check {
 	var checks []check
@@ -758,6 +730,7 @@ func retryChecks(f flavour, rp retryPolicy) []check {
 				}},
 			}),
 		},
+		envoyRetriesCheck(f, rp),
 		{
 			name: fmt.Sprintf("%s-to-%s-retry-budget-fits-gateway-timeout", rp.hop.from, rp.hop.to),
 			run: func(m *mesh) error {
@@ -801,6 +774,81 @@ func retryChecks(f flavour, rp retryPolicy) []check {
 				}},
 			}),
 		},
+	}
+}
+
+// envoyRetriesCheck: what Envoy does with the generated retry policy (Envoy's rules,
+// envoy_retry_test.go), not only what istiod wrote: whether a try cut by the per-try timeout is
+// retried, and which upstream statuses are. The Gateway API flavours cannot make a timed-out try
+// retried (an HTTPRoute retry lists status codes only), so their fixtures break the statuses.
+func envoyRetriesCheck(f flavour, rp retryPolicy) check {
+	w, ok := rp.envoy[f]
+	return check{
+		name: fmt.Sprintf("%s-to-%s-envoy-retries", rp.hop.from, rp.hop.to),
+		run: func(m *mesh) error {
+			if !ok {
+				return fmt.Errorf("no expected Envoy retry behaviour for the %s flavour", f)
+			}
+			return m.eachRoute(rp.hop, nil, func(r hopRoute) error {
+				p := r.routed.route.GetRoute().GetRetryPolicy()
+				var errs []error
+				if got := retriesPerTryTimeout(p); got != w.timedOutTry {
+					errs = append(errs, fmt.Errorf("a try cut by the per-try timeout (%v) retried: %v, want %v (retry_on %q)",
+						p.GetPerTryTimeout().AsDuration(), got, w.timedOutTry, p.GetRetryOn()))
+				}
+				for _, s := range w.statuses {
+					if !retriesStatus(p, s) {
+						errs = append(errs, fmt.Errorf("upstream %d not retried (retry_on %q, codes %v)", s, p.GetRetryOn(), p.GetRetriableStatusCodes()))
+					}
+				}
+				for _, s := range w.notStatuses {
+					if retriesStatus(p, s) {
+						errs = append(errs, fmt.Errorf("upstream %d retried (retry_on %q, codes %v)", s, p.GetRetryOn(), p.GetRetriableStatusCodes()))
+					}
+				}
+				return errors.Join(errs...)
+			})
+		},
+		broken: byAPI(f, []fixture{
+			// The status codes still retried, but no condition that retries a local reset.
+			{"retry-on-without-reset-5xx-gateway-error", func(objs []object) error {
+				return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
+					if mapAt(r, "retries") == nil {
+						return false
+					}
+					setIn(r, "connect-failure,refused-stream,500,501,503,504", "retries", "retryOn")
+					return true
+				})
+			}},
+			{"retry-on-gateway-error", func(objs []object) error {
+				return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
+					if mapAt(r, "retries") == nil {
+						return false
+					}
+					setIn(r, "gateway-error,connect-failure,refused-stream", "retries", "retryOn")
+					return true
+				})
+			}},
+		}, []fixture{
+			{"codes-503-only", func(objs []object) error {
+				return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool {
+					if mapAt(r, "retry") == nil {
+						return false
+					}
+					setIn(r, []any{503}, "retry", "codes")
+					return true
+				})
+			}},
+			{"code-429-added", func(objs []object) error {
+				return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool {
+					if mapAt(r, "retry") == nil {
+						return false
+					}
+					setIn(r, []any{429, 500, 502, 503, 504}, "retry", "codes")
+					return true
+				})
+			}},
+		}),
 	}
 }
 
