@@ -111,11 +111,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// writeReports prints the summary and writes the report files the flags ask for.
+// writeReports writes the report files the flags ask for, then prints the summary:
+// once the summary is out, the files are complete.
 func writeReports(doc report.Document, opts options, stdout io.Writer) error {
-	if err := report.WriteText(stdout, doc); err != nil {
-		return fail(exitUsage, "writing summary: %w", err)
-	}
 	if opts.jsonOut != "" {
 		if err := report.WriteJSON(opts.jsonOut, doc); err != nil {
 			return fail(exitUsage, "%w", err)
@@ -125,6 +123,9 @@ func writeReports(doc report.Document, opts options, stdout io.Writer) error {
 		if err := report.WriteHTML(opts.htmlOut, doc); err != nil {
 			return fail(exitUsage, "%w", err)
 		}
+	}
+	if err := report.WriteText(stdout, doc); err != nil {
+		return fail(exitUsage, "writing summary: %w", err)
 	}
 	return nil
 }

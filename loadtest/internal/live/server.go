@@ -174,11 +174,13 @@ func (s *Server) Start(spec Spec, form Form) error {
 		if err != nil {
 			last = Event{State: StateFailed, Run: &run, Error: err.Error()}
 		}
+		// Reports first, then the last event: whoever sees "finished" on the
+		// stream can read the run's --json/--html files at once.
+		s.opts.OnDone(doc, err)
 		s.mu.Lock()
 		s.running, s.cancel = false, nil
 		s.publish(last, false)
 		s.mu.Unlock()
-		s.opts.OnDone(doc, err)
 	}()
 	return nil
 }

@@ -276,3 +276,48 @@ func TestHubNeverBlocks(t *testing.T) {
 		c()
 	}
 }
+
+// TestReportsBeforeTheLastEvent: the run's reports (OnDone) are written before the
+// stream says the run ended, so whoever waits for "finished" can read them at once.
+// OnDone takes its time here; no subscriber may see the end meanwhile.
+func TestReportsBeforeTheLastEvent(t *testing.T) {
+	t.Parallel()
+	target, _ := fake(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := NewServer(ctx, Options{Base: base})
+	_, events, stop := s.Hub().Subscribe()
+	defer stop()
+	ended := make(chan bool, 1)
+	s.opts.OnDone = func(report.Document, error) {
+		seen := false
+		for deadline := time.After(300 * time.Millisecond); ; {
+			select {
+			case b := <-events:
+				var ev Event
+				if err := json.Unmarshal(b, &ev); err == nil && ev.State == StateFinished {
+					seen = true
+				}
+				continue
+			case <-deadline:
+			}
+			break
+		}
+		ended <- seen
+	}
+	t.Cleanup(func() { cancel(); s.Wait() })
+	spec, err := s.Spec(Form{URL: target.URL + "/", Rate: 100, Duration: "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(spec, Form{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case seen := <-ended:
+		if seen {
+			t.Error(`the stream said "finished" while the reports were still being written`)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnDone never called")
+	}
+}
