@@ -86,6 +86,34 @@ func editRoutes(objs []object, host string, edit func(r map[string]any) bool) er
 	return nil
 }
 
+// retriesField breaks the sidecar flavour's retries: retries.<field> = value in every http
+// route of host's VirtualService that has retries.
+func retriesField(host, field string, value any) func([]object) error {
+	return func(objs []object) error {
+		return editRoutes(objs, host, func(r map[string]any) bool {
+			if mapAt(r, "retries") == nil {
+				return false
+			}
+			setIn(r, value, "retries", field)
+			return true
+		})
+	}
+}
+
+// retryField breaks the Gateway API flavours' retries: retry.<field> = value in every rule
+// of the HTTPRoute name that has a retry.
+func retryField(name, field string, value any) func([]object) error {
+	return func(objs []object) error {
+		return editRules(objs, "HTTPRoute", name, func(r map[string]any) bool {
+			if mapAt(r, "retry") == nil {
+				return false
+			}
+			setIn(r, value, "retry", field)
+			return true
+		})
+	}
+}
+
 // setIn sets a nested field, creating maps on the way.
 func setIn(m map[string]any, value any, keys ...string) {
 	for _, k := range keys[:len(keys)-1] {

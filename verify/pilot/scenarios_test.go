@@ -685,46 +685,14 @@ func retryChecks(f flavour, rp retryPolicy) []check {
 				})
 			},
 			broken: byAPI(f, []fixture{
-				{"one-attempt", func(objs []object) error {
-					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
-						if mapAt(r, "retries") == nil {
-							return false
-						}
-						setIn(r, 1, "retries", "attempts")
-						return true
-					})
-				}},
-				{"retry-on-connect-failure-only", func(objs []object) error {
-					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
-						if mapAt(r, "retries") == nil {
-							return false
-						}
-						setIn(r, "connect-failure", "retries", "retryOn")
-						return true
-					})
-				}},
+				{"one-attempt", retriesField(rp.hop.to, "attempts", 1)},
+				{"retry-on-connect-failure-only", retriesField(rp.hop.to, "retryOn", "connect-failure")},
 				{"retries-removed", func(objs []object) error {
 					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool { return deleteIn(r, "retries") })
 				}},
 			}, []fixture{
-				{"one-attempt", func(objs []object) error {
-					return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool {
-						if mapAt(r, "retry") == nil {
-							return false
-						}
-						setIn(r, 1, "retry", "attempts")
-						return true
-					})
-				}},
-				{"codes-503-only", func(objs []object) error {
-					return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool {
-						if mapAt(r, "retry") == nil {
-							return false
-						}
-						setIn(r, []any{503}, "retry", "codes")
-						return true
-					})
-				}},
+				{"one-attempt", retryField(rp.hop.to, "attempts", 1)},
+				{"codes-503-only", retryField(rp.hop.to, "codes", []any{503})},
 				{"retry-removed", func(objs []object) error {
 					return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool { return deleteIn(r, "retry") })
 				}},
@@ -753,15 +721,7 @@ func retryChecks(f flavour, rp retryPolicy) []check {
 				})
 			},
 			broken: byAPI(f, []fixture{
-				{"per-try-2s", func(objs []object) error {
-					return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
-						if mapAt(r, "retries") == nil {
-							return false
-						}
-						setIn(r, "2s", "retries", "perTryTimeout")
-						return true
-					})
-				}},
+				{"per-try-2s", retriesField(rp.hop.to, "perTryTimeout", "2s")},
 			}, []fixture{
 				{"backend-request-2s", func(objs []object) error {
 					return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool {
@@ -811,43 +771,11 @@ func envoyRetriesCheck(f flavour, rp retryPolicy) check {
 		},
 		broken: byAPI(f, []fixture{
 			// The status codes still retried, but no condition that retries a local reset.
-			{"retry-on-without-reset-5xx-gateway-error", func(objs []object) error {
-				return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
-					if mapAt(r, "retries") == nil {
-						return false
-					}
-					setIn(r, "connect-failure,refused-stream,500,501,503,504", "retries", "retryOn")
-					return true
-				})
-			}},
-			{"retry-on-gateway-error", func(objs []object) error {
-				return editRoutes(objs, rp.hop.to, func(r map[string]any) bool {
-					if mapAt(r, "retries") == nil {
-						return false
-					}
-					setIn(r, "gateway-error,connect-failure,refused-stream", "retries", "retryOn")
-					return true
-				})
-			}},
+			{"retry-on-without-reset-5xx-gateway-error", retriesField(rp.hop.to, "retryOn", "connect-failure,refused-stream,500,501,503,504")},
+			{"retry-on-gateway-error", retriesField(rp.hop.to, "retryOn", "gateway-error,connect-failure,refused-stream")},
 		}, []fixture{
-			{"codes-503-only", func(objs []object) error {
-				return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool {
-					if mapAt(r, "retry") == nil {
-						return false
-					}
-					setIn(r, []any{503}, "retry", "codes")
-					return true
-				})
-			}},
-			{"code-429-added", func(objs []object) error {
-				return editRules(objs, "HTTPRoute", rp.hop.to, func(r map[string]any) bool {
-					if mapAt(r, "retry") == nil {
-						return false
-					}
-					setIn(r, []any{429, 500, 502, 503, 504}, "retry", "codes")
-					return true
-				})
-			}},
+			{"codes-503-only", retryField(rp.hop.to, "codes", []any{503})},
+			{"code-429-added", retryField(rp.hop.to, "codes", []any{429, 500, 502, 503, 504})},
 		}),
 	}
 }
