@@ -53,7 +53,7 @@ const IngressNamespace = "istio-ingress"
 // FlavourLabel on the istio-system namespace records which flavour Istio was installed for.
 // One cluster runs one flavour: the three need different Istio installs (the classic ingress
 // gateway holds NodePort 30080 in sidecar, the Gateway API gateway in the others; ambient adds
-// istio-cni and ztunnel and pods that were injected must be recreated), so a switch of flavour
+// ztunnel and pods that were injected must be recreated), so a switch of flavour
 // is `make kind-down kind-up` and an install, never a reinstall over another flavour.
 const FlavourLabel = "meshdemo-flavour"
 

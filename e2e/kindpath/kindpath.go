@@ -225,8 +225,11 @@ func (c Config) Flow(ctx context.Context) ([]Step, error) {
 //     a resource type the cluster does not know, even with --ignore-not-found;
 //   - istioctl install of build/kind/istio.yaml plus the flavour's overlay (IstioFiles);
 //   - the flavour label on istio-system;
-//   - rollout status of istiod, and of the classic ingress gateway (sidecar) or of istio-cni
-//     and ztunnel (ambient).
+//   - rollout status of istiod and of the istio-cni node agent (every flavour: it writes the
+//     pods' traffic redirection, so injected pods hold no privileged istio-init and meshdemo
+//     can enforce Pod Security restricted; a pod created before it is ready fails its
+//     istio-validation init container), then of the classic ingress gateway (sidecar) or of
+//     ztunnel (ambient).
 func (c Config) IstioInstall(ctx context.Context) ([]Step, error) {
 	_, crds, err := c.GatewayAPICRDs(ctx)
 	if err != nil {
@@ -240,14 +243,13 @@ func (c Config) IstioInstall(ctx context.Context) ([]Step, error) {
 	s = append(s,
 		Step{Name: "istio", Args: append(install, "--set", "tag="+c.IstioTag)},
 		Step{Name: "istio", Args: c.kubectl("label", "namespace", "istio-system", "--overwrite", FlavourLabel+"="+c.flavour())},
-		Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istiod", "--timeout=300s")})
+		Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istiod", "--timeout=300s")},
+		Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "daemonset/istio-cni-node", "--timeout=300s")})
 	switch c.flavour() {
 	case Sidecar:
 		s = append(s, Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istio-ingressgateway", "--timeout=300s")})
 	case Ambient:
-		for _, ds := range []string{"istio-cni-node", "ztunnel"} {
-			s = append(s, Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "daemonset/"+ds, "--timeout=300s")})
-		}
+		s = append(s, Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "daemonset/ztunnel", "--timeout=300s")})
 	}
 	return s, nil
 }

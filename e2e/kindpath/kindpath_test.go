@@ -85,8 +85,8 @@ func TestDryRun(t *testing.T) {
 			// What the flavour needs from the install and waits for after each deploy.
 			text := out.String()
 			want := map[string][]string{
-				Sidecar:    {"-f build/kind/istio.yaml --set", "deployment/istio-ingressgateway"},
-				GatewayAPI: {"-f build/kind/istio.yaml -f build/kind/istio-gateway-api.yaml --set", "-n istio-ingress wait --for=create deployment/meshdemo-gateway-istio", "-n istio-ingress rollout status deployment/meshdemo-gateway-istio"},
+				Sidecar:    {"-f build/kind/istio.yaml --set", "deployment/istio-ingressgateway", "daemonset/istio-cni-node"},
+				GatewayAPI: {"-f build/kind/istio.yaml -f build/kind/istio-gateway-api.yaml --set", "daemonset/istio-cni-node", "-n istio-ingress wait --for=create deployment/meshdemo-gateway-istio", "-n istio-ingress rollout status deployment/meshdemo-gateway-istio"},
 				Ambient: {"-f build/kind/istio.yaml -f build/kind/istio-ambient.yaml --set", "daemonset/ztunnel", "daemonset/istio-cni-node",
 					"-n istio-ingress wait --for=create deployment/meshdemo-gateway-istio", "-n meshdemo wait --for=create deployment/waypoint", "-n meshdemo rollout status deployment/waypoint"},
 			}

@@ -388,8 +388,11 @@ func publishedNodePort(t testing.TB) int32 {
 //   - gateway-api and ambient: no classic ingress gateway and no other Deployment than istiod,
 //     and no Service on the node port kind publishes: the Gateway API gateway's Service
 //     (created by istiod from istio/gateway-api/ingress) takes it;
-//   - gateway-api: istiod only (no ztunnel, no CNI);
-//   - ambient: the istio-cni and ztunnel DaemonSets, laptop-sized, and istiod with ambient on.
+//   - every flavour: the istio-cni node agent (DaemonSet istio-cni-node), laptop-sized: it
+//     writes the pods' traffic redirection, so the injector adds no privileged istio-init and
+//     meshdemo can enforce Pod Security `restricted` (docs/kubernetes.md);
+//   - gateway-api: no ztunnel;
+//   - ambient: the ztunnel DaemonSet, laptop-sized, and istiod with ambient on.
 func checkFlavourInstall(flavour string, fi flavourInstall, nodePort int32, tag string) []error {
 	var errs []error
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
@@ -425,6 +428,11 @@ func checkFlavourInstall(flavour string, fi flavourInstall, nodePort int32, tag 
 	if !found {
 		bad("no extension provider jaeger-otlp exporting OTLP to jaeger-collector.istio-system.svc.cluster.local:4317")
 	}
+	if ds := fi.daemonSets["istio-cni-node"]; ds == nil {
+		bad("no DaemonSet istio-cni-node (every flavour needs the CNI node agent: without it the injector adds istio-init, root with NET_ADMIN and NET_RAW, which Pod Security restricted refuses)")
+	} else {
+		small("istio-cni-node", ds.Spec.Template.Spec.Containers[0], "128Mi")
+	}
 	if flavour == "sidecar" {
 		return errs
 	}
@@ -443,16 +451,15 @@ func checkFlavourInstall(flavour string, fi flavourInstall, nodePort int32, tag 
 	switch flavour {
 	case "gateway-api":
 		for name := range fi.daemonSets {
-			bad("DaemonSet %s: the gateway-api flavour runs sidecars, not ambient's node agents", name)
+			if name != "istio-cni-node" {
+				bad("DaemonSet %s: the gateway-api flavour runs sidecars, not ambient's node agents", name)
+			}
 		}
 	case "ambient":
-		for _, name := range []string{"ztunnel", "istio-cni-node"} {
-			ds := fi.daemonSets[name]
-			if ds == nil {
-				bad("no DaemonSet %s (ambient needs ztunnel and the CNI node agent)", name)
-				continue
-			}
-			small(name, ds.Spec.Template.Spec.Containers[0], "128Mi")
+		if ds := fi.daemonSets["ztunnel"]; ds == nil {
+			bad("no DaemonSet ztunnel (ambient needs it on every node)")
+		} else {
+			small("ztunnel", ds.Spec.Template.Spec.Containers[0], "128Mi")
 		}
 		if fi.istiodEnv["PILOT_ENABLE_AMBIENT"] != "true" {
 			bad("istiod PILOT_ENABLE_AMBIENT=%q, want true", fi.istiodEnv["PILOT_ENABLE_AMBIENT"])
@@ -500,6 +507,9 @@ func TestIstioInstallPerFlavourRejectsBrokenOverlays(t *testing.T) {
 			"  components:\n    egressGateways:\n      - name: istio-egressgateway\n        enabled: true\n        k8s:\n          service:\n            type: NodePort\n" +
 				"            ports:\n              - {name: http2, port: 80, targetPort: 8080, nodePort: 30080}\n", "holds nodePort 30080"},
 		{"ambient's node agents in gateway-api", "gateway-api", "spec:\n", "spec:\n  profile: ambient\n", "DaemonSet ztunnel"},
+		{"CNI off in sidecar", "sidecar", "    cni:\n      enabled: true\n", "    cni:\n      enabled: false\n", "no DaemonSet istio-cni-node"},
+		{"CNI off in gateway-api", "gateway-api", "  components:\n", "  components:\n    cni:\n      enabled: false\n", "no DaemonSet istio-cni-node"},
+		{"CNI not laptop-sized", "ambient", "  components:\n", "  components:\n    cni:\n      k8s:\n        resources:\n          requests:\n            memory: 2Gi\n", "istio-cni-node memory request 2Gi"},
 		{"not the ambient profile", "ambient", "  profile: ambient\n", "", "PILOT_ENABLE_AMBIENT"},
 		{"ztunnel off", "ambient", "    ztunnel:\n", "    ztunnel:\n      enabled: false\n", "no DaemonSet ztunnel"},
 		{"ztunnel not laptop-sized", "ambient", "    ztunnel:\n      k8s:\n        resources:\n          requests:\n            cpu: 10m\n            memory: 40Mi\n",
