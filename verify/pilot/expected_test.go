@@ -91,6 +91,18 @@ var want = expectations{
 		gatewayVersions:  []string{"v1"},
 		gatewayGRPCSplit: split{hop{"server1", "server2"}, map[string]uint32{"v1": 50, "v2": 50}},
 	},
+	// The gRPC chain (GET /client/grpc) under the routing scenarios, on the Services' port grpc:
+	// the sidecar flavour's VirtualServices have no port match and apply to it as written; the
+	// Gateway API flavours' GRPCRoutes server1-grpc and server2-grpc carry the same rules (the
+	// hops of grpcHops; user-service serves HTTP only).
+	grpcRoutes: grpcRoutes{
+		headerRouting: []headerRoute{
+			{hop{"client", "server1"}, "end-user", "jason"},
+			{hop{"server1", "server2"}, "canary_id", "v2"},
+		},
+		weightedSplit: split{hop{"client", "server1"}, map[string]uint32{"v1": 80, "v2": 20}},
+		mirror:        mirrorPolicy{hop{"server1", "server2"}, "v1", "v2", 100},
+	},
 	rateLimit: rateLimit{
 		service: "server2", ports: []int{8080, 50051},
 		maxTokens: 10, tokensPerFill: 10, fillInterval: time.Second, pct: 100,
@@ -131,7 +143,15 @@ type expectations struct {
 	grpcPort       int
 	grpcHops       []hop // called over gRPC; each keeps its port and is routed per request
 	grpcBalancing  balancing
+	grpcRoutes     grpcRoutes
 	rateLimit      rateLimit
+}
+
+// grpcRoutes: what header-routing, weighted-split and mirroring do to the gRPC hops.
+type grpcRoutes struct {
+	headerRouting []headerRoute
+	weightedSplit split
+	mirror        mirrorPolicy
 }
 
 // ingressRoute is the ingress gateway's side of the documented Host in one flavour.

@@ -148,7 +148,7 @@ func meshRoutesV1(m *mesh) error {
 		errs = append(errs, m.eachRoute(h, nil, func(r hopRoute) error { return wantCluster(r.routed, m.cluster(h.to, "v1")) }))
 	}
 	for _, h := range want.grpcHops {
-		errs = append(errs, m.eachGrpcRoute(h, func(r routed) error { return wantCluster(r, m.grpcCluster(h.to, "v1")) }))
+		errs = append(errs, m.eachGrpcRoute(h, nil, func(r routed) error { return wantCluster(r, m.grpcCluster(h.to, "v1")) }))
 	}
 	return errors.Join(errs...)
 }

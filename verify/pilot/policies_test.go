@@ -175,13 +175,23 @@ func mirroringChecks(f flavour) []check {
 				return editRules(objs, "HTTPRoute", mp.hop.to, func(r map[string]any) bool { return deleteIn(r, "filters") })
 			}},
 		}),
-	}}
+	}, grpcMirrorCheck(f, want.grpcRoutes.mirror)}
 }
 
 // editMirror edits the RequestMirror filter of the HTTPRoute for svc.
 func editMirror(svc string, edit func(rm map[string]any)) func(objs []object) error {
+	return editMirrorOf("HTTPRoute", svc, edit)
+}
+
+// editMirrorOf edits the RequestMirror filter of the route of kind (HTTPRoute, GRPCRoute) whose
+// parent is Service svc.
+func editMirrorOf(kind, svc string, edit func(rm map[string]any)) func(objs []object) error {
 	return func(objs []object) error {
-		return editRules(objs, "HTTPRoute", svc, func(r map[string]any) bool {
+		name := svc
+		if kind == "GRPCRoute" {
+			name = grpcRouteName(svc, objs)
+		}
+		return editRules(objs, kind, name, func(r map[string]any) bool {
 			changed := false
 			for _, fl := range listAt(r, "filters") {
 				if rm := mapAt(fl.(map[string]any), "requestMirror"); rm != nil {

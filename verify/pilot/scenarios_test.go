@@ -192,6 +192,9 @@ func headerRoutingChecks(f flavour) []check {
 			checks = append(checks, underscoreHeaderCheck(f, hr.header))
 		}
 	}
+	for _, hr := range want.grpcRoutes.headerRouting {
+		checks = append(checks, grpcHeaderRoutingCheck(f, hr))
+	}
 	return checks
 }
 
@@ -325,7 +328,7 @@ func weightedSplitChecks(f flavour) []check {
 				})
 			}},
 		}),
-	}}
+	}, grpcSplitCheck(f, want.grpcRoutes.weightedSplit)}
 }
 
 // route-timeout: the caller's route times out before the delayed hop below answers.
