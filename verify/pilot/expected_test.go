@@ -177,6 +177,22 @@ type headerRoute struct {
 	header, value string
 }
 
+// headerCase is one request of a header-routing check: these headers (or gRPC metadata)
+// must reach this version.
+type headerCase struct {
+	headers map[string]string
+	version string
+}
+
+// cases: header=value reaches v2; no header, or another value, stays on v1.
+func (hr headerRoute) cases() []headerCase {
+	return []headerCase{
+		{map[string]string{hr.header: hr.value}, "v2"},
+		{nil, "v1"},
+		{map[string]string{hr.header: hr.value + "-other"}, "v1"},
+	}
+}
+
 type split struct {
 	hop     hop
 	weights map[string]uint32 // subset -> weight

@@ -20,19 +20,11 @@ func grpcHeaderRoutingCheck(f flavour, hr headerRoute) check {
 	return check{
 		name: fmt.Sprintf("%s-to-%s-grpc-%s", hr.hop.from, hr.hop.to, hr.header),
 		run: func(m *mesh) error {
-			cases := []struct {
-				metadata map[string]string
-				version  string
-			}{
-				{map[string]string{hr.header: hr.value}, "v2"},
-				{nil, "v1"},
-				{map[string]string{hr.header: hr.value + "-other"}, "v1"},
-			}
 			var errs []error
-			for _, c := range cases {
-				errs = append(errs, m.eachGrpcRoute(hr.hop, c.metadata, func(r routed) error {
+			for _, c := range hr.cases() {
+				errs = append(errs, m.eachGrpcRoute(hr.hop, c.headers, func(r routed) error {
 					if err := wantCluster(r, m.grpcCluster(hr.hop.to, c.version)); err != nil {
-						return fmt.Errorf("metadata %v: %w", c.metadata, err)
+						return fmt.Errorf("metadata %v: %w", c.headers, err)
 					}
 					return nil
 				}))

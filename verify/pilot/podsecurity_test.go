@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -28,7 +27,6 @@ import (
 	psaapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // Pod Security `restricted` for the namespace meshdemo, as the API server would judge each pod
@@ -302,29 +300,6 @@ func psaRenders(t *testing.T) []psaRender {
 		out = append(out, psaRender{dir: dir, flavour: sidecar, objs: kustomizeBuild(t, mem, "/repo/"+dir)})
 	}
 	return out
-}
-
-// copyTree copies one more repository directory into the in-memory tree of loadManifests.
-func copyTree(t testing.TB, mem filesys.FileSystem, tree string) {
-	t.Helper()
-	root := repoRoot(t)
-	err := filepath.WalkDir(filepath.Join(root, tree), func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return mem.WriteFile(path.Join("/repo", filepath.ToSlash(rel)), b)
-	})
-	if err != nil {
-		t.Fatalf("copy %s: %v", tree, err)
-	}
 }
 
 // injectorFor is the injector of the flavour's kind install, nil for ambient (no sidecars:

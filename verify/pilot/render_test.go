@@ -3,7 +3,6 @@ package pilot
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -98,6 +97,29 @@ func repoRoot(t testing.TB) string {
 // manifestTrees are the repository directories a scenario render reads.
 var manifestTrees = []string{"deploy", "istio"}
 
+// copyTree copies a repository directory into the in-memory tree rooted at /repo.
+func copyTree(t testing.TB, mem filesys.FileSystem, tree string) {
+	t.Helper()
+	root := repoRoot(t)
+	err := filepath.WalkDir(filepath.Join(root, tree), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return mem.WriteFile(path.Join("/repo", filepath.ToSlash(rel)), b)
+	})
+	if err != nil {
+		t.Fatalf("copy %s: %v", tree, err)
+	}
+}
+
 // loadManifests copies deploy/ and istio/ into an in-memory file system rooted at /repo, so a
 // render never writes into the checkout and fixtures can add files next to the real ones.
 func loadManifests(t testing.TB) filesys.FileSystem {
@@ -109,23 +131,7 @@ func loadManifests(t testing.TB) filesys.FileSystem {
 		if _, err := os.Stat(src); err != nil {
 			t.Fatalf("manifest tree %s missing: %v", tree, err)
 		}
-		err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			rel, err := filepath.Rel(root, p)
-			if err != nil {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return mem.WriteFile(path.Join("/repo", filepath.ToSlash(rel)), b)
-		})
-		if err != nil {
-			t.Fatalf("copy %s: %v", tree, err)
-		}
+		copyTree(t, mem, tree)
 	}
 	return mem
 }

@@ -120,18 +120,10 @@ func headerRoutingChecks(f flavour) []check {
 		checks = append(checks, check{
 			name: fmt.Sprintf("%s-to-%s-%s", hr.hop.from, hr.hop.to, hr.header),
 			run: func(m *mesh) error {
-				cases := []struct {
-					headers map[string]string
-					subset  string
-				}{
-					{map[string]string{hr.header: hr.value}, "v2"},
-					{nil, "v1"},
-					{map[string]string{hr.header: hr.value + "-other"}, "v1"},
-				}
 				var errs []error
-				for _, c := range cases {
+				for _, c := range hr.cases() {
 					errs = append(errs, m.eachRoute(hr.hop, c.headers, func(r hopRoute) error {
-						if err := wantCluster(r.routed, m.cluster(hr.hop.to, c.subset)); err != nil {
+						if err := wantCluster(r.routed, m.cluster(hr.hop.to, c.version)); err != nil {
 							return fmt.Errorf("headers %v: %w", c.headers, err)
 						}
 						return nil
