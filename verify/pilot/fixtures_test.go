@@ -199,3 +199,20 @@ func turnInto(objs []object, kind, name string, replacement object) error {
 	}
 	return fmt.Errorf("%w: no %s %s to turn into a %s", errNoTarget, kind, name, replacement.kind())
 }
+
+// headerValueChanged breaks a Gateway API rule's header match: the named header's value
+// becomes "someone-else" in every match (HTTPRoute and GRPCRoute rules alike).
+func headerValueChanged(header string) func(r map[string]any) bool {
+	return func(r map[string]any) bool {
+		changed := false
+		for _, mt := range listAt(r, "matches") {
+			for _, h := range listAt(mt.(map[string]any), "headers") {
+				if hm := h.(map[string]any); hm["name"] == header {
+					hm["value"] = "someone-else"
+					changed = true
+				}
+			}
+		}
+		return changed
+	}
+}

@@ -32,18 +32,7 @@ func grpcHeaderRoutingCheck(f flavour, hr headerRoute) check {
 			return errors.Join(errs...)
 		},
 		broken: byAPI(f, []fixture{virtualServiceHTTPPortOnly(hr.hop.to)}, []fixture{
-			{"grpc-header-value-changed", editGRPCRules(hr.hop.to, func(r map[string]any) bool {
-				changed := false
-				for _, mt := range listAt(r, "matches") {
-					for _, h := range listAt(mt.(map[string]any), "headers") {
-						if hm := h.(map[string]any); hm["name"] == hr.header {
-							hm["value"] = "someone-else"
-							changed = true
-						}
-					}
-				}
-				return changed
-			})},
+			{"grpc-header-value-changed", editGRPCRules(hr.hop.to, headerValueChanged(hr.header))},
 			{"grpc-header-route-to-v1", editGRPCRules(hr.hop.to, func(r map[string]any) bool {
 				return ruleMatchesHeader(r) && setBackends(r, hr.hop.to+"-v1", want.grpcPort)
 			})},
@@ -58,24 +47,7 @@ func grpcMirrorCheck(f flavour, mp mirrorPolicy) check {
 		name: fmt.Sprintf("%s-to-%s-grpc-mirror", mp.hop.from, mp.hop.to),
 		run: func(m *mesh) error {
 			return m.eachGrpcRoute(mp.hop, nil, func(r routed) error {
-				if err := wantCluster(r, m.grpcCluster(mp.hop.to, mp.routeSubset)); err != nil {
-					return err
-				}
-				mirrors := r.route.GetRoute().GetRequestMirrorPolicies()
-				if len(mirrors) != 1 {
-					return fmt.Errorf("%d request mirror policies, want 1", len(mirrors))
-				}
-				if got, wantC := mirrors[0].GetCluster(), m.grpcCluster(mp.hop.to, mp.mirrorSubset); got != wantC {
-					return fmt.Errorf("mirror cluster %s, want %s", got, wantC)
-				}
-				pct := 100.0 // Envoy mirrors every request when no fraction is set
-				if f := mirrors[0].GetRuntimeFraction(); f != nil {
-					pct = percent(f.GetDefaultValue())
-				}
-				if pct != mp.pct {
-					return fmt.Errorf("mirror percentage %v, want %v", pct, mp.pct)
-				}
-				return nil
+				return wantMirror(r, m.grpcCluster(mp.hop.to, mp.routeSubset), m.grpcCluster(mp.hop.to, mp.mirrorSubset), mp.pct)
 			})
 		},
 		broken: byAPI(f, []fixture{virtualServiceHTTPPortOnly(mp.hop.to)}, []fixture{

@@ -404,27 +404,11 @@ func TestPodSecurityBrokenFixtures(t *testing.T) {
 			inj:  func(t *testing.T, _ flavour) *injector { return noCNI(t) },
 			want: []string{`Deployment/client-v1: violates PodSecurity "restricted:latest": unrestricted capabilities (container "istio-init" must not include "NET_ADMIN", "NET_RAW"`, `runAsUser=0 (container "istio-init" must not set runAsUser=0)`}},
 		{name: "allowPrivilegeEscalation true", render: "deploy/scenarios/gateway-api-canary",
-			mutate: func(objs []object) error {
-				d, err := one(objs, "Deployment", "server2-v2")
-				if err != nil {
-					return err
-				}
-				c := listAt(d, "spec", "template", "spec", "containers")[0].(map[string]any)
-				setIn(c, true, "securityContext", "allowPrivilegeEscalation")
-				return nil
-			},
-			want: []string{`Deployment/server2-v2: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "server2" must set securityContext.allowPrivilegeEscalation=false)`}},
+			mutate: privilegeEscalation("server2-v2"),
+			want:   []string{`Deployment/server2-v2: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "server2" must set securityContext.allowPrivilegeEscalation=false)`}},
 		{name: "allowPrivilegeEscalation true in ambient", render: "deploy/scenarios/ambient-default",
-			mutate: func(objs []object) error {
-				d, err := one(objs, "Deployment", "client-v1")
-				if err != nil {
-					return err
-				}
-				c := listAt(d, "spec", "template", "spec", "containers")[0].(map[string]any)
-				setIn(c, true, "securityContext", "allowPrivilegeEscalation")
-				return nil
-			},
-			want: []string{`Deployment/client-v1: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false`}},
+			mutate: privilegeEscalation("client-v1"),
+			want:   []string{`Deployment/client-v1: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false`}},
 		{name: "namespace enforce label removed", render: "deploy/scenarios/header-routing",
 			mutate: func(objs []object) error {
 				ns, err := one(objs, "Namespace", namespace)
@@ -481,4 +465,17 @@ func cloneObjects(t testing.TB, objs []object) []object {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// privilegeEscalation allows privilege escalation in the first container of Deployment name.
+func privilegeEscalation(name string) func(objs []object) error {
+	return func(objs []object) error {
+		d, err := one(objs, "Deployment", name)
+		if err != nil {
+			return err
+		}
+		c := listAt(d, "spec", "template", "spec", "containers")[0].(map[string]any)
+		setIn(c, true, "securityContext", "allowPrivilegeEscalation")
+		return nil
+	}
 }

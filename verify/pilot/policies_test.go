@@ -132,24 +132,7 @@ func mirroringChecks(f flavour) []check {
 		name: fmt.Sprintf("%s-to-%s-mirror", mp.hop.from, mp.hop.to),
 		run: func(m *mesh) error {
 			return m.eachRoute(mp.hop, nil, func(r hopRoute) error {
-				if err := wantCluster(r.routed, m.cluster(mp.hop.to, mp.routeSubset)); err != nil {
-					return err
-				}
-				mirrors := r.routed.route.GetRoute().GetRequestMirrorPolicies()
-				if len(mirrors) != 1 {
-					return fmt.Errorf("%d request mirror policies, want 1", len(mirrors))
-				}
-				if got, wantC := mirrors[0].GetCluster(), m.cluster(mp.hop.to, mp.mirrorSubset); got != wantC {
-					return fmt.Errorf("mirror cluster %s, want %s", got, wantC)
-				}
-				pct := 100.0 // Envoy mirrors every request when no fraction is set
-				if f := mirrors[0].GetRuntimeFraction(); f != nil {
-					pct = percent(f.GetDefaultValue())
-				}
-				if pct != mp.pct {
-					return fmt.Errorf("mirror percentage %v, want %v", pct, mp.pct)
-				}
-				return nil
+				return wantMirror(r.routed, m.cluster(mp.hop.to, mp.routeSubset), m.cluster(mp.hop.to, mp.mirrorSubset), mp.pct)
 			})
 		},
 		broken: byAPI(f, []fixture{
@@ -503,4 +486,26 @@ func clusterPolicy(cb *cluster.CircuitBreakers, od *cluster.OutlierDetection, co
 // case-insensitive; istiod keeps an HTTPRoute's spelling, X-Meshdemo-Fault).
 func removesHeader(r *route.Route, header string) bool {
 	return slices.ContainsFunc(r.GetRequestHeadersToRemove(), func(h string) bool { return strings.EqualFold(h, header) })
+}
+
+// wantMirror: the route goes to cluster and mirrors to mirror, pct % of the requests.
+func wantMirror(r routed, cluster, mirror string, pct float64) error {
+	if err := wantCluster(r, cluster); err != nil {
+		return err
+	}
+	mirrors := r.route.GetRoute().GetRequestMirrorPolicies()
+	if len(mirrors) != 1 {
+		return fmt.Errorf("%d request mirror policies, want 1", len(mirrors))
+	}
+	if got := mirrors[0].GetCluster(); got != mirror {
+		return fmt.Errorf("mirror cluster %s, want %s", got, mirror)
+	}
+	got := 100.0 // Envoy mirrors every request when no fraction is set
+	if f := mirrors[0].GetRuntimeFraction(); f != nil {
+		got = percent(f.GetDefaultValue())
+	}
+	if got != pct {
+		return fmt.Errorf("mirror percentage %v, want %v", got, pct)
+	}
+	return nil
 }

@@ -157,18 +157,7 @@ func headerRoutingChecks(f flavour) []check {
 				}},
 			}, []fixture{
 				{"header-value-changed", func(objs []object) error {
-					return editRules(objs, "HTTPRoute", hr.hop.to, func(r map[string]any) bool {
-						changed := false
-						for _, mt := range listAt(r, "matches") {
-							for _, h := range listAt(mt.(map[string]any), "headers") {
-								if hm := h.(map[string]any); hm["name"] == hr.header {
-									hm["value"] = "someone-else"
-									changed = true
-								}
-							}
-						}
-						return changed
-					})
+					return editRules(objs, "HTTPRoute", hr.hop.to, headerValueChanged(hr.header))
 				}},
 				{"header-route-to-v1", func(objs []object) error {
 					return editRules(objs, "HTTPRoute", hr.hop.to, func(r map[string]any) bool {
