@@ -3,7 +3,8 @@ SHELL := /bin/bash
 export GOTOOLCHAIN := local
 GO ?= go
 BIN := $(CURDIR)/bin
-WORKLOADS := client server1 server2 user-service
+# The workloads as deploy/matrix declares them, asked once per make run and only when used.
+WORKLOADS = $(eval WORKLOADS := $(shell cd deploy/matrix && GOWORK=off $(GO) run ./cmd/matrix workloads))$(WORKLOADS)
 TEST_TARGETS := test-services
 
 include $(sort $(wildcard build/make/*.mk))

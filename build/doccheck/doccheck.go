@@ -44,11 +44,11 @@ type Stats struct {
 }
 
 // Pages lists the Markdown the check covers, relative to root: README.md, every *.md under
-// docs/, and istio/components/README.md when there is one.
+// docs/, and istio/sidecar/components/README.md when there is one.
 func Pages(root string) ([]string, error) {
 	pages := []string{"README.md"}
 	if _, err := os.Stat(filepath.Join(root, "istio", "components", "README.md")); err == nil {
-		pages = append(pages, "istio/components/README.md")
+		pages = append(pages, "istio/sidecar/components/README.md")
 	}
 	err := filepath.WalkDir(filepath.Join(root, "docs"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestRepositoryDocs is the check itself: the README, docs/ and istio/components/README.md
+// TestRepositoryDocs is the check itself: the README, docs/ and istio/sidecar/components/README.md
 // against the real tree and the real Makefile.
 func TestRepositoryDocs(t *testing.T) {
 	t.Parallel()

@@ -30,7 +30,9 @@ VCS_REF=${VCS_REF:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 export BUILDX_NO_DEFAULT_ATTESTATIONS=${BUILDX_NO_DEFAULT_ATTESTATIONS:-1}
 
 if [ $# -eq 0 ]; then
-	set -- client server1 server2 user-service
+	# The declared workloads (deploy/matrix).
+	# shellcheck disable=SC2046 # one name per line, no spaces
+	set -- $(cd "$root/deploy/matrix" && GOWORK=off "$GO" run ./cmd/matrix workloads)
 fi
 
 ctx=$root/dist/image-context

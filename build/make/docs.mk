@@ -1,6 +1,6 @@
 # The docs check (build/doccheck, its own small module outside go.work, with goldmark and
 # mvdan.cc/sh): every relative link and #anchor in README.md, docs/*.md and
-# istio/components/README.md resolves, and every `make X` they name has a rule in make's own
+# istio/sidecar/components/README.md resolves, and every `make X` they name has a rule in make's own
 # database. The metrics table of docs/workloads.md is checked in services/ (test-services).
 TEST_TARGETS += test-docs
 

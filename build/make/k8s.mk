@@ -54,10 +54,12 @@ tools: $(ISTIOCTL) $(KUSTOMIZE) $(SKAFFOLD) $(KUBE_SCORE) ## build istioctl, kus
 render: ## print a rendered scenario: make render SCENARIO=weighted-split [FLAVOUR=sidecar|gateway-api|ambient] (default|canary|<scenario>)
 	@cd verify && GOWORK=off $(GO) run ./cmd/render -root .. -flavour '$(FLAVOUR)' $(SCENARIO)
 
-scenarios: ## regenerate deploy/scenarios/*/kustomization.yaml (one per scenario and flavour, for skaffold profiles)
+scenarios: ## regenerate deploy/scenarios/*/kustomization.yaml and skaffold.yaml from the declaration in deploy/matrix
 	cd verify && GOWORK=off $(GO) run ./cmd/render -root .. -write
 
 test-verify: tools ## offline validation of deploy/, istio/, skaffold.yaml and build/kind (strict decode, rules, istioctl, skaffold, kube-score)
+	cd deploy/matrix && test -z "$$(gofmt -l .)" || { gofmt -l deploy/matrix; echo 'gofmt needed'; exit 1; }
+	cd deploy/matrix && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -race -count=1 ./...
 	cd verify && test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './pilot/*'))" || { echo 'gofmt needed in verify'; exit 1; }
 	cd verify && GOWORK=off $(GO) vet ./...
 	cd verify && GOWORK=off ISTIOCTL=$(ISTIOCTL) SKAFFOLD=$(SKAFFOLD) KUSTOMIZE=$(KUSTOMIZE) KUBE_SCORE=$(KUBE_SCORE) $(GO) test -race -count=1 ./...

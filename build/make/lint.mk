@@ -3,7 +3,7 @@
 # A quick pass before a commit; `make test` runs the same checks inside each module's target.
 # build/tools and build/tools/skaffold hold no Go code (tool pins only): gofmt covers them,
 # go vet has nothing to vet there.
-GOFMT_DIRS := services loadtest e2e verify build
+GOFMT_DIRS := services loadtest e2e verify build deploy
 
 .PHONY: fmt-check vet
 
@@ -11,6 +11,7 @@ fmt-check: ## gofmt -l over every Go module; fails listing the files that need g
 	@out="$$(gofmt -l $(GOFMT_DIRS))"; if [ -n "$$out" ]; then printf 'gofmt needed:\n%s\n' "$$out"; exit 1; fi
 
 vet: ## go vet of every Go module (services, loadtest, e2e with and without its tag, verify, verify/pilot, verify/netpol, build/doccheck)
+	cd deploy/matrix && GOWORK=off $(GO) vet ./...
 	cd services && $(GO) vet ./...
 	cd loadtest && GOWORK=off $(GO) vet ./...
 	cd e2e && $(GO) vet ./... && $(GO) vet -tags e2e ./...

@@ -269,7 +269,7 @@ func TestCheckPlanRejects(t *testing.T) {
 			return slices.Delete(p, j, len(p)-1)
 		}},
 		"apply of a file": {want: "kubectl apply -k", edit: func(p []Step) []Step {
-			return slices.Insert(p, i, Step{Name: "x", Args: kubectl("apply", "-f", "istio/base/gateway.yaml")})
+			return slices.Insert(p, i, Step{Name: "x", Args: kubectl("apply", "-f", "istio/sidecar/base/gateway.yaml")})
 		}},
 		"no prune after authz": {want: "left behind", edit: func(p []Step) []Step {
 			return slices.DeleteFunc(p, func(s Step) bool {

@@ -57,16 +57,16 @@ const IngressNamespace = "istio-ingress"
 // is `make kind-down kind-up` and an install, never a reinstall over another flavour.
 const FlavourLabel = "meshdemo-flavour"
 
-// istioOverlay is the IstioOperator file the flavour adds to build/kind/istio.yaml (istioctl
+// istioOverlay is the IstioOperator file the flavour adds to istio/sidecar/install.yaml (istioctl
 // merges -f files in order).
 var istioOverlay = map[string]string{
-	GatewayAPI: "build/kind/istio-gateway-api.yaml",
-	Ambient:    "build/kind/istio-ambient.yaml",
+	GatewayAPI: "istio/gateway-api/install.yaml",
+	Ambient:    "istio/ambient/install.yaml",
 }
 
 // IstioFiles are the IstioOperator files of the flavour, in the order istioctl gets them.
 func IstioFiles(flavour string) []string {
-	files := []string{"build/kind/istio.yaml"}
+	files := []string{"istio/sidecar/install.yaml"}
 	if o := istioOverlay[flavour]; o != "" {
 		files = append(files, o)
 	}

@@ -223,7 +223,7 @@ func (c Config) Flow(ctx context.Context) ([]Step, error) {
 //     ambient need them; sidecar gets them too (its objects do not use them), so that the
 //     prune of every Deploy may name every kind some flavour renders: kubectl delete fails on
 //     a resource type the cluster does not know, even with --ignore-not-found;
-//   - istioctl install of build/kind/istio.yaml plus the flavour's overlay (IstioFiles);
+//   - istioctl install of istio/sidecar/install.yaml plus the flavour's overlay (IstioFiles);
 //   - the flavour label on istio-system;
 //   - rollout status of istiod and of the istio-cni node agent (every flavour: it writes the
 //     pods' traffic redirection, so injected pods hold no privileged istio-init and meshdemo

@@ -85,9 +85,9 @@ func TestDryRun(t *testing.T) {
 			// What the flavour needs from the install and waits for after each deploy.
 			text := out.String()
 			want := map[string][]string{
-				Sidecar:    {"-f build/kind/istio.yaml --set", "deployment/istio-ingressgateway", "daemonset/istio-cni-node"},
-				GatewayAPI: {"-f build/kind/istio.yaml -f build/kind/istio-gateway-api.yaml --set", "daemonset/istio-cni-node", "-n istio-ingress wait --for=create deployment/meshdemo-gateway-istio", "-n istio-ingress rollout status deployment/meshdemo-gateway-istio"},
-				Ambient: {"-f build/kind/istio.yaml -f build/kind/istio-ambient.yaml --set", "daemonset/ztunnel", "daemonset/istio-cni-node",
+				Sidecar:    {"-f istio/sidecar/install.yaml --set", "deployment/istio-ingressgateway", "daemonset/istio-cni-node"},
+				GatewayAPI: {"-f istio/sidecar/install.yaml -f istio/gateway-api/install.yaml --set", "daemonset/istio-cni-node", "-n istio-ingress wait --for=create deployment/meshdemo-gateway-istio", "-n istio-ingress rollout status deployment/meshdemo-gateway-istio"},
+				Ambient: {"-f istio/sidecar/install.yaml -f istio/ambient/install.yaml --set", "daemonset/ztunnel", "daemonset/istio-cni-node",
 					"-n istio-ingress wait --for=create deployment/meshdemo-gateway-istio", "-n meshdemo wait --for=create deployment/waypoint", "-n meshdemo rollout status deployment/waypoint"},
 			}
 			unwanted := map[string][]string{
@@ -135,7 +135,7 @@ func TestEveryFlavourHasEveryScenario(t *testing.T) {
 	}
 }
 
-// TestEveryComponentIsTested keeps the suite in step with istio/components: every scenario
+// TestEveryComponentIsTested keeps the suite in step with istio/sidecar/components: every scenario
 // component has a kustomization, is applied by the plan and has its kind test.
 func TestEveryComponentIsTested(t *testing.T) {
 	c := config(t)
@@ -166,7 +166,7 @@ func TestEveryComponentIsTested(t *testing.T) {
 	}
 	for _, name := range components {
 		if !slices.Contains(Scenarios, name) {
-			t.Errorf("istio/components/%s is not in Scenarios", name)
+			t.Errorf("istio/sidecar/components/%s is not in Scenarios", name)
 		}
 		if _, err := os.Stat(filepath.Join(c.Root, ScenarioDir(name), "kustomization.yaml")); err != nil {
 			t.Errorf("scenario %s: %v", name, err)
@@ -177,7 +177,7 @@ func TestEveryComponentIsTested(t *testing.T) {
 	}
 	for _, name := range Scenarios {
 		if !slices.Contains(components, name) {
-			t.Errorf("Scenarios lists %s, which has no istio/components folder", name)
+			t.Errorf("Scenarios lists %s, which has no istio/sidecar/components folder", name)
 		}
 	}
 	// The other flavours have the same scenarios, each with its deploy/scenarios directory

@@ -63,7 +63,7 @@ func TestPropagation(t *testing.T) {
 		{"traceparent", "Traceparent", "00-%s-%s-01"},
 		{"b3 single header", "B3", "%s-%s-1"},
 	} {
-		// On kind too. The mesh's tracer there (OpenTelemetry, build/kind/istio.yaml) continues
+		// On kind too. The mesh's tracer there (OpenTelemetry, istio/sidecar/install.yaml) continues
 		// a traceparent with the same trace id; it reads no b3 header and passes it on
 		// unchanged, and the workloads' propagator (W3C, then B3: the later one wins) continues
 		// the caller's b3 trace. Without that install the pinned Istio has no tracer at all

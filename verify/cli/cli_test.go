@@ -3,6 +3,8 @@
 package cli
 
 import (
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -89,12 +91,12 @@ func sharedTree(t testing.TB) *manifests.Tree {
 // what it built).
 func renders() map[string]func(*manifests.Tree) ([]byte, error) {
 	out := map[string]func(*manifests.Tree) ([]byte, error){}
-	for _, p := range manifests.Profiles() {
-		out[p] = func(tr *manifests.Tree) ([]byte, error) { return tr.Build(manifests.ScenarioDir(p)) }
+	for _, p := range matrix.Profiles() {
+		out[p] = func(tr *manifests.Tree) ([]byte, error) { return tr.Build(matrix.ScenarioDir(p)) }
 	}
-	for _, f := range manifests.Flavours {
-		for _, n := range manifests.Scenarios {
-			out["alone-"+manifests.Profile(f, n)] = func(tr *manifests.Tree) ([]byte, error) { return tr.Render(manifests.AloneIn(f, n)) }
+	for _, f := range matrix.Flavours() {
+		for _, n := range matrix.ScenarioNames() {
+			out["alone-"+f.Profile(n)] = func(tr *manifests.Tree) ([]byte, error) { return tr.Render(matrix.AloneIn(f, n)) }
 		}
 	}
 	return out
@@ -225,7 +227,7 @@ func TestIstioctlRejectsBrokenScenarios(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
-			orig, err := sharedTree(t).Build(manifests.ScenarioDir(c.Render))
+			orig, err := sharedTree(t).Build(matrix.ScenarioDir(c.Render))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +261,7 @@ func TestIstioctlRejectsBrokenScenarios(t *testing.T) {
 // istioctl reports only as a warning) still fails both analyze and validate in the scenario test.
 func TestEnvoyFilterToleranceIsNarrow(t *testing.T) {
 	t.Parallel()
-	orig, err := sharedTree(t).Build(manifests.ScenarioDir("rate-limit"))
+	orig, err := sharedTree(t).Build(matrix.ScenarioDir("rate-limit"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +310,7 @@ func TestIstioctlAnalyzeLeavesGatewayAPIReferencesToTheRules(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			orig, err := sharedTree(t).Build(manifests.ScenarioDir(c.profile))
+			orig, err := sharedTree(t).Build(matrix.ScenarioDir(c.profile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -316,7 +318,7 @@ func TestIstioctlAnalyzeLeavesGatewayAPIReferencesToTheRules(t *testing.T) {
 				t.Fatalf("rendered %s does not contain %q: the case no longer applies", c.profile, c.old)
 			}
 			broken := bytes.ReplaceAll(orig, []byte(c.old), []byte(c.new))
-			f, _, err := manifests.ParseProfile(c.profile)
+			f, _, err := matrix.ParseProfile(c.profile)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+
 	"bufio"
 	"bytes"
 	"fmt"
@@ -49,12 +51,12 @@ var (
 	kindManifestErr  string
 )
 
-// generatedKindManifest is `istioctl manifest generate` of build/kind/istio.yaml, run
+// generatedKindManifest is `istioctl manifest generate` of istio/sidecar/install.yaml, run
 // once for every test that reads it.
 func generatedKindManifest(t testing.TB) []byte {
 	t.Helper()
 	kindManifestOnce.Do(func() {
-		out, r := generate(t, filepath.Join(repoRoot(t), "build", "kind", "istio.yaml"))
+		out, r := generate(t, filepath.Join(repoRoot(t), filepath.FromSlash(matrix.Sidecar.InstallFiles()[0])))
 		if r.err != nil {
 			kindManifestErr = fmt.Sprintf("istioctl manifest generate: %v\n%s", r.err, r.stderr)
 		}
@@ -91,7 +93,7 @@ func loadKindCluster(t testing.TB, data []byte) (*kind.Cluster, error) {
 }
 
 // The install file renders with the pinned istioctl, its gateway is the NodePort the kind
-// cluster publishes, its footprint is laptop-sized, and it serves what istio/base expects:
+// cluster publishes, its footprint is laptop-sized, and it serves what istio/sidecar/base expects:
 // pods labelled istio=ingressgateway, Service port 80, service account of the authz scenario.
 func TestIstioInstallMatchesKindAndMeshdemo(t *testing.T) {
 	t.Parallel()
@@ -132,7 +134,7 @@ func TestIstioInstallMatchesKindAndMeshdemo(t *testing.T) {
 		t.Fatalf("ingress gateway Service has no port 80 with a fixed nodePort: %+v", gwSvc.Spec.Ports)
 	}
 	if gwSvc.Spec.Selector["istio"] != "ingressgateway" {
-		t.Errorf("ingress gateway selector %v, istio/base's Gateway selects istio=ingressgateway", gwSvc.Spec.Selector)
+		t.Errorf("ingress gateway selector %v, istio/sidecar/base's Gateway selects istio=ingressgateway", gwSvc.Spec.Selector)
 	}
 
 	data, err := os.ReadFile(filepath.Join(root, "build", "kind", "cluster.yaml"))
@@ -196,7 +198,7 @@ func TestIstioInstallMatchesKindAndMeshdemo(t *testing.T) {
 // An IstioOperator typo is rejected by istioctl (so `make istio-install` would fail early).
 func TestIstioInstallRejectsUnknownField(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "build", "kind", "istio.yaml"))
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), filepath.FromSlash(matrix.Sidecar.InstallFiles()[0])))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,21 +301,13 @@ func TestKindVersionMatchesMakefile(t *testing.T) {
 }
 
 // flavourInstall is what `istioctl manifest generate` makes of a flavour's IstioOperator files
-// (build/kind/istio.yaml and the flavour's overlay, in the order `make istio-install
+// (istio/sidecar/install.yaml and the flavour's overlay, in the order `make istio-install
 // FLAVOUR=...` passes them), reduced to what the checks read.
 type flavourInstall struct {
 	deployments map[string]*appsv1.Deployment
 	daemonSets  map[string]*appsv1.DaemonSet
 	services    []corev1.Service
 	install     // mesh config and istiod's environment (tracing_test.go)
-}
-
-// flavourFiles are the IstioOperator files of each flavour (e2e/kindpath IstioFiles says the
-// same; its dry run checks the install command names them).
-var flavourFiles = map[string][]string{
-	"sidecar":     {"build/kind/istio.yaml"},
-	"gateway-api": {"build/kind/istio.yaml", "build/kind/istio-gateway-api.yaml"},
-	"ambient":     {"build/kind/istio.yaml", "build/kind/istio-ambient.yaml"},
 }
 
 func generateFiles(t testing.TB, files ...string) ([]byte, result) {
@@ -473,7 +467,8 @@ func checkFlavourInstall(flavour string, fi flavourInstall, nodePort int32, tag 
 func TestIstioInstallPerFlavour(t *testing.T) {
 	t.Parallel()
 	nodePort, tag := publishedNodePort(t), istioVersion(t)
-	for flavour, files := range flavourFiles {
+	for _, f := range matrix.Flavours() {
+		flavour, files := f.String(), f.InstallFiles()
 		t.Run(flavour, func(t *testing.T) {
 			t.Parallel()
 			out, r := generateFiles(t, files...)
@@ -520,7 +515,7 @@ func TestIstioInstallPerFlavourRejectsBrokenOverlays(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			files := slices.Clone(flavourFiles[tt.flavour])
+			files := matrix.Flavour(tt.flavour).InstallFiles()
 			overlay := filepath.Join(repoRoot(t), files[len(files)-1])
 			data, err := os.ReadFile(overlay)
 			if err != nil {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -132,10 +134,10 @@ func TestKubeScoreEveryScenario(t *testing.T) {
 	var mu sync.Mutex
 	used := make([]bool, len(ws))
 	t.Run("profiles", func(t *testing.T) {
-		for _, p := range manifests.Profiles() {
+		for _, p := range matrix.Profiles() {
 			t.Run(p, func(t *testing.T) {
 				t.Parallel()
-				data, err := sharedTree(t).Build(manifests.ScenarioDir(p))
+				data, err := sharedTree(t).Build(matrix.ScenarioDir(p))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -167,7 +169,7 @@ func TestKubeScoreRejectsBrokenScenarios(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, old, new, profile, check string
 	}{
-		{"no-networkpolicy", "istio/base/kustomization.yaml", "  - ../mesh\n  - ../networkpolicy/sidecars\n  - networkpolicy.yaml\n", "", "default", "pod-networkpolicy"},
+		{"no-networkpolicy", "istio/sidecar/base/kustomization.yaml", "  - ../mesh\n  - ../networkpolicy/sidecars\n  - networkpolicy.yaml\n", "", "default", "pod-networkpolicy"},
 		{"no-ephemeral-storage-limit", "deploy/base/server2.yaml", "              ephemeral-storage: 64Mi\n", "", "gateway-api-default", "container-ephemeral-storage-request-and-limit"},
 		{"governing-service-not-headless", "deploy/components/postgres/postgres.yaml", "  clusterIP: None\n", "", "ambient-canary", "statefulset-has-servicename"},
 		{"replicas-without-budget", "deploy/base/pdb.yaml", "      app: server1\n      version: v1\n", "      app: server1\n      version: v9\n", "grpc-balancing", "deployment-has-poddisruptionbudget"},
@@ -189,7 +191,7 @@ func TestKubeScoreRejectsBrokenScenarios(t *testing.T) {
 			if err := tree.Write(tc.file, bytes.Replace(orig, []byte(tc.old), []byte(tc.new), 1)); err != nil {
 				t.Fatal(err)
 			}
-			data, err := tree.Build(manifests.ScenarioDir(tc.profile))
+			data, err := tree.Build(matrix.ScenarioDir(tc.profile))
 			if err != nil {
 				t.Fatal(err)
 			}

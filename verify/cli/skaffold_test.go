@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -16,7 +18,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshdemo/meshdemo/verify/manifests"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -172,13 +173,13 @@ type skaffoldProfile struct {
 }
 
 // skaffoldProfiles is the profile list skaffold.yaml must have: every profile of
-// manifests.Profiles (each flavour's presets and scenarios), except the sidecar default, which
+// matrix.Profiles (each flavour's presets and scenarios), except the sidecar default, which
 // is the no-profile path.
 func skaffoldProfiles() []string {
-	return slices.DeleteFunc(manifests.Profiles(), func(p string) bool { return p == manifests.Profile(manifests.Sidecar, "default") })
+	return slices.DeleteFunc(matrix.Profiles(), func(p string) bool { return p == matrix.Sidecar.Profile("default") })
 }
 
-// checkSkaffoldProfiles checks skaffold.yaml's profiles against manifests.Profiles: the same
+// checkSkaffoldProfiles checks skaffold.yaml's profiles against matrix.Profiles: the same
 // names in the same order, and each one exactly the patch that points the one kustomize path at
 // deploy/scenarios/<profile> (so a hand-edited or copy-pasted entry cannot point at another
 // flavour's directory). The no-profile path is the sidecar default.
@@ -188,19 +189,19 @@ func checkSkaffoldProfiles(config []byte) error {
 		return err
 	}
 	var problems []string
-	if want := []string{manifests.ScenarioDir("default")}; !slices.Equal(c.Manifests.Kustomize.Paths, want) {
+	if want := []string{matrix.ScenarioDir("default")}; !slices.Equal(c.Manifests.Kustomize.Paths, want) {
 		problems = append(problems, fmt.Sprintf("manifests.kustomize.paths %v, want %v (the no-profile path is the sidecar default)", c.Manifests.Kustomize.Paths, want))
 	}
 	var names []string
 	for _, p := range c.Profiles {
 		names = append(names, p.Name)
-		want := manifests.ScenarioDir(p.Name)
+		want := matrix.ScenarioDir(p.Name)
 		if len(p.Patches) != 1 || p.Patches[0].Op != "replace" || p.Patches[0].Path != "/manifests/kustomize/paths/0" || p.Patches[0].Value != want {
 			problems = append(problems, fmt.Sprintf("profile %s: patches %+v, want the one replace of /manifests/kustomize/paths/0 by %s", p.Name, p.Patches, want))
 		}
 	}
 	if want := skaffoldProfiles(); !slices.Equal(names, want) {
-		problems = append(problems, fmt.Sprintf("profiles %v\nwant %v (manifests.Profiles without default)", names, want))
+		problems = append(problems, fmt.Sprintf("profiles %v\nwant %v (matrix.Profiles without default)", names, want))
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "\n"))
@@ -308,8 +309,8 @@ func sortedKeys(m map[string]map[string]any) []string {
 func TestSkaffoldRenderEveryProfile(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
-	profiles := manifests.Profiles()
-	if len(profiles) != len(manifests.Flavours)*(len(manifests.Presets)+len(manifests.Scenarios)) {
+	profiles := matrix.Profiles()
+	if len(profiles) != len(matrix.Flavours())*(len(matrix.PresetNames())+len(matrix.ScenarioNames())) {
 		t.Fatalf("%d profiles", len(profiles))
 	}
 	for _, name := range profiles {
@@ -329,7 +330,7 @@ func TestSkaffoldRenderEveryProfile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := sharedTree(t).Build(manifests.ScenarioDir(name))
+			want, err := sharedTree(t).Build(matrix.ScenarioDir(name))
 			if err != nil {
 				t.Fatal(err)
 			}

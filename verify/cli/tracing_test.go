@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -178,7 +180,7 @@ func protocolOf(p *corev1.ServicePort) string {
 // namespace-wide or names that waypoint in its targetRefs (istiod applies both to a waypoint,
 // pilot/pkg/model/telemetry.go); ztunnel makes no spans, so the apps' own export needs no
 // exclusion from capture there.
-func checkTracing(in install, addons []corev1.Service, objs []manifests.Object, f manifests.Flavour) []error {
+func checkTracing(in install, addons []corev1.Service, objs []manifests.Object, f matrix.Flavour) []error {
 	var errs []error
 	providers := map[string]*meshconfig.MeshConfig_ExtensionProvider_OpenTelemetryTracingProvider{}
 	for _, p := range in.mesh.GetExtensionProviders() {
@@ -206,7 +208,7 @@ func checkTracing(in install, addons []corev1.Service, objs []manifests.Object, 
 	}
 
 	waypoint, err := meshWaypoint(objs)
-	if f == manifests.Ambient && err != nil {
+	if f == matrix.Ambient && err != nil {
 		errs = append(errs, err)
 	}
 	telemetries, workloads := 0, 0
@@ -216,7 +218,7 @@ func checkTracing(in install, addons []corev1.Service, objs []manifests.Object, 
 			if o.Meta.Namespace != "meshdemo" || typed.Selector != nil || typed.TargetRef != nil {
 				continue
 			}
-			if len(typed.TargetRefs) != 0 && (f != manifests.Ambient || waypoint == "" || !slices.ContainsFunc(typed.TargetRefs, func(r *typev1beta1.PolicyTargetReference) bool {
+			if len(typed.TargetRefs) != 0 && (f != matrix.Ambient || waypoint == "" || !slices.ContainsFunc(typed.TargetRefs, func(r *typev1beta1.PolicyTargetReference) bool {
 				return r.GetGroup() == "gateway.networking.k8s.io" && r.GetKind() == "Gateway" && r.GetName() == waypoint
 			})) {
 				continue
@@ -234,10 +236,10 @@ func checkTracing(in install, addons []corev1.Service, objs []manifests.Object, 
 			}
 		case *appsv1.Deployment:
 			workloads++
-			errs = append(errs, checkExporter(o, typed, addons, f != manifests.Ambient)...)
+			errs = append(errs, checkExporter(o, typed, addons, f != matrix.Ambient)...)
 		}
 	}
-	if telemetries == 0 && f == manifests.Ambient {
+	if telemetries == 0 && f == matrix.Ambient {
 		errs = append(errs, fmt.Errorf("no Telemetry in meshdemo that reaches its waypoint %q (namespace-wide, or naming it in targetRefs) configures tracing", waypoint))
 	} else if telemetries == 0 {
 		errs = append(errs, fmt.Errorf("no namespace-wide Telemetry in meshdemo configures tracing"))
@@ -338,14 +340,14 @@ func TestTracingWiredInEveryScenario(t *testing.T) {
 	t.Parallel()
 	in := generatedKindInstall(t)
 	addons := jaegerAddon(t)
-	for _, profile := range manifests.Profiles() {
+	for _, profile := range matrix.Profiles() {
 		t.Run(profile, func(t *testing.T) {
 			t.Parallel()
-			f, _, err := manifests.ParseProfile(profile)
+			f, _, err := matrix.ParseProfile(profile)
 			if err != nil {
 				t.Fatal(err)
 			}
-			stream, err := sharedTree(t).Build(manifests.ScenarioDir(profile))
+			stream, err := sharedTree(t).Build(matrix.ScenarioDir(profile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -361,13 +363,13 @@ func TestTracingWiredInEveryScenario(t *testing.T) {
 func TestTracingCheckRejectsBrokenWiring(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
-	installFile, err := os.ReadFile(filepath.Join(root, "build", "kind", "istio.yaml"))
+	installFile, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(matrix.Sidecar.InstallFiles()[0])))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rendered := map[manifests.Flavour][]byte{}
-	for _, f := range manifests.Flavours {
-		b, err := sharedTree(t).Build(manifests.ScenarioDir(manifests.Profile(f, "default")))
+	rendered := map[matrix.Flavour][]byte{}
+	for _, f := range matrix.Flavours() {
+		b, err := sharedTree(t).Build(matrix.ScenarioDir(f.Profile("default")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,7 +378,7 @@ func TestTracingCheckRejectsBrokenWiring(t *testing.T) {
 	addons := jaegerAddon(t)
 	cases := []struct {
 		name, file, old, new, want string
-		flavour                    manifests.Flavour // of the rendered default scenario edited; sidecar if empty
+		flavour                    matrix.Flavour // of the rendered default scenario edited; sidecar if empty
 	}{
 		{"provider on the OTLP/HTTP port", "install", "port: 4317", "port: 4318", "not a gRPC port", ""},
 		{"provider at a Service the addon lacks", "install", "service: jaeger-collector.istio-system", "service: otel-collector.istio-system", "no Service istio-system/otel-collector", ""},
@@ -389,19 +391,19 @@ func TestTracingCheckRejectsBrokenWiring(t *testing.T) {
 		{"app export through the sidecar", "render", "traffic.sidecar.istio.io/excludeOutboundPorts", "traffic.sidecar.istio.io/excludeInboundPorts", "excludeOutboundPorts", ""},
 		{"app without exporter", "render", "name: OTEL_EXPORTER_OTLP_ENDPOINT", "name: OTEL_EXPORTER_OTLP_HEADERS", "no OTEL_EXPORTER_OTLP_ENDPOINT", ""},
 		// gateway-api has sidecars: a Telemetry attached to a Gateway reaches none of them.
-		{"gateway-api Telemetry attached to a Gateway", "render", "  tracing:\n", "  targetRefs:\n  - group: gateway.networking.k8s.io\n    kind: Gateway\n    name: waypoint\n  tracing:\n", "no namespace-wide Telemetry", manifests.GatewayAPI},
-		{"gateway-api app export through the sidecar", "render", "traffic.sidecar.istio.io/excludeOutboundPorts", "traffic.sidecar.istio.io/excludeInboundPorts", "excludeOutboundPorts", manifests.GatewayAPI},
+		{"gateway-api Telemetry attached to a Gateway", "render", "  tracing:\n", "  targetRefs:\n  - group: gateway.networking.k8s.io\n    kind: Gateway\n    name: waypoint\n  tracing:\n", "no namespace-wide Telemetry", matrix.GatewayAPI},
+		{"gateway-api app export through the sidecar", "render", "traffic.sidecar.istio.io/excludeOutboundPorts", "traffic.sidecar.istio.io/excludeInboundPorts", "excludeOutboundPorts", matrix.GatewayAPI},
 		// ambient: the Telemetry must reach the waypoint the namespace uses.
-		{"ambient Telemetry attached to another Gateway", "render", "    kind: Gateway\n    name: waypoint\n  tracing:", "    kind: Gateway\n    name: meshdemo-gateway\n  tracing:", `reaches its waypoint "waypoint"`, manifests.Ambient},
-		{"ambient namespace uses no rendered waypoint", "render", "istio.io/use-waypoint: waypoint", "istio.io/use-waypoint: mesh-waypoint", `uses waypoint "mesh-waypoint", which is not a rendered Gateway`, manifests.Ambient},
-		{"ambient app without exporter", "render", "name: OTEL_EXPORTER_OTLP_ENDPOINT", "name: OTEL_EXPORTER_OTLP_HEADERS", "no OTEL_EXPORTER_OTLP_ENDPOINT", manifests.Ambient},
+		{"ambient Telemetry attached to another Gateway", "render", "    kind: Gateway\n    name: waypoint\n  tracing:", "    kind: Gateway\n    name: meshdemo-gateway\n  tracing:", `reaches its waypoint "waypoint"`, matrix.Ambient},
+		{"ambient namespace uses no rendered waypoint", "render", "istio.io/use-waypoint: waypoint", "istio.io/use-waypoint: mesh-waypoint", `uses waypoint "mesh-waypoint", which is not a rendered Gateway`, matrix.Ambient},
+		{"ambient app without exporter", "render", "name: OTEL_EXPORTER_OTLP_ENDPOINT", "name: OTEL_EXPORTER_OTLP_HEADERS", "no OTEL_EXPORTER_OTLP_ENDPOINT", matrix.Ambient},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			f := c.flavour
 			if f == "" {
-				f = manifests.Sidecar
+				f = matrix.Sidecar
 			}
 			in, objs := generatedKindInstall(t), decodeRender(t, rendered[f])
 			src := rendered[f]

@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"fmt"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"slices"
 	"strings"
 	"time"
@@ -17,10 +18,6 @@ import (
 // The rules of the Gateway API flavours (gateway-api, ambient), and the ones that hold for every
 // flavour once Gateway API objects can appear in a render: references resolve, weights add up,
 // no host is routed by two APIs.
-
-// IngressNamespace is where the Gateway API flavours' ingress Gateway lives (a cross-namespace
-// gateway: its routes live in meshdemo).
-const IngressNamespace = "istio-ingress"
 
 const (
 	gatewayGroup = gatewayv1.GroupName // gateway.networking.k8s.io
@@ -153,8 +150,8 @@ func servicePort(svc *corev1.Service, port int32) *corev1.ServicePort {
 
 // checkNoIstioRouting: the Gateway API flavours route with the Gateway API only. A VirtualService
 // or an Istio Gateway in them would be a second, competing source of routes.
-func (s *set) checkNoIstioRouting(f Flavour) []error {
-	if f == Sidecar {
+func (s *set) checkNoIstioRouting(f matrix.Flavour) []error {
+	if !f.GatewayAPIRoutes() {
 		return nil
 	}
 	var errs []error
@@ -640,8 +637,8 @@ func (s *set) ingressNodePortProblems(key string, gw *gatewayv1.Gateway, publish
 // selector has a version) is named <app>-<version>, selects exactly app and version, and carries
 // the same ports as the workload's Service <app>, so that a route from the one to the other keeps
 // every port and protocol. A DestinationRule subset would be dead configuration there.
-func (s *set) checkVersionServices(f Flavour) []error {
-	if f == Sidecar {
+func (s *set) checkVersionServices(f matrix.Flavour) []error {
+	if !f.GatewayAPIRoutes() {
 		return nil
 	}
 	var errs []error
@@ -693,9 +690,9 @@ func portsString(ps []corev1.ServicePort) string {
 // gateway-api: sidecar injection. Ambient: ambient mode (no injection label: istioctl reports a
 // namespace with both), and all its Services use the waypoint the label names, a Gateway of class
 // istio-waypoint in the namespace that serves Service traffic over HBONE.
-func (s *set) meshNamespaceProblems(f Flavour, ns *corev1.Namespace) []string {
+func (s *set) meshNamespaceProblems(f matrix.Flavour, ns *corev1.Namespace) []string {
 	var p []string
-	if f != Ambient {
+	if f.Sidecars() {
 		if ns.Labels["istio-injection"] != "enabled" {
 			p = append(p, "label istio-injection=enabled missing")
 		}
@@ -777,8 +774,8 @@ func portOrAll(p int32) string {
 // its traffic to its backends' clusters. A DestinationRule on a Service whose every port has a
 // route attached (the workload Service server2, parent of the HTTPRoute and the GRPCRoute) never
 // sees routed traffic: it belongs on the backends (server2-v1, ...).
-func (s *set) checkDestinationRulesOnBackends(f Flavour) []error {
-	if f == Sidecar {
+func (s *set) checkDestinationRulesOnBackends(f matrix.Flavour) []error {
+	if !f.GatewayAPIRoutes() {
 		return nil
 	}
 	routed := map[string]map[int32]bool{} // Service FQDN -> ports with a route (0: all)

@@ -1,6 +1,8 @@
 package manifests
 
 import (
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+
 	"bytes"
 	"io/fs"
 	"os"
@@ -65,21 +67,18 @@ func render(t testing.TB, tree *Tree, target string) ([]byte, error) {
 	kind, name, _ := strings.Cut(target, ":")
 	switch kind {
 	case "alone", "pilot":
-		f, scenario, err := ParseProfile(name)
+		f, scenario, err := matrix.ParseProfile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if kind == "alone" {
-			return tree.Render(AloneIn(f, scenario))
+			return tree.Render(matrix.AloneIn(f, scenario))
 		}
-		return tree.Render(Composition{
-			Resources:  []string{"deploy/base", f.base()},
-			Components: append(append(f.leading(), CanaryComponents...), f.component(scenario)),
-		})
+		return tree.Render(matrix.ClusterIn(f, scenario))
 	case "dir":
 		return tree.Build(name)
 	default:
-		return tree.Build(ScenarioDir(target))
+		return tree.Build(matrix.ScenarioDir(target))
 	}
 }
 
@@ -101,7 +100,7 @@ func options(t testing.TB, target string) Options {
 	if !ok {
 		profile = target
 	}
-	f, _, err := ParseProfile(profile)
+	f, _, err := matrix.ParseProfile(profile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,50 +111,24 @@ func options(t testing.TB, target string) Options {
 // each scenario alone, with the canary (deploy/scenarios) and in the pilot engineer's form.
 func targets() []string {
 	out := []string{"dir:deploy/base", "dir:deploy/overlays/kind"}
-	for _, f := range Flavours {
-		for _, p := range Presets {
-			out = append(out, Profile(f, p))
+	for _, f := range matrix.Flavours() {
+		for _, p := range matrix.PresetNames() {
+			out = append(out, f.Profile(p))
 		}
-		for _, s := range Scenarios {
-			p := Profile(f, s)
+		for _, s := range matrix.ScenarioNames() {
+			p := f.Profile(s)
 			out = append(out, p, "alone:"+p, "pilot:"+p)
 		}
 	}
 	return out
 }
 
-// componentDir is where a flavour's scenario components live.
-func componentDir(f Flavour) string { return path.Dir(f.component("x")) }
-
-func TestParseProfileInvertsProfile(t *testing.T) {
-	t.Parallel()
-	seen := map[string]bool{}
-	for _, p := range Profiles() {
-		if seen[p] {
-			t.Errorf("profile %s listed twice", p)
-		}
-		seen[p] = true
-		f, name, err := ParseProfile(p)
-		if err != nil || Profile(f, name) != p {
-			t.Errorf("ParseProfile(%q) = %s, %s, %v", p, f, name, err)
-		}
-	}
-	if len(seen) != len(Flavours)*(len(Presets)+len(Scenarios)) {
-		t.Errorf("%d profiles", len(seen))
-	}
-	for _, bad := range []string{"", "gateway-api-", "ambient-nope", "nope", "sidecar-default"} {
-		if _, _, err := ParseProfile(bad); err == nil {
-			t.Errorf("ParseProfile(%q) accepted", bad)
-		}
-	}
-}
-
 func TestScenarioListMatchesComponents(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
-	want := slices.Sorted(slices.Values(Scenarios))
-	for _, f := range Flavours {
-		entries, err := os.ReadDir(filepath.Join(root, componentDir(f)))
+	want := slices.Sorted(slices.Values(matrix.ScenarioNames()))
+	for _, f := range matrix.Flavours() {
+		entries, err := os.ReadDir(filepath.Join(root, path.Dir(f.Component("x"))))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,16 +139,16 @@ func TestScenarioListMatchesComponents(t *testing.T) {
 			}
 		}
 		if !slices.Equal(dirs, want) {
-			t.Errorf("%s has %v, Scenarios lists %v", componentDir(f), dirs, want)
+			t.Errorf("%s has %v, matrix.ScenarioNames() lists %v", path.Dir(f.Component("x")), dirs, want)
 		}
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "istio", "components", "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, "istio", "sidecar", "components", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range Scenarios {
+	for _, s := range matrix.ScenarioNames() {
 		if !bytes.Contains(readme, []byte("\n### "+s+"\n")) {
-			t.Errorf("istio/components/README.md has no section %q", "### "+s)
+			t.Errorf("istio/sidecar/components/README.md has no section %q", "### "+s)
 		}
 	}
 }
@@ -193,21 +166,33 @@ func TestScenarioFilesAreCurrent(t *testing.T) {
 	for _, e := range entries {
 		dirs = append(dirs, e.Name())
 	}
-	if want := slices.Sorted(slices.Values(Profiles())); !slices.Equal(dirs, want) {
+	if want := slices.Sorted(slices.Values(matrix.Profiles())); !slices.Equal(dirs, want) {
 		t.Errorf("deploy/scenarios has %v, want %v", dirs, want)
 	}
-	for _, f := range Flavours {
-		for _, n := range append(slices.Clone(Presets), Scenarios...) {
-			dir := ScenarioDir(Profile(f, n))
+	for _, f := range matrix.Flavours() {
+		for _, n := range append(slices.Clone(matrix.PresetNames()), matrix.ScenarioNames()...) {
+			dir := matrix.ScenarioDir(f.Profile(n))
 			got, err := os.ReadFile(filepath.Join(root, dir, "kustomization.yaml"))
 			if err != nil {
 				t.Error(err)
 				continue
 			}
-			if want := ScenarioFile(f, n); string(got) != want {
+			if want := matrix.ScenarioFile(f, n); string(got) != want {
 				t.Errorf("%s/kustomization.yaml is stale; run `make scenarios`.\ngot:\n%s\nwant:\n%s", dir, got, want)
 			}
 		}
+	}
+}
+
+// skaffold.yaml's artifacts and profiles are generated from the declaration too.
+func TestSkaffoldFileIsCurrent(t *testing.T) {
+	t.Parallel()
+	got, err := os.ReadFile(filepath.Join(repoRoot(t), "skaffold.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := SkaffoldFile(); string(got) != want {
+		t.Errorf("skaffold.yaml is stale; run `make scenarios`.\ngot:\n%s\nwant:\n%s", got, want)
 	}
 }
 
@@ -244,13 +229,13 @@ func TestEveryRenderDecodesStrictlyAndPassesTheRules(t *testing.T) {
 func TestCanaryAndKindReachEveryDeployment(t *testing.T) {
 	t.Parallel()
 	tree := sharedTree(t)
-	for _, f := range Flavours {
+	for _, f := range matrix.Flavours() {
 		t.Run(string(f), func(t *testing.T) { canaryAndKindReachEveryDeployment(t, tree, f) })
 	}
 }
 
-func canaryAndKindReachEveryDeployment(t *testing.T, tree *Tree, f Flavour) {
-	out, err := tree.Build(ScenarioDir(Profile(f, "canary")))
+func canaryAndKindReachEveryDeployment(t *testing.T, tree *Tree, f matrix.Flavour) {
+	out, err := tree.Build(matrix.ScenarioDir(f.Profile("canary")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,18 +267,18 @@ func canaryAndKindReachEveryDeployment(t *testing.T, tree *Tree, f Flavour) {
 func TestEveryScenarioChangesSomething(t *testing.T) {
 	t.Parallel()
 	tree := sharedTree(t)
-	for _, f := range Flavours {
-		base, err := tree.Build(ScenarioDir(Profile(f, "canary")))
+	for _, f := range matrix.Flavours() {
+		base, err := tree.Build(matrix.ScenarioDir(f.Profile("canary")))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range Scenarios {
-			out, err := tree.Build(ScenarioDir(Profile(f, s)))
+		for _, s := range matrix.ScenarioNames() {
+			out, err := tree.Build(matrix.ScenarioDir(f.Profile(s)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if bytes.Equal(out, base) {
-				t.Errorf("scenario %s renders the same as %s", Profile(f, s), Profile(f, "canary"))
+				t.Errorf("scenario %s renders the same as %s", f.Profile(s), f.Profile("canary"))
 			}
 		}
 	}
@@ -391,14 +376,14 @@ func TestPostgresSharedByEveryUserService(t *testing.T) {
 	const url = "postgres://meshdemo:$(DATABASE_PASSWORD)@postgres.meshdemo.svc.cluster.local:5432/meshdemo?sslmode=disable"
 	for _, tc := range []struct {
 		name     string
-		comp     Composition
+		comp     matrix.Composition
 		postgres bool
 		users    []string // user-service Deployments expected, all with DATABASE_URL when postgres
 	}{
-		{"canary", Scenario("canary"), true, []string{"user-service-v1", "user-service-v2"}},
-		{"authz", Scenario("authz"), true, []string{"user-service-v1", "user-service-v2"}},
-		{"default", Scenario("default"), false, []string{"user-service-v1"}},
-		{"component-without-canary", Composition{Resources: []string{"deploy/base"}, Components: []string{"deploy/components/postgres"}}, true, []string{"user-service-v1"}},
+		{"canary", matrix.ScenarioIn(matrix.Sidecar, "canary"), true, []string{"user-service-v1", "user-service-v2"}},
+		{"authz", matrix.ScenarioIn(matrix.Sidecar, "authz"), true, []string{"user-service-v1", "user-service-v2"}},
+		{"default", matrix.ScenarioIn(matrix.Sidecar, "default"), false, []string{"user-service-v1"}},
+		{"component-without-canary", matrix.Composition{Resources: []string{"deploy/base"}, Components: []string{"deploy/components/postgres"}}, true, []string{"user-service-v1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

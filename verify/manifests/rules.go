@@ -3,6 +3,7 @@ package manifests
 import (
 	"errors"
 	"fmt"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"slices"
 	"strings"
 	"time"
@@ -96,7 +97,7 @@ func index(objs []Object) (*set, []error) {
 // Options are what the rules need besides the render.
 type Options struct {
 	// Flavour is the flavour the render belongs to (the zero value is Sidecar).
-	Flavour Flavour
+	Flavour matrix.Flavour
 	// PublishedNodePorts are the node ports the kind cluster publishes on the host
 	// (KindPublishedNodePorts reads them from build/kind/cluster.yaml). The Gateway API flavours'
 	// ingress Gateway must pin its Service to one of them.
@@ -112,7 +113,7 @@ type Options struct {
 func Check(objs []Object, opts Options) error {
 	f := opts.Flavour
 	if f == "" {
-		f = Sidecar
+		f = matrix.Sidecar
 	}
 	s, errs := index(objs)
 	errs = append(errs, s.checkNamespace(f)...)
@@ -121,7 +122,7 @@ func Check(objs []Object, opts Options) error {
 	errs = append(errs, s.checkVersionServices(f)...)
 	errs = append(errs, s.checkTargetRefs(opts.WithoutCanary)...)
 	errs = append(errs, s.checkDestinationRulesOnBackends(f)...)
-	if f == Sidecar {
+	if !f.GatewayAPIRoutes() {
 		errs = append(errs, s.checkGateway()...)
 	} else {
 		errs = append(errs, s.checkIngress(opts.PublishedNodePorts)...)
@@ -150,7 +151,7 @@ func Check(objs []Object, opts Options) error {
 // Istio configuration (deploy/base, deploy/overlays/kind).
 func CheckKubernetes(objs []Object) error {
 	s, errs := index(objs)
-	errs = append(errs, s.checkNamespace(Sidecar)...)
+	errs = append(errs, s.checkNamespace(matrix.Sidecar)...)
 	errs = append(errs, s.checkPods()...)
 	errs = append(errs, s.checkEnv()...)
 	errs = append(errs, s.checkReplicas()...)
@@ -161,11 +162,11 @@ func CheckKubernetes(objs []Object) error {
 // (meshNamespaceProblems), holds every object; the Gateway API flavours add the ingress
 // namespace, which has neither sidecars nor ambient mode (the gateway is an Envoy of its own).
 // Everything carries the part-of label.
-func (s *set) checkNamespace(f Flavour) []error {
+func (s *set) checkNamespace(f matrix.Flavour) []error {
 	var errs []error
 	allowed := []string{Namespace}
-	if f != Sidecar {
-		allowed = append(allowed, IngressNamespace)
+	if f.GatewayAPIRoutes() {
+		allowed = append(allowed, f.IngressNamespace()) // a cross-namespace gateway: its routes live in meshdemo
 	}
 	found := false
 	for _, ns := range s.namespaces {
@@ -343,7 +344,7 @@ func (s *set) checkRouteSubsets() []error {
 //
 // In the Gateway API flavours routes reach versions through per-version Services instead
 // (checkVersionServices); only "every pod is selected by a Service" applies there.
-func (s *set) checkVersionSubsets(f Flavour) []error {
+func (s *set) checkVersionSubsets(f matrix.Flavour) []error {
 	var errs []error
 	for _, w := range s.workloads {
 		pod := labels.Set(w.template.Labels)
@@ -353,7 +354,7 @@ func (s *set) checkVersionSubsets(f Flavour) []error {
 				continue
 			}
 			selected = true
-			if f != Sidecar {
+			if f.GatewayAPIRoutes() {
 				continue
 			}
 			dr, ok := s.dr[host]

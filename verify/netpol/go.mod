@@ -44,6 +44,7 @@ require (
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/mattfenwick/collections v0.3.2 // indirect
 	github.com/mattn/go-runewidth v0.0.9 // indirect
+	github.com/meshdemo/meshdemo/deploy/matrix v0.0.0
 	github.com/moby/spdystream v0.5.1 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
@@ -92,3 +93,5 @@ require (
 )
 
 replace github.com/meshdemo/meshdemo/verify => ../
+
+replace github.com/meshdemo/meshdemo/deploy/matrix => ../../deploy/matrix

@@ -1,6 +1,8 @@
 package netpol
 
 import (
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+
 	"bytes"
 	"fmt"
 	"os"
@@ -100,10 +102,10 @@ func (g graph) allow(from, to string, ports ...port) {
 // expected is the call graph of the issue for a flavour's data plane, written out here:
 // client -> server1 -> server2, client -> user-service -> postgres, ingress gateway -> client,
 // DNS, istiod, the observability addons.
-func expected(f manifests.Flavour) graph {
+func expected(f matrix.Flavour) graph {
 	g := graph{}
 	meshdemo := []string{"client", "server1", "server2", "user-service", "postgres", "stray"}
-	if f == manifests.Ambient {
+	if f == matrix.Ambient {
 		meshdemo = append(meshdemo, "waypoint")
 	}
 	for _, r := range meshdemo {
@@ -111,7 +113,7 @@ func expected(f manifests.Flavour) graph {
 		g.allow(r, "jaeger", tcp(4317, 4318)...)
 		g.allow("prometheus", r, tcp(9090, 15020)...)
 	}
-	if f != manifests.Ambient {
+	if f != matrix.Ambient {
 		// A sidecar in every pod: the apps' own ports, and istiod for every sidecar.
 		for _, r := range meshdemo {
 			g.allow(r, "istiod", tcp(15012)...)
@@ -140,7 +142,7 @@ func expected(f manifests.Flavour) graph {
 
 // peers are the pods of a render (one per Deployment or StatefulSet, role = its app label) and
 // those the cluster adds for the flavour.
-func peers(f manifests.Flavour, objs []manifests.Object) []peer {
+func peers(f matrix.Flavour, objs []manifests.Object) []peer {
 	var out []peer
 	for _, o := range objs {
 		var tpl *corev1.PodTemplateSpec
@@ -155,11 +157,11 @@ func peers(f manifests.Flavour, objs []manifests.Object) []peer {
 		out = append(out, peer{role: tpl.Labels["app"], name: o.Meta.Name, namespace: o.Meta.Namespace, labels: tpl.Labels})
 	}
 	gateway := apiGateway
-	if f == manifests.Sidecar {
+	if f == matrix.Sidecar {
 		gateway = classicGateway
 	}
 	out = append(out, gateway, istiod, kubeDNS, prometheus, jaeger, stray, outsideClient, outsideWaypoint, probeSource, external)
-	if f == manifests.Ambient {
+	if f == matrix.Ambient {
 		out = append(out, waypoint)
 	}
 	for i := range out {
@@ -173,7 +175,7 @@ func peers(f manifests.Flavour, objs []manifests.Object) []peer {
 // check asks the engine about every pair of peers of which at least one is in meshdemo (the
 // policies govern only those), on every probed port, and returns each disagreement with the
 // expected graph.
-func check(f manifests.Flavour, objs []manifests.Object) []string {
+func check(f matrix.Flavour, objs []manifests.Object) []string {
 	var policies []*networkingv1.NetworkPolicy
 	for _, o := range objs {
 		if np, ok := o.Typed.(*networkingv1.NetworkPolicy); ok {
@@ -244,13 +246,13 @@ func loadTree(t testing.TB, fresh bool) *manifests.Tree {
 	return tr
 }
 
-func renderProfile(t testing.TB, tr *manifests.Tree, profile string) (manifests.Flavour, []manifests.Object) {
+func renderProfile(t testing.TB, tr *manifests.Tree, profile string) (matrix.Flavour, []manifests.Object) {
 	t.Helper()
-	f, _, err := manifests.ParseProfile(profile)
+	f, _, err := matrix.ParseProfile(profile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := tr.Build(manifests.ScenarioDir(profile))
+	out, err := tr.Build(matrix.ScenarioDir(profile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +266,7 @@ func renderProfile(t testing.TB, tr *manifests.Tree, profile string) (manifests.
 // Every deployed render (each preset and scenario of each flavour) allows exactly the call graph.
 func TestEveryRenderAllowsExactlyTheCallGraph(t *testing.T) {
 	t.Parallel()
-	for _, p := range manifests.Profiles() {
+	for _, p := range matrix.Profiles() {
 		t.Run(p, func(t *testing.T) {
 			t.Parallel()
 			f, objs := renderProfile(t, loadTree(t, false), p)
@@ -298,7 +300,7 @@ func TestBrokenPoliciesAreCaught(t *testing.T) {
 				"              app: server2\n      ports:\n        - protocol: TCP\n          port: 8080\n"},
 		}, "gateway-api-grpc-balancing", "server1-v1 (server1) -> server2-v1 (server2) 50051/TCP: denied, want allowed"},
 		{"any-istio-system-pod-reaches-client", []edit{
-			{"istio/base/networkpolicy.yaml", "          podSelector:\n            matchLabels:\n              istio: ingressgateway\n", ""},
+			{"istio/sidecar/base/networkpolicy.yaml", "          podSelector:\n            matchLabels:\n              istio: ingressgateway\n", ""},
 		}, "default", "istiod (istiod) -> client-v1 (client) 8080/TCP: allowed, want denied"},
 		{"scrape-from-any-addon", []edit{
 			{"istio/mesh/networkpolicy.yaml", "          podSelector:\n            matchLabels:\n              app.kubernetes.io/name: prometheus\n", ""},

@@ -13,7 +13,7 @@ import (
 	"istio.io/istio/pilot/test/xdstest"
 )
 
-// TestBase covers what every scenario inherits from istio/base: the gateway's Host routing and
+// TestBase covers what every scenario inherits from istio/sidecar/base: the gateway's Host routing and
 // STRICT mutual TLS on every sidecar.
 func TestBase(t *testing.T) {
 	runScenario(t, sidecar, "", baseChecks())

@@ -53,7 +53,7 @@ type crdFlavour struct {
 }
 
 var crdFlavours = []crdFlavour{
-	{name: "sidecar", istioBase: "istio/base", components: "istio/components"},
+	{name: "sidecar", istioBase: "istio/sidecar/base", components: "istio/sidecar/components"},
 	{name: "gateway-api", istioBase: "istio/gateway-api/base", components: "istio/gateway-api/components"},
 	{name: "ambient", istioBase: "istio/ambient/base", dataplane: []string{"istio/ambient/dataplane"},
 		components: "istio/ambient/components"},

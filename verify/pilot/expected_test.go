@@ -2,7 +2,7 @@ package pilot
 
 import "time"
 
-// want is every value the tests expect, in one table. It mirrors istio/components/README.md (the
+// want is every value the tests expect, in one table. It mirrors istio/sidecar/components/README.md (the
 // manifests' own documentation); when a scenario's values change there, change them here. The
 // tests never take expected values from the manifests themselves: a wrong manifest must fail.
 var want = expectations{
@@ -81,7 +81,7 @@ var want = expectations{
 	// user-service alone (authz scenario), under the namespace's STRICT mTLS (base).
 	database: tcpService{name: "postgres", port: 5432, callers: []string{"user-service"}},
 
-	// istio/base with deploy/base: the gRPC hops (GET /client/grpc) on the Services' port grpc.
+	// istio/sidecar/base with deploy/base: the gRPC hops (GET /client/grpc) on the Services' port grpc.
 	grpcPort: 50051,
 	grpcHops: []hop{{"client", "server1"}, {"server1", "server2"}},
 	grpcBalancing: balancing{
@@ -118,7 +118,7 @@ const (
 )
 
 type expectations struct {
-	// istio/base
+	// istio/sidecar/base
 	gatewayName    string
 	gatewayHost    string
 	gatewayPort    int

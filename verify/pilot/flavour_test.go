@@ -26,7 +26,7 @@ func (f flavour) baseDir() string {
 	case ambient:
 		return "istio/ambient/base"
 	}
-	return "istio/base"
+	return "istio/sidecar/base"
 }
 
 // componentDir is the flavour's component for a scenario.
@@ -37,7 +37,7 @@ func (f flavour) componentDir(scenario string) string {
 	case ambient:
 		return "istio/ambient/components/" + scenario
 	}
-	return "istio/components/" + scenario
+	return "istio/sidecar/components/" + scenario
 }
 
 // gatewayAPIRoutes reports whether the flavour writes its routes as HTTPRoutes and GRPCRoutes

@@ -141,7 +141,7 @@ func grpcRouteName(svc string, objs []object) string {
 }
 
 // meshRoutesV1: every caller's route for each base hop names the callee's v1 (HTTP and gRPC),
-// as istio/base's VirtualServices do with subset v1.
+// as istio/sidecar/base's VirtualServices do with subset v1.
 func meshRoutesV1(m *mesh) error {
 	var errs []error
 	for _, h := range meshHops {

@@ -32,7 +32,7 @@ import (
 // Pod Security `restricted` for the namespace meshdemo, as the API server would judge each pod
 // after the sidecar injector wrote it (docs/kubernetes.md, "Pod Security: restricted, sidecars
 // included"). Three pieces of upstream code, nothing re-implemented:
-//   - the kind install (build/kind/istio.yaml and the flavour's overlay) rendered by the operator
+//   - the kind install (istio/sidecar/install.yaml and the flavour's overlay) rendered by the operator
 //     code istioctl install runs (istio.io/istio/operator/pkg/render GenerateManifest); from it the
 //     injector's ConfigMap istio-sidecar-injector (templates and values) and the mesh config;
 //   - Istio's injection over every pod template (istio.io/istio/pkg/kube/inject IntoObject, the
@@ -64,11 +64,11 @@ var psaEvaluator = sync.OnceValues(func() (policy.Evaluator, error) {
 func (f flavour) istioFiles() []string {
 	switch f {
 	case gatewayAPI:
-		return []string{"build/kind/istio.yaml", "build/kind/istio-gateway-api.yaml"}
+		return []string{"istio/sidecar/install.yaml", "istio/gateway-api/install.yaml"}
 	case ambient:
-		return []string{"build/kind/istio.yaml", "build/kind/istio-ambient.yaml"}
+		return []string{"istio/sidecar/install.yaml", "istio/ambient/install.yaml"}
 	}
-	return []string{"build/kind/istio.yaml"}
+	return []string{"istio/sidecar/install.yaml"}
 }
 
 // injector is what the sidecar injector of an install works with.
@@ -390,7 +390,7 @@ func TestPodSecurityBrokenFixtures(t *testing.T) {
 		if err := os.WriteFile(overlay, []byte("apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  components:\n    cni:\n      enabled: false\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		inj := kindInjector(t, []string{filepath.Join(root, "build/kind/istio.yaml"), overlay})
+		inj := kindInjector(t, []string{filepath.Join(root, "istio/sidecar/install.yaml"), overlay})
 		return &inj
 	}
 	tests := []struct {

@@ -91,7 +91,7 @@ func waypointDeploymentPod(t *testing.T, inj injector, gwObj object) (podOf, err
 }
 
 // The waypoint pod istiod would create for istio/ambient/base's Gateway passes restricted with the
-// ambient kind install; without the gateways' seccomp profile (build/kind/istio.yaml) it would not.
+// ambient kind install; without the gateways' seccomp profile (istio/sidecar/install.yaml) it would not.
 func TestAmbientWaypointPodSecurity(t *testing.T) {
 	requireAmbient(t)
 	gw, err := one(render(t, ambient, ""), "Gateway", "waypoint")
@@ -112,7 +112,7 @@ func TestAmbientWaypointPodSecurity(t *testing.T) {
 	}
 	t.Logf("%s: %d containers, restricted:latest", p.name, len(p.spec.Containers))
 
-	// build/kind/istio.yaml without its values.gateways.seccompProfile: the template sets no
+	// istio/sidecar/install.yaml without its values.gateways.seccompProfile: the template sets no
 	// pod-level profile, so the waypoint's only container has none and restricted refuses it.
 	t.Run("broken/no-gateway-seccomp", func(t *testing.T) {
 		install, err := os.ReadFile(files[0])

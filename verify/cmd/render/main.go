@@ -3,12 +3,14 @@
 //
 //	render [-root DIR] [-flavour F] SCENARIO        # SCENARIO: default, canary or a scenario name
 //	render [-root DIR] [-flavour F] -alone SCENARIO # the component without the canary
-//	render [-root DIR] -write                       # regenerate deploy/scenarios/*/kustomization.yaml
+//	render [-root DIR] -write                       # regenerate deploy/scenarios/*/kustomization.yaml and skaffold.yaml
 //
 // F is sidecar (the default), gateway-api or ambient.
 package main
 
 import (
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -36,30 +38,30 @@ func run(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	flavour, err := manifests.ParseFlavour(*flavourName)
+	flavour, err := matrix.ParseFlavour(*flavourName)
 	if err != nil {
 		return err
 	}
-	names := append(slices.Clone(manifests.Presets), manifests.Scenarios...)
+	names := append(slices.Clone(matrix.PresetNames()), matrix.ScenarioNames()...)
 	if *write {
-		for _, f := range manifests.Flavours {
+		for _, f := range matrix.Flavours() {
 			for _, n := range names {
-				dir := filepath.Join(*root, manifests.ScenarioDir(manifests.Profile(f, n)))
+				dir := filepath.Join(*root, matrix.ScenarioDir(f.Profile(n)))
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					return err
 				}
-				if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(manifests.ScenarioFile(f, n)), 0o644); err != nil {
+				if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(matrix.ScenarioFile(f, n)), 0o644); err != nil {
 					return err
 				}
 			}
 		}
-		return nil
+		return os.WriteFile(filepath.Join(*root, "skaffold.yaml"), []byte(manifests.SkaffoldFile()), 0o644)
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("want one scenario, one of %v", names)
 	}
 	name := fs.Arg(0)
-	if !slices.Contains(names, name) || (*alone && !slices.Contains(manifests.Scenarios, name)) {
+	if !slices.Contains(names, name) || (*alone && !slices.Contains(matrix.ScenarioNames(), name)) {
 		return fmt.Errorf("unknown scenario %q, want one of %v", name, names)
 	}
 	tree, err := manifests.LoadTree(*root)
@@ -68,9 +70,9 @@ func run(args []string, stdout io.Writer) error {
 	}
 	var out []byte
 	if *alone {
-		out, err = tree.Render(manifests.AloneIn(flavour, name))
+		out, err = tree.Render(matrix.AloneIn(flavour, name))
 	} else {
-		out, err = tree.Build(manifests.ScenarioDir(manifests.Profile(flavour, name)))
+		out, err = tree.Build(matrix.ScenarioDir(flavour.Profile(name)))
 	}
 	if err != nil {
 		return err
