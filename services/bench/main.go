@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	for _, b := range []string{filepath.Join(o.bin, "client"), filepath.Join(o.bin, "server1"), filepath.Join(o.bin, "server2"), o.minimal} {
 		if _, err := os.Stat(b); err != nil {
-			return fmt.Errorf("%w (run `make build` and build ./internal/bench/minimal, or use `make bench`)", err)
+			return fmt.Errorf("%w (run `make build` and build ./bench/minimal, or use `make bench`)", err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
