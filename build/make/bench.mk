@@ -1,7 +1,7 @@
-# make bench: the real chain against a minimal net/http chain on loopback (issue 2,
-# "Performance"). A benchmark, not a test: it is deliberately not in TEST_TARGETS, it
-# prints PASS/MISS per target and exits 0 either way. Extra flags: BENCH_FLAGS='-c 64 -d 20s'
-# (see `cd services && go run ./bench -h`).
+# make bench: the real chain against a minimal net/http chain on loopback, to price what the
+# kit adds per hop (docs/benchmark.md). A benchmark, not a test: it is deliberately not in
+# TEST_TARGETS, it prints PASS/MISS per target and exits 0 either way. Extra flags:
+# BENCH_FLAGS='-c 64 -d 20s' (see `cd services && go run ./bench -h`).
 BENCH_FLAGS ?=
 
 .PHONY: bench bench-users
