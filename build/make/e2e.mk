@@ -1,4 +1,4 @@
-# End-to-end suite (issue 8): e2e/suite (build tag e2e) against E2E_TARGET=local|compose|kind,
+# End-to-end suite: e2e/suite (build tag e2e) against E2E_TARGET=local|compose|kind,
 # and e2e/kindpath, the kind flow's commands (run by `make e2e`, dry-run proven by test-e2e).
 # Included by the root Makefile; GO, BIN and TEST_TARGETS come from there.
 TEST_TARGETS += test-e2e

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/pathheader"
-	"github.com/meshdemo/meshdemo/services/propagated"
 )
 
 // server2Body is server2's answer, relayed byte for byte by server1 and client.
@@ -81,11 +81,11 @@ func randomHex(t *testing.T, n int) string {
 }
 
 // checkCoversList fails when the table above and the workloads' list (package
-// propagated) differ, so a change to one cannot silently skip the other.
+// headers) differ, so a change to one cannot silently skip the other.
 func checkCoversList(t *testing.T, h map[string]string) {
 	t.Helper()
 	want := map[string]bool{}
-	for _, n := range propagated.Headers() {
+	for _, n := range headers.Propagated() {
 		want[strings.ToLower(n)] = true
 		if _, ok := h[strings.ToLower(n)]; !ok {
 			t.Errorf("listed header %s is not sent by this test", n)
@@ -112,7 +112,7 @@ func TestHeaderPropagation(t *testing.T) {
 	}
 	cases := []tc{
 		{
-			// Every header of the propagation list (services/propagated); the
+			// Every header of the propagation list (services/headers); the
 			// trace headers agree on one trace id so that whichever propagator wins, the
 			// id is the same.
 			name: "every listed header",
@@ -213,7 +213,7 @@ func TestFaultHeaderCrossesContainers(t *testing.T) {
 	s := need(t)
 	client := s.w["client"]
 
-	r := get(t, client.public+"/client/server1", map[string]string{"X-Meshdemo-Fault": "server2=abort:418"})
+	r := get(t, client.public+"/client/server1", map[string]string{headers.Fault: "server2=abort:418"})
 	r.expect(t, http.StatusTeapot)
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
 		t.Errorf("Content-Type %q, want application/problem+json", ct)
@@ -230,7 +230,7 @@ func TestFaultHeaderCrossesContainers(t *testing.T) {
 
 	// A delay aimed at server2 only is felt at client.
 	start := time.Now()
-	get(t, client.public+"/client/server1", map[string]string{"X-Meshdemo-Fault": "server2=delay:1200ms"}).expect(t, http.StatusOK)
+	get(t, client.public+"/client/server1", map[string]string{headers.Fault: "server2=delay:1200ms"}).expect(t, http.StatusOK)
 	if d := time.Since(start); d < 1200*time.Millisecond {
 		t.Errorf("server2=delay:1200ms answered after %s", d)
 	}

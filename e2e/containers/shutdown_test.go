@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // TestDockerStopDrainsInFlightRequest stops a container (SIGTERM, as `docker stop` and the
@@ -49,7 +51,7 @@ func TestDockerStopDrainsInFlightRequest(t *testing.T) {
 			inflight <- result{err: err}
 			return
 		}
-		req.Header.Set("X-Meshdemo-Fault", "server2="+"delay:"+delay.String())
+		req.Header.Set(headers.Fault, "server2="+"delay:"+delay.String())
 		resp, err := hc.Do(req)
 		if err != nil {
 			inflight <- result{err: err, elapsed: time.Since(sent)}

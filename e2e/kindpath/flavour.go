@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// The flavours of every scenario (issue 13; verify/manifests names the same three):
+// The flavours of every scenario (verify/manifests names the same three):
 // sidecar (VirtualService and DestinationRule, a sidecar in every pod), gateway-api (HTTPRoute
 // and a Gateway API ingress, sidecars) and ambient (ztunnel and the namespace's waypoint).
 const (

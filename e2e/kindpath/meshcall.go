@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // MeshCall is a call a kind test makes from inside the mesh, with a workload's identity:
@@ -53,7 +55,7 @@ var MeshCalls = map[string][]MeshCall{
 		{From: "server1-v1", URL: "http://server2:8080/server2/end", Want: 200, Why: "server1 -> server2 is in the call graph"},
 	},
 	"hardening": {
-		{From: "client-v1", URL: "http://server1:8080/server1/server2", Header: []string{"X-Meshdemo-Fault: server2=abort:503@100"},
+		{From: "client-v1", URL: "http://server1:8080/server1/server2", Header: []string{headers.Fault + ": server2=abort:503@100"},
 			Want: 503, Why: "the gateway strips the directive; inside the mesh it still works"},
 	},
 	Baseline: { // TestMTLSStrict, TestNetworkPolicy

@@ -88,14 +88,17 @@ func waitReady(ctx context.Context, p *proc, url string) error {
 	return fmt.Errorf("%s not ready at %s within 30s: %s", p.name, url, p.out.Bytes())
 }
 
-// chainProcs starts workloads wired to each other on fresh loopback ports. upstream
-// overrides an upstream URL (SERVER2_URL=... to put a recorder in server2's place).
+// chain is workload processes wired to each other on fresh loopback ports, with their public
+// and admin URLs by workload name.
 type chain struct {
 	procs  []*proc
 	public map[string]string
 	admin  map[string]string
 }
 
+// startChain starts names from bin, upstreams first, each ready before the next starts; env
+// comes after the wiring, so it overrides an upstream URL (SERVER2_URL=... to put a recorder
+// in server2's place).
 func startChain(ctx context.Context, bin string, names []string, env ...string) (*chain, error) {
 	ports, err := freePorts(3 * len(workloads)) // public and admin pairs, then gRPC
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshdemo/meshdemo/services/propagated"
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // findRequest polls a workload's logs for the request line carrying traceID.
@@ -79,7 +79,7 @@ func TestPropagation(t *testing.T) {
 	}
 }
 
-// listedHeaders is the propagation list of the contract (services/propagated), with a
+// listedHeaders is the propagation list of the contract (services/headers), with a
 // well-formed value for each. The test states it again on purpose: a change to the list is a
 // change to the contract; TestListedHeadersMatchContract keeps the two equal.
 var listedHeaders = [][2]string{
@@ -105,13 +105,13 @@ var listedHeaders = [][2]string{
 	{"cookie", "session=e2e"},
 	{"canary_id", "v2"},
 	{"x-canary", "true"},
-	{"X-Meshdemo-Fault", "nobody=abort:500"},
+	{headers.Fault, "nobody=abort:500"},
 }
 
 // TestListedHeadersMatchContract: the table above is exactly the workloads' list.
 func TestListedHeadersMatchContract(t *testing.T) {
 	want := map[string]bool{}
-	for _, n := range propagated.Headers() {
+	for _, n := range headers.Propagated() {
 		want[strings.ToLower(n)] = true
 	}
 	got := map[string]bool{}

@@ -37,13 +37,13 @@ const crdGatewayAPIGroup = "gateway.networking.k8s.io"
 // and canary (v1 and v2 with the database).
 var crdPresets = []string{"default", "canary"}
 
-// crdScenarios are the twelve scenarios of issue 13, each a component in every flavour.
+// crdScenarios are the twelve scenarios, each a component in every flavour.
 var crdScenarios = []string{
 	"header-routing", "weighted-split", "route-timeout", "fault-abort", "fault-delay", "retries",
 	"outlier-detection", "mirroring", "authz", "hardening", "grpc-balancing", "rate-limit",
 }
 
-// crdFlavour is one column of the layout contract (docs of issue 13): the Istio base a render
+// crdFlavour is one column of the layout contract (docs/contract.md): the Istio base a render
 // starts from, the components applied before canary/postgres, and where scenario components live.
 type crdFlavour struct {
 	name       string
@@ -151,7 +151,7 @@ func crdValidatorsFor(t testing.TB) *crdValidators {
 	return v
 }
 
-// moduleDir asks the go command where the pinned module lives, so the CRD YAML is read from
+// crdModuleDir asks the go command where the pinned module lives, so the CRD YAML is read from
 // the module cache at exactly the version go.mod pins (no copy in the repository).
 func crdModuleDir(mod string) (string, error) {
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod)
@@ -206,7 +206,7 @@ func crdUnstructured(o object) (*unstructured.Unstructured, error) {
 	return u, nil
 }
 
-// validateCR runs the CRD validator over one object: OpenAPI schema, list types, unknown
+// crdValidate runs the CRD validator over one object: OpenAPI schema, list types, unknown
 // (pruned) fields and CEL rules.
 func crdValidate(v *crd.Validator, o object) error {
 	u, err := crdUnstructured(o)

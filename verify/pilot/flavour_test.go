@@ -8,7 +8,7 @@ import (
 	"istio.io/istio/pilot/pkg/features"
 )
 
-// flavour is one way of writing every scenario (issue 13, docs/contract.md): Istio's classic API
+// flavour is one way of writing every scenario (docs/contract.md): Istio's classic API
 // with sidecars, the Kubernetes Gateway API with sidecars, or the Gateway API in ambient mode.
 type flavour string
 
@@ -82,7 +82,7 @@ func requireAmbient(t *testing.T) {
 	}
 }
 
-// ingressGateway is the ingress proxy of a flavour as the cluster runs it.
+// ingressGatewaySpec is the ingress proxy of a flavour as the cluster runs it.
 type ingressGatewaySpec struct {
 	pod pod
 	// objects are the Kubernetes objects that exist for it: what `istioctl install` creates

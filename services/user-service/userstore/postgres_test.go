@@ -21,7 +21,16 @@ import (
 // timeouts, which it measures.
 func openPostgres(t *testing.T, url string, now func() time.Time) *userstore.Postgres {
 	t.Helper()
-	return open(t, userstore.PostgresConfig{URL: url, ConnectTimeout: 15 * time.Second, StatementTimeout: 15 * time.Second, Now: now})
+	return open(t, userstore.PostgresConfig{URL: parseURL(t, url), ConnectTimeout: 15 * time.Second, StatementTimeout: 15 * time.Second, Now: now})
+}
+
+func parseURL(t *testing.T, raw string) userstore.PostgresURL {
+	t.Helper()
+	u, err := userstore.ParsePostgresURL(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func open(t *testing.T, cfg userstore.PostgresConfig) *userstore.Postgres {
@@ -107,7 +116,7 @@ func TestPostgresNotReadyBeforeMigrate(t *testing.T) {
 func TestPostgresLostDatabase(t *testing.T) {
 	t.Parallel()
 	proxy, url := pgtest.NewProxy(t, pgtest.NewDatabase(t))
-	s := open(t, userstore.PostgresConfig{URL: url, ConnectTimeout: time.Second, StatementTimeout: 2 * time.Second})
+	s := open(t, userstore.PostgresConfig{URL: parseURL(t, url), ConnectTimeout: time.Second, StatementTimeout: 2 * time.Second})
 	ctx := context.Background()
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
