@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshdemo/meshdemo/e2e/internal/dockerenv"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
 type probeBody struct {
@@ -19,7 +19,7 @@ type probeBody struct {
 // TestProbes checks /healthz and /readyz on every container's public port.
 func TestProbes(t *testing.T) {
 	s := need(t)
-	for _, name := range dockerenv.Workloads {
+	for _, name := range matrix.WorkloadNames() {
 		w := s.w[name]
 		t.Run(name, func(t *testing.T) {
 			var live, ready probeBody
@@ -42,7 +42,7 @@ func TestProbes(t *testing.T) {
 // text format, the fault switches, and a clean split between admin and public routes.
 func TestAdminPort(t *testing.T) {
 	s := need(t)
-	for _, name := range dockerenv.Workloads {
+	for _, name := range matrix.WorkloadNames() {
 		w := s.w[name]
 		t.Run(name, func(t *testing.T) {
 			// One public request first so that the request histogram has a sample.

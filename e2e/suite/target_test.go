@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshdemo/meshdemo/e2e/kindpath"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+	"github.com/meshdemo/meshdemo/e2e/kindflow"
 )
 
 // target is what the tests know about the deployment under test.
@@ -37,7 +38,7 @@ type target struct {
 // tgt is set once by TestMain before any test runs.
 var tgt *target
 
-var workloads = kindpath.Workloads
+var workloads = matrix.WorkloadNames()
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	name := env("E2E_TARGET", "local")
-	root, err := kindpath.FindRoot()
+	root, err := kindflow.FindRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 2
@@ -206,9 +207,9 @@ func parseLogs(b []byte) []logLine {
 }
 
 func kindTarget(root string) (*target, error) {
-	// The scenarios deployed are the flavour's (kindpath.Config.Profile); the ingress is
+	// The scenarios deployed are the flavour's (matrix Flavour.Profile); the ingress is
 	// 127.0.0.1:8880 with Host client.meshdemo in every flavour.
-	cfg, err := kindpath.Config{Root: root, Flavour: os.Getenv("E2E_FLAVOUR")}.WithDefaults()
+	cfg, err := kindflow.Config{Root: root, Flavour: matrix.Flavour(os.Getenv("E2E_FLAVOUR"))}.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +221,7 @@ func kindTarget(root string) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("installed flavour: %w (is the cluster up? `make e2e FLAVOUR=%s` or KEEP_CLUSTER=1)", err, cfg.Flavour)
 	}
-	if err := kindpath.CheckInstalledFlavour(installed, cfg.Flavour, cfg.Cluster, false); err != nil {
+	if err := kindflow.CheckInstalledFlavour(installed, cfg.Flavour, cfg.Cluster, false); err != nil {
 		return nil, fmt.Errorf("E2E_FLAVOUR=%s: %w", cfg.Flavour, err)
 	}
 	t := &target{base: env("E2E_BASE_URL", cfg.GatewayURL), host: env("E2E_HOST", cfg.Host), kube: k}
