@@ -26,7 +26,7 @@ type target struct {
 	name string
 	base string // the client's base URL (the gateway on kind)
 	host string // Host header for base ("" = the URL's)
-	// public and admin are each workload's own base URLs (local and compose only).
+	// public and admin are each workload's own base URLs (compose only).
 	public map[string]string
 	admin  map[string]string
 	// logs returns the JSON log lines a workload has written so far.
@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	name := env("E2E_TARGET", "local")
+	name := env("E2E_TARGET", "compose")
 	root, err := kindflow.FindRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -54,15 +54,13 @@ func runMain(m *testing.M) int {
 	ctx := context.Background()
 	var stop func()
 	switch name {
-	case "local":
-		tgt, stop, err = startLocal(ctx, root)
 	case "compose":
 		tgt, stop, err = startCompose(ctx, root)
 	case "kind":
 		tgt, err = kindTarget(root)
 		stop = func() {}
 	default:
-		err = fmt.Errorf("E2E_TARGET=%q: want local, compose or kind", name)
+		err = fmt.Errorf("E2E_TARGET=%q: want compose or kind (the workloads as processes are services/integration's)", name)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: setting up target", name+":", err)
@@ -232,20 +230,4 @@ func kindTarget(root string) (*target, error) {
 		return nil, fmt.Errorf("gateway %s: %w (is the cluster up? `make e2e` or KEEP_CLUSTER=1)", t.base, err)
 	}
 	return t, nil
-}
-
-// binDir is where the workload binaries come from: E2E_BIN, or built now into dir.
-func binDir(ctx context.Context, root, dir string) (string, error) {
-	if d := os.Getenv("E2E_BIN"); d != "" {
-		return d, nil
-	}
-	for _, w := range workloads {
-		cmd := commandContext(ctx, "go", "build", "-o", filepath.Join(dir, w), "./"+w)
-		cmd.Dir = filepath.Join(root, "services")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %w\n%s", w, err, out)
-		}
-	}
-	return dir, nil
 }
