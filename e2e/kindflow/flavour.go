@@ -183,7 +183,7 @@ func IstioCreated(o Object) (deployment string, ok bool, err error) {
 	case "istio-waypoint":
 		return o.Name, true, nil
 	default:
-		return "", false, fmt.Errorf("Gateway %s/%s: gatewayClassName %q, the kind path knows istio and istio-waypoint", o.Namespace, o.Name, class)
+		return "", false, fmt.Errorf("Gateway %s/%s: gatewayClassName %q, the kind flow knows istio and istio-waypoint", o.Namespace, o.Name, class)
 	}
 }
 
