@@ -122,3 +122,12 @@ func TestDockerStopDrainsInFlightRequest(t *testing.T) {
 		t.Error(`no "draining" log line`)
 	}
 }
+
+// server2Body is server2's answer, relayed byte for byte by server1 and client.
+type server2Body struct {
+	FirstName string `json:"firstName"`
+	LastName  string `json:"lastName"`
+	Service   string `json:"service"`
+	Version   string `json:"version"`
+	Instance  string `json:"instance"`
+}

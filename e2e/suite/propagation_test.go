@@ -129,7 +129,7 @@ func TestListedHeadersMatchContract(t *testing.T) {
 }
 
 // TestEveryListedHeaderReachesServer2 puts a recorder in server2's place behind a real client
-// and server1 (processes on local, the images on compose), sends every listed header with a
+// and server1 (the images on compose), sends every listed header with a
 // distinct value, and checks each arrives unchanged two hops down, that PROPAGATE_HEADERS
 // extends the list and that an unlisted header does not travel.
 func TestEveryListedHeaderReachesServer2(t *testing.T) {
@@ -158,17 +158,7 @@ func TestEveryListedHeaderReachesServer2(t *testing.T) {
 	defer rec.Close()
 
 	extra := "PROPAGATE_HEADERS=x-e2e-extra"
-	var clientURL string
-	if tgt.name == "local" {
-		c, err := startChain(t.Context(), localBin, []string{"client", "server1"}, "SERVER2_URL="+rec.URL, extra)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.stop()
-		clientURL = c.public["client"]
-	} else {
-		clientURL = dockerChain(t, rec.Listener.Addr().(*net.TCPAddr).Port, extra)
-	}
+	clientURL := dockerChain(t, rec.Listener.Addr().(*net.TCPAddr).Port, extra)
 
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, clientURL+"/client/server1", nil)
 	if err != nil {
