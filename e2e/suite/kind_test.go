@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"github.com/meshdemo/meshdemo/e2e/kindflow"
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // scenarioChecks are the kind checks of the declared scenarios (matrix.ScenarioNames), by name.
@@ -205,7 +206,7 @@ func checkFaultDelay(t *testing.T, scenario string) {
 }
 
 func checkRetries(t *testing.T, scenario string) {
-	flaky := hdr("X-Meshdemo-Fault", "server2=abort:500@50")
+	flaky := hdr(headers.Fault, "server2=abort:500@50")
 	withScenario(t, scenario, func() error {
 		if !tgt.kube.cfg.AttemptCountHeader() {
 			// The waypoint sends no attempt count: the scenario shows in the success rate.
@@ -238,14 +239,14 @@ func checkRetries(t *testing.T, scenario string) {
 	})
 	// Four tries at 50 % each: 93.75 % succeed.
 	rep, ok := loadtest(t, "/client/server1", "--requests", "1000", "--concurrency", "8",
-		"--header", "X-Meshdemo-Fault: server2=abort:500@50", "--expect-status", "200:93.75")
+		"--header", headers.Fault+": server2=abort:500@50", "--expect-status", "200:93.75")
 	if !ok || !rep.Passed {
 		t.Fatalf("flaky hop not mostly successful: %v %+v", rep.Summary.Status, rep.Expectations)
 	}
 	// Every try slower than the 1 s per-try timeout. The sidecar flavour retries a timed-out try
 	// (retryOn has 5xx and reset): 504 after about four tries. An HTTPRoute retry cannot ask for
 	// that (kindflow.RetriesTimedOutTry): 504 after the first try, about 1 s.
-	r := get(t, "/client/server1", hdr("X-Meshdemo-Fault", "server2=delay:1.5s"))
+	r := get(t, "/client/server1", hdr(headers.Fault, "server2=delay:1.5s"))
 	if tgt.kube.cfg.RetriesTimedOutTry() {
 		if r.status != http.StatusGatewayTimeout || r.elapsed < 3500*time.Millisecond || r.elapsed > 5*time.Second {
 			t.Errorf("%d after %s, want 504 after about 4s (four timed-out tries)", r.status, r.elapsed)
@@ -408,7 +409,7 @@ func checkAuthz(t *testing.T, scenario string) {
 }
 
 func checkHardening(t *testing.T, scenario string) {
-	directive := hdr("X-Meshdemo-Fault", "server2=abort:503@100")
+	directive := hdr(headers.Fault, "server2=abort:503@100")
 	withScenario(t, scenario, func() error {
 		if r := get(t, "/client/server1", directive); r.status != http.StatusOK {
 			return fmt.Errorf("directive from outside still applied: %d", r.status)
