@@ -24,7 +24,7 @@ build: ## build the four workloads into ./bin
 	@mkdir -p $(BIN)
 	cd services && for w in $(WORKLOADS); do CGO_ENABLED=0 $(GO) build -trimpath -tags $(GO_TAGS) -o $(BIN)/$$w ./$$w || exit 1; done
 
-test: $(TEST_TARGETS) ## run every test (what CI runs)
+test: prefetch $(TEST_TARGETS) ## run every test (what CI runs)
 
 # The tests run beside a throw-away PostgreSQL (build/postgres/with-postgres.sh:
 # initdb + pg_ctl on a free loopback port, stopped and deleted on exit), whose URL

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/docker/docker v28.5.2+incompatible
 	github.com/jackc/pgx/v5 v5.13.0
+	github.com/meshdemo/meshdemo/deploy/matrix v0.0.0-00010101000000-000000000000
 	github.com/meshdemo/meshdemo/services v0.0.0-00010101000000-000000000000
 	github.com/testcontainers/testcontainers-go v0.41.0
 	github.com/testcontainers/testcontainers-go/modules/postgres v0.41.0
@@ -77,3 +78,5 @@ require (
 )
 
 replace github.com/meshdemo/meshdemo/services => ../services
+
+replace github.com/meshdemo/meshdemo/deploy/matrix => ../deploy/matrix

@@ -47,7 +47,7 @@ type Stats struct {
 // docs/, and istio/sidecar/components/README.md when there is one.
 func Pages(root string) ([]string, error) {
 	pages := []string{"README.md"}
-	if _, err := os.Stat(filepath.Join(root, "istio", "components", "README.md")); err == nil {
+	if _, err := os.Stat(filepath.Join(root, "istio", "sidecar", "components", "README.md")); err == nil {
 		pages = append(pages, "istio/sidecar/components/README.md")
 	}
 	err := filepath.WalkDir(filepath.Join(root, "docs"), func(p string, d fs.DirEntry, err error) error {

@@ -47,6 +47,9 @@ func TestRepositoryDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range CheckDeclared("README.md", readme) {
+		t.Error(p)
+	}
 	if n := bytes.Count(readme, []byte("\n")); n > maxReadmeLines {
 		t.Errorf("README.md has %d lines, more than %d: move details to a page under docs/", n, maxReadmeLines)
 	}
@@ -152,5 +155,47 @@ func TestGitHubAnchor(t *testing.T) {
 		if got := GitHubAnchor(heading); got != want {
 			t.Errorf("GitHubAnchor(%q) = %q, want %q", heading, got, want)
 		}
+	}
+}
+
+// TestDeclaredTablesBroken: each way the README's tables can drift from deploy/matrix is
+// reported, on a copy of the real README.
+func TestDeclaredTablesBroken(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs := CheckDeclared("README.md", readme); len(probs) != 0 {
+		t.Fatalf("the real README must pass first: %v", probs)
+	}
+	lineOf := func(prefix string) string {
+		for _, l := range strings.Split(string(readme), "\n") {
+			if strings.HasPrefix(l, prefix) {
+				return l + "\n"
+			}
+		}
+		t.Fatalf("no line starts with %q", prefix)
+		return ""
+	}
+	mirroring, retries := lineOf("| `mirroring` |"), lineOf("| `retries` |")
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"row missing", mirroring, "", "want scenario `mirroring`"},
+		{"purpose changed", mirroring, strings.Replace(mirroring, "copied", "sent", 1), "deploy/matrix says"},
+		{"rows swapped", retries + lineOf("| `outlier-detection` |"), lineOf("| `outlier-detection` |") + retries, "want scenario `retries`"},
+		{"undeclared row", mirroring, mirroring + "| `chaos` | everything breaks | - |\n", "does not declare"},
+		{"flavour profile wrong", "`ambient` / `ambient-<scenario>`", "`waypoint` / `ambient-<scenario>`", "want `ambient` first"},
+		{"no scenario table", scenarioTableHeader, "| scenario | shows | details |", "no table headed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			broken := strings.Replace(string(readme), tc.old, tc.new, 1)
+			probs := CheckDeclared("README.md", []byte(broken))
+			if broken == string(readme) {
+				t.Fatal("fixture no longer applies")
+			}
+			if !slices.ContainsFunc(probs, func(p Problem) bool { return strings.Contains(p.Msg, tc.want) }) {
+				t.Errorf("want a problem containing %q, got %v", tc.want, probs)
+			}
+		})
 	}
 }

@@ -6,3 +6,7 @@ require (
 	github.com/yuin/goldmark v1.8.7
 	mvdan.cc/sh/v3 v3.14.1
 )
+
+require github.com/meshdemo/meshdemo/deploy/matrix v0.0.0-00010101000000-000000000000
+
+replace github.com/meshdemo/meshdemo/deploy/matrix => ../../deploy/matrix

@@ -1,5 +1,6 @@
-# End-to-end suite (issue 8): e2e/suite (build tag e2e) against E2E_TARGET=local|compose|kind,
-# and e2e/kindpath, the kind flow's commands (run by `make e2e`, dry-run proven by test-e2e).
+# End-to-end suite: e2e/suite (build tag e2e) against E2E_TARGET=compose|kind (the workloads as
+# processes are services/integration's), and e2e/kindflow, the kind flow's commands (run by
+# `make e2e`, its dry run tested by test-e2e).
 # Included by the root Makefile; GO, BIN and TEST_TARGETS come from there.
 TEST_TARGETS += test-e2e
 
@@ -8,16 +9,13 @@ E2E_TEST_FLAGS ?= -race -count=1 -timeout 20m -v
 # test-e2e under CI=true fails when no Docker engine can be started, unless this is 1.
 E2E_ALLOW_NO_DOCKER ?=
 
-.PHONY: test-e2e e2e e2e-lint e2e-local e2e-compose e2e-kind-dry-run
+.PHONY: test-e2e e2e e2e-lint e2e-compose e2e-kind-dry-run
 
-test-e2e: e2e-lint e2e-local e2e-compose e2e-kind-dry-run ## the suite on local processes and on docker compose, and the kind path's dry run
+test-e2e: e2e-lint e2e-compose e2e-kind-dry-run ## the suite on docker compose (the deployed-stack smoke), and the kind flow's dry run
 
-e2e-lint: ## gofmt and vet (with the e2e tag) of e2e/suite and e2e/kindpath
-	@cd e2e && out="$$(gofmt -l suite kindpath)"; if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
-	$(E2E_GO) vet -tags e2e ./suite/... ./kindpath/...
-
-e2e-local: build loadtest ## the suite against the four workloads as local processes (started and stopped by the suite)
-	cd e2e && E2E_TARGET=local E2E_BIN=$(BIN) E2E_LOADTEST=$(BIN)/loadtest $(GO) test -tags e2e $(E2E_TEST_FLAGS) ./suite
+e2e-lint: ## gofmt and vet (with the e2e tag) of e2e/suite and e2e/kindflow
+	@cd e2e && out="$$(gofmt -l suite kindflow)"; if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(E2E_GO) vet -tags e2e ./suite/... ./kindflow/...
 
 e2e-compose: ## the suite against compose.yaml with the images of `make images` (docker compose up/down by the suite)
 	@if build/docker/ensure-docker.sh; then \
@@ -30,12 +28,11 @@ e2e-compose: ## the suite against compose.yaml with the images of `make images` 
 		fi; \
 	fi
 
-e2e-kind-dry-run: ## prove the kind path in every flavour: print every command, render and validate every manifest it applies, check one deploy per scenario, pruning on every switch and no meshed call from istio-proxy
+e2e-kind-dry-run: ## the kind flow's tests: every flavour's plan printed (TestDryRun), one deploy per declared scenario, pruning on every switch, meshed calls only from app containers
 	@if command -v kubectl >/dev/null; then kz=; else $(MAKE) --no-print-directory $(KUSTOMIZE) && kz=$(KUSTOMIZE); fi; \
-	cd e2e && KUSTOMIZE=$$kz $(GO) test -count=1 -race -v ./kindpath/... && \
-	for f in sidecar gateway-api ambient; do KUSTOMIZE=$$kz $(GO) run ./kindpath/cmd/e2e-kind -dry-run -flavour $$f || exit 1; done
+	cd e2e && KUSTOMIZE=$$kz $(GO) test -count=1 -race -v ./kindflow/...
 
 # FLAVOUR (k8s.mk, default sidecar) picks the Istio install and the scenarios; the suite gets it
 # as E2E_FLAVOUR. The ingress is http://127.0.0.1:8880, Host client.meshdemo, in every flavour.
 e2e: ## the whole kind flow on your machine (Docker, kubectl, network) in one FLAVOUR: cluster, Istio, images (skaffold build, kind load), one deploy of the baseline, suite, teardown; KEEP_CLUSTER=1 keeps the cluster
-	$(E2E_GO) run ./kindpath/cmd/e2e-kind -flavour '$(FLAVOUR)' $(if $(filter 1,$(KEEP_CLUSTER)),-keep-cluster) $(if $(E2E_RUN),-run '$(E2E_RUN)')
+	$(E2E_GO) run ./kindflow/cmd/e2e-kind -flavour '$(FLAVOUR)' $(if $(filter 1,$(KEEP_CLUSTER)),-keep-cluster) $(if $(E2E_RUN),-run '$(E2E_RUN)')

@@ -1,4 +1,4 @@
-# Container images, docker compose and the container tests (issue 4).
+# Container images, docker compose and the container tests.
 # Included by the root Makefile; WORKLOADS, GO and TEST_TARGETS come from there.
 
 IMAGE_REPO ?= meshdemo

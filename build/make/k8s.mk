@@ -1,7 +1,7 @@
 # Kubernetes and Istio: render scenarios, validate them offline (verify/), and run them on kind.
-# The whole kind flow with the end-to-end suite is `make e2e` (e2e/kindpath); the targets here
+# The whole kind flow with the end-to-end suite is `make e2e` (e2e/kindflow); the targets here
 # are its steps for working by hand: kind-up, istio-install, deploy [SCENARIO=x], addons, kind-down
-# (istio-install and deploy run e2e/kindpath's own commands, so the two paths cannot drift).
+# (istio-install and deploy run e2e/kindflow's own commands, so the two paths cannot drift).
 # The Istio version is pinned once, in build/istio-version; the CLIs are built from pinned Go
 # modules (build/tools: istioctl + kustomize, build/tools/skaffold: skaffold) into ./bin.
 TEST_TARGETS += test-verify test-preflight
@@ -62,7 +62,7 @@ test-verify: tools ## offline validation of deploy/, istio/, skaffold.yaml and b
 	cd deploy/matrix && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -race -count=1 ./...
 	cd verify && test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './pilot/*'))" || { echo 'gofmt needed in verify'; exit 1; }
 	cd verify && GOWORK=off $(GO) vet ./...
-	cd verify && GOWORK=off ISTIOCTL=$(ISTIOCTL) SKAFFOLD=$(SKAFFOLD) KUSTOMIZE=$(KUSTOMIZE) KUBE_SCORE=$(KUBE_SCORE) $(GO) test -race -count=1 ./...
+	cd verify && GOWORK=off ISTIOCTL=$(ISTIOCTL) SKAFFOLD=$(SKAFFOLD) KUSTOMIZE=$(KUSTOMIZE) KUBE_SCORE=$(KUBE_SCORE) $(GO) test -race -count=1 -timeout 30m ./...
 
 # skaffold's own code (the module pinned in build/tools/skaffold, so the build cache is the CLI's)
 # over every skaffold.yaml: config parsing with each profile, the dependency walk `skaffold run`
@@ -79,17 +79,17 @@ kind-up: $(KIND) ## create the kind cluster (gateway on http://127.0.0.1:8880)
 # One cluster holds one flavour: istio-install and deploy refuse a cluster whose Istio was
 # installed for another one (label meshdemo-flavour on istio-system); switch with
 # `make kind-down kind-up istio-install FLAVOUR=...`.
-istio-install: $(if $(filter 1,$(DRY_RUN)),,$(ISTIOCTL)) ## install Istio $(ISTIO_VERSION) for FLAVOUR=sidecar|gateway-api|ambient, laptop-sized, with the Gateway API CRDs of the pinned module (the commands of `make e2e`, from e2e/kindpath)
-	cd e2e && $(GO) run ./kindpath/cmd/e2e-kind -cluster $(KIND_CLUSTER) -flavour '$(FLAVOUR)' -istio-install $(if $(filter 1,$(DRY_RUN)),-dry-run)
+istio-install: $(if $(filter 1,$(DRY_RUN)),,$(ISTIOCTL)) ## install Istio $(ISTIO_VERSION) for FLAVOUR=sidecar|gateway-api|ambient, laptop-sized, with the Gateway API CRDs of the pinned module (the commands of `make e2e`, from e2e/kindflow)
+	cd e2e && $(GO) run ./kindflow/cmd/e2e-kind -cluster $(KIND_CLUSTER) -flavour '$(FLAVOUR)' -istio-install $(if $(filter 1,$(DRY_RUN)),-dry-run)
 
-# One deploy path, the one `make e2e` and the suite use (e2e/kindpath Deploy): skaffold only builds
+# One deploy path, the one `make e2e` and the suite use (e2e/kindflow Deploy): skaffold only builds
 # (meshdemo/<w>:dev), kind loads the images, `kubectl apply -k deploy/scenarios/<profile>` (the
 # scenario's directory in the flavour: retries, gateway-api-retries, ambient-retries), then
 # `kubectl delete` of every object another directory renders and this one does not (apply and
 # skaffold's kubectl deployer never prune), then the rollout status of what istiod creates from
 # Gateway API Gateways and of the workloads. DRY_RUN=1 prints the commands.
 deploy: $(if $(filter 1,$(DRY_RUN)),,$(SKAFFOLD) $(KIND)) ## build the images, load them into kind, switch to a scenario and prune the previous one: make deploy SCENARIO=retries [FLAVOUR=gateway-api]
-	cd e2e && $(GO) run ./kindpath/cmd/e2e-kind -cluster $(KIND_CLUSTER) -flavour '$(FLAVOUR)' -deploy $(SCENARIO) $(if $(filter 1,$(DRY_RUN)),-dry-run)
+	cd e2e && $(GO) run ./kindflow/cmd/e2e-kind -cluster $(KIND_CLUSTER) -flavour '$(FLAVOUR)' -deploy $(SCENARIO) $(if $(filter 1,$(DRY_RUN)),-dry-run)
 
 addons: ## Prometheus, Grafana, Jaeger and Kiali of the pinned Istio release
 	for a in prometheus grafana jaeger kiali; do \

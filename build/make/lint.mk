@@ -1,8 +1,9 @@
 # make fmt-check / make vet: gofmt and go vet over every Go module, each built the way its own
 # test target builds it (the e2e tag for e2e/, GOWORK=off for the modules outside go.work).
 # A quick pass before a commit; `make test` runs the same checks inside each module's target.
-# build/tools and build/tools/skaffold hold no Go code (tool pins only): gofmt covers them,
-# go vet has nothing to vet there.
+# build/tools and build/tools/proto hold no Go code (tool pins only): gofmt covers them, go vet
+# has nothing to vet there. build/tools/skaffold pins the skaffold CLI and holds preflight/, Go
+# code vetted here against the same pins (GOWORK=off) as `make test-preflight` builds it.
 GOFMT_DIRS := services loadtest e2e verify build deploy
 
 .PHONY: fmt-check vet
@@ -10,7 +11,7 @@ GOFMT_DIRS := services loadtest e2e verify build deploy
 fmt-check: ## gofmt -l over every Go module; fails listing the files that need gofmt
 	@out="$$(gofmt -l $(GOFMT_DIRS))"; if [ -n "$$out" ]; then printf 'gofmt needed:\n%s\n' "$$out"; exit 1; fi
 
-vet: ## go vet of every Go module (services, loadtest, e2e with and without its tag, verify, verify/pilot, verify/netpol, build/doccheck)
+vet: ## go vet of every Go module (deploy/matrix, services, loadtest, e2e with and without its tag, verify, verify/pilot, verify/netpol, build/doccheck, build/tools/skaffold)
 	cd deploy/matrix && GOWORK=off $(GO) vet ./...
 	cd services && $(GO) vet ./...
 	cd loadtest && GOWORK=off $(GO) vet ./...
@@ -19,3 +20,4 @@ vet: ## go vet of every Go module (services, loadtest, e2e with and without its 
 	cd verify/pilot && GOWORK=off $(GO) vet ./...
 	cd verify/netpol && GOWORK=off $(GO) vet ./...
 	cd build/doccheck && GOWORK=off $(GO) vet ./...
+	cd build/tools/skaffold && GOWORK=off $(GO) vet ./preflight/...

@@ -1,4 +1,4 @@
-# loadtest: the canary-aware load generator (loadtest/ module, issue 7).
+# loadtest: the canary-aware load generator (loadtest/ module).
 # Its targets run with GOWORK=off: loadtest/go.mod (with its replace of ../services)
 # is complete on its own, so these targets do not depend on the other modules' state.
 TEST_TARGETS += test-loadtest

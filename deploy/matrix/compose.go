@@ -13,7 +13,7 @@ type Composition struct {
 	Components []string
 }
 
-// CanaryComponents are the components that make v1 and v2 run side by side, in order: the
+// canaryComponents are the components that make v1 and v2 run side by side, in order: the
 // canary, then the PostgreSQL that v1 and v2 of user-service share (after the canary, so its
 // DATABASE_URL patch reaches user-service-v2).
 var canaryComponents = []string{"deploy/components/canary", "deploy/components/postgres"}

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"gopkg.in/yaml.v3"
 
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"github.com/meshdemo/meshdemo/e2e/internal/dockerenv"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 )
@@ -104,7 +105,7 @@ func TestComposeFile(t *testing.T) {
 		}
 	}
 	wantDeps := map[string][]string{"client": {"server1", "user-service"}, "server1": {"server2"}}
-	for _, name := range dockerenv.Workloads {
+	for _, name := range matrix.WorkloadNames() {
 		svc, ok := f.Services[name]
 		if !ok {
 			t.Errorf("service %s missing", name)
@@ -348,8 +349,8 @@ func TestComposeUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ctrs) != len(dockerenv.Workloads) {
-		t.Errorf("compose started %d containers, want %d", len(ctrs), len(dockerenv.Workloads))
+	if len(ctrs) != len(matrix.WorkloadNames()) {
+		t.Errorf("compose started %d containers, want %d", len(ctrs), len(matrix.WorkloadNames()))
 	}
 	for _, c := range ctrs {
 		info := waitHealthy(t, cli, c.ID, time.Minute)

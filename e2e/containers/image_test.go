@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/testcontainers/testcontainers-go"
 
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"github.com/meshdemo/meshdemo/e2e/internal/dockerenv"
 )
 
@@ -30,7 +31,7 @@ func dockerClient(t *testing.T) *testcontainers.DockerClient {
 func TestImages(t *testing.T) {
 	s := need(t)
 	cli := dockerClient(t)
-	for _, w := range dockerenv.Workloads {
+	for _, w := range matrix.WorkloadNames() {
 		t.Run(w, func(t *testing.T) {
 			info, err := cli.ImageInspect(t.Context(), s.images[w])
 			if err != nil {
@@ -93,7 +94,7 @@ func TestImages(t *testing.T) {
 func TestProcessInContainer(t *testing.T) {
 	s := need(t)
 	cli := dockerClient(t)
-	for _, name := range dockerenv.Workloads {
+	for _, name := range matrix.WorkloadNames() {
 		w := s.w[name]
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()

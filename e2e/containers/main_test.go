@@ -23,6 +23,7 @@ import (
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"github.com/meshdemo/meshdemo/e2e/internal/dockerenv"
 )
 
@@ -128,7 +129,7 @@ func (s *suite) setUp(ctx context.Context) error {
 
 	// Builds run one after another: `go build` already uses every core.
 	s.images = map[string]string{}
-	for _, w := range dockerenv.Workloads {
+	for _, w := range matrix.WorkloadNames() {
 		ref, err := dockerenv.BuildImage(ctx, dockerenv.ImageSpec{
 			Root: root, Workload: w, OS: s.engine.OS, Arch: s.engine.Arch,
 			Repo: dockerenv.ImageName(w), Tag: s.tag, BinDir: binDir,
@@ -149,8 +150,8 @@ func (s *suite) setUp(ctx context.Context) error {
 	s.w = map[string]*workload{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	errs := make([]error, len(dockerenv.Workloads))
-	for i, name := range dockerenv.Workloads {
+	errs := make([]error, len(matrix.WorkloadNames()))
+	for i, name := range matrix.WorkloadNames() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

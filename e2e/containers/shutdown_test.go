@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // TestDockerStopDrainsInFlightRequest stops a container (SIGTERM, as `docker stop` and the
@@ -49,7 +51,7 @@ func TestDockerStopDrainsInFlightRequest(t *testing.T) {
 			inflight <- result{err: err}
 			return
 		}
-		req.Header.Set("X-Meshdemo-Fault", "server2="+"delay:"+delay.String())
+		req.Header.Set(headers.Fault, "server2="+"delay:"+delay.String())
 		resp, err := hc.Do(req)
 		if err != nil {
 			inflight <- result{err: err, elapsed: time.Since(sent)}
@@ -119,4 +121,13 @@ func TestDockerStopDrainsInFlightRequest(t *testing.T) {
 	if rec := waitForLog(t, w.ctr, time.Second, func(m map[string]any) bool { return m["msg"] == "draining" }); rec == nil {
 		t.Error(`no "draining" log line`)
 	}
+}
+
+// server2Body is server2's answer, relayed byte for byte by server1 and client.
+type server2Body struct {
+	FirstName string `json:"firstName"`
+	LastName  string `json:"lastName"`
+	Service   string `json:"service"`
+	Version   string `json:"version"`
+	Instance  string `json:"instance"`
 }

@@ -62,13 +62,6 @@ func TestPathHeader(t *testing.T) {
 	if hs[2].Instance != b.Instance {
 		t.Errorf("server2 hop instance %q, body instance %q", hs[2].Instance, b.Instance)
 	}
-	if tgt.name == "local" {
-		for _, h := range hs {
-			if want := h.Service + "-local"; h.Instance != want {
-				t.Errorf("hop %s: instance, want %s (HOSTNAME)", h, want)
-			}
-		}
-	}
 	users := get(t, "/client/users", nil)
 	if got := services(hops(t, users)); got != "client,user-service" {
 		t.Errorf("users path %s, want client,user-service", got)

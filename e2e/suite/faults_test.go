@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // TestFaultDirective: an X-Meshdemo-Fault directive travels with the request and the hop
@@ -31,7 +33,7 @@ func TestFaultDirective(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := get(t, tt.path, hdr("X-Meshdemo-Fault", tt.directive))
+			r := get(t, tt.path, hdr(headers.Fault, tt.directive))
 			if tt.service == "" {
 				if r.status != tt.status {
 					t.Fatalf("status: %s", chainStatus(r))

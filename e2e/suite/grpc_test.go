@@ -5,6 +5,8 @@ package suite
 import (
 	"net/http"
 	"testing"
+
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // TestGRPCChain: GET /client/grpc runs the chain over gRPC (client → server1 → server2
@@ -27,7 +29,7 @@ func TestGRPCChain(t *testing.T) {
 		t.Errorf("hops %s, want client,server1,server2", got)
 	}
 	// A fault directive for server2 comes back as its HTTP status and problem.
-	p := wantProblem(t, get(t, "/client/grpc", http.Header{"X-Meshdemo-Fault": {"server2=abort:503"}}), http.StatusServiceUnavailable)
+	p := wantProblem(t, get(t, "/client/grpc", http.Header{headers.Fault: {"server2=abort:503"}}), http.StatusServiceUnavailable)
 	if p.Service != "server2" {
 		t.Errorf("problem from %q, want server2", p.Service)
 	}

@@ -12,10 +12,52 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshdemo/meshdemo/e2e/kindpath"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+	"github.com/meshdemo/meshdemo/e2e/kindflow"
 )
 
-// withScenario switches the cluster to an Istio scenario (kindpath.Deploy: kubectl apply -k
+// scenarioChecks are the kind checks of the declared scenarios (matrix.ScenarioNames), by name.
+// Each deploys its scenario with withScenario, waits until it is in effect and asserts what it
+// shows; the baseline comes back when it ends.
+var scenarioChecks = map[string]func(t *testing.T, scenario string){
+	"header-routing":    checkHeaderRouting,
+	"weighted-split":    checkWeightedSplit,
+	"route-timeout":     checkRouteTimeout,
+	"fault-abort":       checkFaultAbort,
+	"fault-delay":       checkFaultDelay,
+	"retries":           checkRetries,
+	"outlier-detection": checkOutlierDetection,
+	"mirroring":         checkMirroring,
+	"authz":             checkAuthz,
+	"hardening":         checkHardening,
+	"grpc-balancing":    checkGrpcBalancing,
+	"rate-limit":        checkRateLimit,
+}
+
+// TestKindScenarios runs every declared scenario on the cluster, one subtest each, in the
+// declaration's order. A declared scenario without a check fails on every target, before the
+// skip for lack of a cluster: a scenario is not done until its kind check exists.
+func TestKindScenarios(t *testing.T) {
+	for _, name := range matrix.ScenarioNames() {
+		if scenarioChecks[name] == nil {
+			t.Errorf("scenario %s (deploy/matrix) has no kind check in scenarioChecks", name)
+		}
+	}
+	for name := range scenarioChecks {
+		if !matrix.IsScenario(name) {
+			t.Errorf("scenarioChecks has %s, which deploy/matrix does not declare", name)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	needMesh(t)
+	for _, name := range matrix.ScenarioNames() {
+		t.Run(name, func(t *testing.T) { scenarioChecks[name](t, name) })
+	}
+}
+
+// withScenario switches the cluster to an Istio scenario (kindflow.Deploy: kubectl apply -k
 // deploy/scenarios/<name>, delete what other scenarios left, rollout status), polls until
 // inEffect reports the new behaviour, and switches back to the baseline when the test ends
 // (which deletes what the scenario added), waiting until the base routes answer again.
@@ -23,7 +65,7 @@ func withScenario(t *testing.T, name string, inEffect func() error) {
 	t.Helper()
 	needMesh(t)
 	k := tgt.kube
-	restore, err := k.cfg.Deploy(t.Context(), kindpath.Baseline)
+	restore, err := k.cfg.Deploy(t.Context(), kindflow.Baseline)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +96,8 @@ func baselineInEffect() error {
 	return nil
 }
 
-func TestHeaderRouting(t *testing.T) {
-	withScenario(t, "header-routing", func() error {
+func checkHeaderRouting(t *testing.T, scenario string) {
+	withScenario(t, scenario, func() error {
 		if v := versionOf(get(t, "/client/server1", hdr("canary_id", "v2")), "server2"); v != "v2" {
 			return fmt.Errorf("canary_id: v2 reached server2 %s", v)
 		}
@@ -89,8 +131,8 @@ func TestHeaderRouting(t *testing.T) {
 	}
 }
 
-func TestWeightedSplit(t *testing.T) {
-	withScenario(t, "weighted-split", func() error {
+func checkWeightedSplit(t *testing.T, scenario string) {
+	withScenario(t, scenario, func() error {
 		for range 50 {
 			if versionOf(get(t, "/client/server1", nil), "server1") == "v2" {
 				return nil
@@ -108,8 +150,8 @@ func TestWeightedSplit(t *testing.T) {
 	}
 }
 
-func TestRouteTimeout(t *testing.T) {
-	withScenario(t, "route-timeout", func() error {
+func checkRouteTimeout(t *testing.T, scenario string) {
+	withScenario(t, scenario, func() error {
 		if r := get(t, "/client/server1", nil); r.status != http.StatusGatewayTimeout {
 			return fmt.Errorf("status %d", r.status)
 		}
@@ -129,8 +171,8 @@ func TestRouteTimeout(t *testing.T) {
 	}
 }
 
-func TestFaultAbort(t *testing.T) {
-	withScenario(t, "fault-abort", func() error {
+func checkFaultAbort(t *testing.T, scenario string) {
+	withScenario(t, scenario, func() error {
 		if r := get(t, "/client/users", nil); r.status != http.StatusServiceUnavailable {
 			return fmt.Errorf("/client/users: %d", r.status)
 		}
@@ -147,8 +189,8 @@ func TestFaultAbort(t *testing.T) {
 	}
 }
 
-func TestFaultDelay(t *testing.T) {
-	withScenario(t, "fault-delay", func() error {
+func checkFaultDelay(t *testing.T, scenario string) {
+	withScenario(t, scenario, func() error {
 		if r := get(t, "/client/server1", nil); r.elapsed < 3*time.Second {
 			return fmt.Errorf("answered in %s", r.elapsed)
 		}
@@ -162,9 +204,9 @@ func TestFaultDelay(t *testing.T) {
 	}
 }
 
-func TestRetries(t *testing.T) {
+func checkRetries(t *testing.T, scenario string) {
 	flaky := hdr("X-Meshdemo-Fault", "server2=abort:500@50")
-	withScenario(t, "retries", func() error {
+	withScenario(t, scenario, func() error {
 		if !tgt.kube.cfg.AttemptCountHeader() {
 			// The waypoint sends no attempt count: the scenario shows in the success rate.
 			// With retries 93.75 % of the calls succeed, without them 50 %: 16 or more of 20
@@ -202,7 +244,7 @@ func TestRetries(t *testing.T) {
 	}
 	// Every try slower than the 1 s per-try timeout. The sidecar flavour retries a timed-out try
 	// (retryOn has 5xx and reset): 504 after about four tries. An HTTPRoute retry cannot ask for
-	// that (kindpath.RetriesTimedOutTry): 504 after the first try, about 1 s.
+	// that (kindflow.RetriesTimedOutTry): 504 after the first try, about 1 s.
 	r := get(t, "/client/server1", hdr("X-Meshdemo-Fault", "server2=delay:1.5s"))
 	if tgt.kube.cfg.RetriesTimedOutTry() {
 		if r.status != http.StatusGatewayTimeout || r.elapsed < 3500*time.Millisecond || r.elapsed > 5*time.Second {
@@ -213,9 +255,9 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-func TestOutlierDetection(t *testing.T) {
+func checkOutlierDetection(t *testing.T, scenario string) {
 	var pods []string
-	withScenario(t, "outlier-detection", func() error {
+	withScenario(t, scenario, func() error {
 		pods = tgt.kube.pods(t, "app=server2,version=v1")
 		if len(pods) != 2 {
 			return fmt.Errorf("server2 v1 pods %v, want 2", pods)
@@ -246,7 +288,7 @@ func TestOutlierDetection(t *testing.T) {
 	// Ejected: the proxy that balances server1's calls to server2 v1 flags the sick endpoint in
 	// Envoy's admin `clusters` output (its stats would not say: Istio's default stats inclusion
 	// list, pkg/bootstrap/config.go, drops outlier_detection.*). That proxy and its cluster
-	// depend on the flavour (kindpath.OutlierView): server1's sidecar in sidecar and
+	// depend on the flavour (kindflow.OutlierView): server1's sidecar in sidecar and
 	// gateway-api, the waypoint in ambient. The admin port listens on the pod's loopback only,
 	// which a port-forward reaches; nothing runs in the istio-proxy container.
 	selector, cluster := tgt.kube.cfg.OutlierView()
@@ -294,7 +336,7 @@ func TestOutlierDetection(t *testing.T) {
 	})
 }
 
-func TestMirroring(t *testing.T) {
+func checkMirroring(t *testing.T, scenario string) {
 	mirrored := func(traceID string) error {
 		lines, err := tgt.kube.appLogs(ctxBG(), "server2")
 		if err != nil {
@@ -311,7 +353,7 @@ func TestMirroring(t *testing.T) {
 		id := randHex(16)
 		return hdr("X-B3-Traceid", id, "X-B3-Spanid", randHex(8), "X-B3-Sampled", "1"), id
 	}
-	withScenario(t, "mirroring", func() error {
+	withScenario(t, scenario, func() error {
 		h, id := b3()
 		get(t, "/client/server1", h)
 		return mirrored(id)
@@ -326,13 +368,13 @@ func TestMirroring(t *testing.T) {
 	}
 }
 
-// meshCalls makes the scenario's in-mesh calls (kindpath.MeshCalls, which the dry run prints
+// meshCalls makes the scenario's in-mesh calls (kindflow.MeshCalls, which the dry run prints
 // and checks), each from a workload's application container, and checks their status.
 func meshCalls(t *testing.T, scenario string) {
 	t.Helper()
-	calls := kindpath.MeshCalls[scenario]
+	calls := kindflow.MeshCalls[scenario]
 	if len(calls) == 0 {
-		t.Fatalf("kindpath.MeshCalls has no calls for %s", scenario)
+		t.Fatalf("kindflow.MeshCalls has no calls for %s", scenario)
 	}
 	for _, c := range calls {
 		if code, want := tgt.kube.meshCall(t, c), c.Expect(tgt.kube.cfg.Flavour); code != want {
@@ -343,15 +385,15 @@ func meshCalls(t *testing.T, scenario string) {
 
 // result names a meshCall result in messages.
 func result(code int) string {
-	if code == kindpath.Refused {
+	if code == kindflow.Refused {
 		return "refused by the network (no HTTP answer from the callee)"
 	}
 	return strconv.Itoa(code)
 }
 
-func TestAuthz(t *testing.T) {
-	first := kindpath.MeshCalls["authz"][0]
-	withScenario(t, "authz", func() error {
+func checkAuthz(t *testing.T, scenario string) {
+	first := kindflow.MeshCalls[scenario][0]
+	withScenario(t, scenario, func() error {
 		if code := tgt.kube.meshCall(t, first); code != first.Expect(tgt.kube.cfg.Flavour) {
 			return fmt.Errorf("%s -> %s: %s", first.From, first.URL, result(code))
 		}
@@ -362,12 +404,12 @@ func TestAuthz(t *testing.T) {
 			t.Errorf("real graph %s: %s", path, chainStatus(r))
 		}
 	}
-	meshCalls(t, "authz")
+	meshCalls(t, scenario)
 }
 
-func TestHardening(t *testing.T) {
+func checkHardening(t *testing.T, scenario string) {
 	directive := hdr("X-Meshdemo-Fault", "server2=abort:503@100")
-	withScenario(t, "hardening", func() error {
+	withScenario(t, scenario, func() error {
 		if r := get(t, "/client/server1", directive); r.status != http.StatusOK {
 			return fmt.Errorf("directive from outside still applied: %d", r.status)
 		}
@@ -378,7 +420,7 @@ func TestHardening(t *testing.T) {
 			t.Fatalf("through the gateway: %s, want 200 (directive removed)", chainStatus(r))
 		}
 	}
-	meshCalls(t, "hardening") // an in-mesh caller's directive still works: 503
+	meshCalls(t, scenario) // an in-mesh caller's directive still works: 503
 }
 
 // TestMTLSStrict: with PeerAuthentication STRICT a plaintext call from a pod without a
@@ -394,7 +436,7 @@ func TestMTLSStrict(t *testing.T) {
 	out, err := k.run(t.Context(), "-n", ns, "run", "plain-get", "--image=meshdemo/client:dev", "--image-pull-policy=Never",
 		"--restart=Never", "--rm", "-i", "--pod-running-timeout=3m", "--", "get", "-timeout", "10s", url)
 	t.Logf("plaintext call: %v %s", err, out)
-	if code, perr := kindpath.ParseGet(out); perr == nil {
+	if code, perr := kindflow.ParseGet(out); perr == nil {
 		t.Fatalf("a plaintext call from outside the mesh got an HTTP answer (%d) under STRICT mTLS", code)
 	}
 	// get ran and reported no answer: not a pod that never started. kubectl run -i streams the
@@ -405,7 +447,7 @@ func TestMTLSStrict(t *testing.T) {
 	if all := fmt.Sprint(string(out), err); !strings.Contains(all, "get "+url+":") {
 		t.Fatalf("want get's own error for %s (connection dropped or reset), got %q", url, all)
 	}
-	meshed := kindpath.MeshCalls[kindpath.Baseline][0] // server1 -> server2: 200
+	meshed := kindflow.MeshCalls[kindflow.Baseline][0] // server1 -> server2: 200
 	if code := k.meshCall(t, meshed); code != meshed.Expect(k.cfg.Flavour) {
 		t.Errorf("%s -> %s: %s, want 200 (%s)", meshed.From, meshed.URL, result(code), meshed.Why)
 	}
@@ -423,11 +465,11 @@ func TestNetworkPolicy(t *testing.T) {
 			t.Errorf("call graph %s: %s", path, chainStatus(r))
 		}
 	}
-	meshCalls(t, kindpath.Baseline)
+	meshCalls(t, kindflow.Baseline)
 }
 
 // TestTelemetryAccessLog: the Telemetry resource turns on Envoy access logs; the request id
-// of a call shows up in the log of the proxy serving each workload (kindpath.AccessLogs: its
+// of a call shows up in the log of the proxy serving each workload (kindflow.AccessLogs: its
 // sidecar, or in ambient, where pods have no sidecar, the namespace's waypoint).
 func TestTelemetryAccessLog(t *testing.T) {
 	needMesh(t)

@@ -11,13 +11,13 @@ import (
 	"testing"
 )
 
-// TestGrpcBalancing: /client/grpc runs the chain over gRPC, where the client keeps one HTTP/2
+// checkGrpcBalancing: /client/grpc runs the chain over gRPC, where the client keeps one HTTP/2
 // connection to server1:50051. Kubernetes would pin it to one pod; the client's sidecar (the
 // waypoint in ambient) routes each call on its own, so the calls spread over all three server1
 // v1 pods.
-func TestGrpcBalancing(t *testing.T) {
+func checkGrpcBalancing(t *testing.T, scenario string) {
 	var pods []string
-	withScenario(t, "grpc-balancing", func() error {
+	withScenario(t, scenario, func() error {
 		pods = tgt.kube.pods(t, "app=server1,version=v1")
 		if len(pods) != 3 {
 			return fmt.Errorf("server1 v1 pods %v, want 3", pods)
@@ -94,11 +94,11 @@ func TestEvenSpreadPValue(t *testing.T) {
 	}
 }
 
-// TestRateLimit: server2's sidecar (in ambient the waypoint, for server2's Service) admits 10
+// checkRateLimit: server2's sidecar (in ambient the waypoint, for server2's Service) admits 10
 // requests per second; at 50 per second about 1 - 10/50 = 80 % of the chain's calls come back
 // 429, relayed from that proxy.
-func TestRateLimit(t *testing.T) {
-	withScenario(t, "rate-limit", func() error {
+func checkRateLimit(t *testing.T, scenario string) {
+	withScenario(t, scenario, func() error {
 		for range 30 {
 			r := get(t, "/client/server1", nil)
 			if r.status == http.StatusTooManyRequests {

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshdemo/meshdemo/e2e/kindpath"
+	"github.com/meshdemo/meshdemo/e2e/kindflow"
 )
 
 // kube runs kubectl against the kind cluster of the run.
 type kube struct {
-	cfg kindpath.Config
+	cfg kindflow.Config
 }
 
 // run runs kubectl in the run's context and namespace.
@@ -27,10 +27,10 @@ func (k *kube) run(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 // runArgv runs a whole kubectl argv. Every kubectl command of the suite passes here, and
-// kindpath.GuardKubectl refuses to run anything in a sidecar container: a call from
+// kindflow.GuardKubectl refuses to run anything in a sidecar container: a call from
 // istio-proxy (UID 1337) is not captured, so it has no identity and STRICT mTLS resets it.
 func (k *kube) runArgv(ctx context.Context, argv []string) ([]byte, error) {
-	if err := kindpath.GuardKubectl(argv); err != nil {
+	if err := kindflow.GuardKubectl(argv); err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -45,14 +45,14 @@ func (k *kube) runArgv(ctx context.Context, argv []string) ([]byte, error) {
 	return out, nil
 }
 
-// meshCall makes an in-mesh call from the application container of call.From (kindpath.Exec:
+// meshCall makes an in-mesh call from the application container of call.From (kindflow.Exec:
 // `kubectl exec ... -c <app> -- /workload get URL`), so it carries that workload's identity,
-// and returns the status code, or kindpath.Refused when the network gave no answer
-// (kindpath.CallResult).
-func (k *kube) meshCall(t *testing.T, call kindpath.MeshCall) int {
+// and returns the status code, or kindflow.Refused when the network gave no answer
+// (kindflow.CallResult).
+func (k *kube) meshCall(t *testing.T, call kindflow.MeshCall) int {
 	t.Helper()
 	out, err := k.runArgv(t.Context(), k.cfg.Exec(call))
-	code, err := kindpath.CallResult(call, out, err)
+	code, err := kindflow.CallResult(call, out, err)
 	if err != nil {
 		t.Fatalf("call from %s to %s: %v", call.From, call.URL, err)
 	}
@@ -78,10 +78,10 @@ func (k *kube) appLogs(ctx context.Context, service string) ([]logLine, error) {
 }
 
 // pods lists the pods matching a label selector that are running, ready and not being
-// deleted (kindpath.LivePods): after a rollout, the old pods may still be terminating.
+// deleted (kindflow.LivePods): after a rollout, the old pods may still be terminating.
 func (k *kube) pods(t *testing.T, selector string) []string {
 	t.Helper()
-	names, err := kindpath.LivePods([]byte(k.must(t, "get", "pods", "-l", selector, "-o", "json")))
+	names, err := kindflow.LivePods([]byte(k.must(t, "get", "pods", "-l", selector, "-o", "json")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,10 +131,10 @@ func (k *kube) portForward(t *testing.T, pod string, port int) string {
 	return fmt.Sprintf("http://127.0.0.1:%d", local[0])
 }
 
-// runSteps executes kindpath steps from the repository root.
-func (k *kube) runSteps(t *testing.T, steps []kindpath.Step) {
+// runSteps executes kindflow steps from the repository root.
+func (k *kube) runSteps(t *testing.T, steps []kindflow.Step) {
 	t.Helper()
-	r := kindpath.Runner{Root: k.cfg.Root, Out: testWriter{t}, Stdout: testWriter{t}, Stderr: testWriter{t}}
+	r := kindflow.Runner{Root: k.cfg.Root, Out: testWriter{t}, Stdout: testWriter{t}, Stderr: testWriter{t}}
 	if err := r.Run(context.WithoutCancel(t.Context()), steps); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // loadReport is the part of bin/loadtest's --json document the suite reads.
@@ -105,7 +107,7 @@ func TestLoadtestReadsTheFrontDoor(t *testing.T) {
 	// The same on kind: Istio's default retry policy (pilot/pkg/networking/core/route/retry:
 	// connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes with no code
 	// listed) does not retry an answered 503, so the share reaches the door unchanged.
-	flaky := []string{"--requests", "400", "--concurrency", "4", "--header", "X-Meshdemo-Fault: server2=abort:503@50"}
+	flaky := []string{"--requests", "400", "--concurrency", "4", "--header", headers.Fault + ": server2=abort:503@50"}
 	code := "503"
 	rep, ok := loadtest(t, "/client/server1", append(flaky, "--expect-status", code+":50", "--expect", "server2=v1:100")...)
 	if !ok || !rep.Passed || rep.Summary.Requests != 400 {

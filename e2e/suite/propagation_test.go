@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshdemo/meshdemo/services/propagated"
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // findRequest polls a workload's logs for the request line carrying traceID.
@@ -79,7 +79,7 @@ func TestPropagation(t *testing.T) {
 	}
 }
 
-// listedHeaders is the propagation list of the contract (services/propagated), with a
+// listedHeaders is the propagation list of the contract (services/headers), with a
 // well-formed value for each. The test states it again on purpose: a change to the list is a
 // change to the contract; TestListedHeadersMatchContract keeps the two equal.
 var listedHeaders = [][2]string{
@@ -105,13 +105,13 @@ var listedHeaders = [][2]string{
 	{"cookie", "session=e2e"},
 	{"canary_id", "v2"},
 	{"x-canary", "true"},
-	{"X-Meshdemo-Fault", "nobody=abort:500"},
+	{headers.Fault, "nobody=abort:500"},
 }
 
 // TestListedHeadersMatchContract: the table above is exactly the workloads' list.
 func TestListedHeadersMatchContract(t *testing.T) {
 	want := map[string]bool{}
-	for _, n := range propagated.Headers() {
+	for _, n := range headers.Propagated() {
 		want[strings.ToLower(n)] = true
 	}
 	got := map[string]bool{}
@@ -129,7 +129,7 @@ func TestListedHeadersMatchContract(t *testing.T) {
 }
 
 // TestEveryListedHeaderReachesServer2 puts a recorder in server2's place behind a real client
-// and server1 (processes on local, the images on compose), sends every listed header with a
+// and server1 (the images on compose), sends every listed header with a
 // distinct value, and checks each arrives unchanged two hops down, that PROPAGATE_HEADERS
 // extends the list and that an unlisted header does not travel.
 func TestEveryListedHeaderReachesServer2(t *testing.T) {
@@ -158,17 +158,7 @@ func TestEveryListedHeaderReachesServer2(t *testing.T) {
 	defer rec.Close()
 
 	extra := "PROPAGATE_HEADERS=x-e2e-extra"
-	var clientURL string
-	if tgt.name == "local" {
-		c, err := startChain(t.Context(), localBin, []string{"client", "server1"}, "SERVER2_URL="+rec.URL, extra)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.stop()
-		clientURL = c.public["client"]
-	} else {
-		clientURL = dockerChain(t, rec.Listener.Addr().(*net.TCPAddr).Port, extra)
-	}
+	clientURL := dockerChain(t, rec.Listener.Addr().(*net.TCPAddr).Port, extra)
 
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, clientURL+"/client/server1", nil)
 	if err != nil {

@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshdemo/meshdemo/e2e/kindpath"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+	"github.com/meshdemo/meshdemo/e2e/kindflow"
 )
 
 // target is what the tests know about the deployment under test.
@@ -25,7 +26,7 @@ type target struct {
 	name string
 	base string // the client's base URL (the gateway on kind)
 	host string // Host header for base ("" = the URL's)
-	// public and admin are each workload's own base URLs (local and compose only).
+	// public and admin are each workload's own base URLs (compose only).
 	public map[string]string
 	admin  map[string]string
 	// logs returns the JSON log lines a workload has written so far.
@@ -37,15 +38,15 @@ type target struct {
 // tgt is set once by TestMain before any test runs.
 var tgt *target
 
-var workloads = kindpath.Workloads
+var workloads = matrix.WorkloadNames()
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
 func runMain(m *testing.M) int {
-	name := env("E2E_TARGET", "local")
-	root, err := kindpath.FindRoot()
+	name := env("E2E_TARGET", "compose")
+	root, err := kindflow.FindRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 2
@@ -53,15 +54,13 @@ func runMain(m *testing.M) int {
 	ctx := context.Background()
 	var stop func()
 	switch name {
-	case "local":
-		tgt, stop, err = startLocal(ctx, root)
 	case "compose":
 		tgt, stop, err = startCompose(ctx, root)
 	case "kind":
 		tgt, err = kindTarget(root)
 		stop = func() {}
 	default:
-		err = fmt.Errorf("E2E_TARGET=%q: want local, compose or kind", name)
+		err = fmt.Errorf("E2E_TARGET=%q: want compose or kind (the workloads as processes are services/integration's)", name)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: setting up target", name+":", err)
@@ -206,9 +205,9 @@ func parseLogs(b []byte) []logLine {
 }
 
 func kindTarget(root string) (*target, error) {
-	// The scenarios deployed are the flavour's (kindpath.Config.Profile); the ingress is
+	// The scenarios deployed are the flavour's (matrix Flavour.Profile); the ingress is
 	// 127.0.0.1:8880 with Host client.meshdemo in every flavour.
-	cfg, err := kindpath.Config{Root: root, Flavour: os.Getenv("E2E_FLAVOUR")}.WithDefaults()
+	cfg, err := kindflow.Config{Root: root, Flavour: matrix.Flavour(os.Getenv("E2E_FLAVOUR"))}.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +219,7 @@ func kindTarget(root string) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("installed flavour: %w (is the cluster up? `make e2e FLAVOUR=%s` or KEEP_CLUSTER=1)", err, cfg.Flavour)
 	}
-	if err := kindpath.CheckInstalledFlavour(installed, cfg.Flavour, cfg.Cluster, false); err != nil {
+	if err := kindflow.CheckInstalledFlavour(installed, cfg.Flavour, cfg.Cluster, false); err != nil {
 		return nil, fmt.Errorf("E2E_FLAVOUR=%s: %w", cfg.Flavour, err)
 	}
 	t := &target{base: env("E2E_BASE_URL", cfg.GatewayURL), host: env("E2E_HOST", cfg.Host), kube: k}
@@ -231,20 +230,4 @@ func kindTarget(root string) (*target, error) {
 		return nil, fmt.Errorf("gateway %s: %w (is the cluster up? `make e2e` or KEEP_CLUSTER=1)", t.base, err)
 	}
 	return t, nil
-}
-
-// binDir is where the workload binaries come from: E2E_BIN, or built now into dir.
-func binDir(ctx context.Context, root, dir string) (string, error) {
-	if d := os.Getenv("E2E_BIN"); d != "" {
-		return d, nil
-	}
-	for _, w := range workloads {
-		cmd := commandContext(ctx, "go", "build", "-o", filepath.Join(dir, w), "./"+w)
-		cmd.Dir = filepath.Join(root, "services")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %w\n%s", w, err, out)
-		}
-	}
-	return dir, nil
 }

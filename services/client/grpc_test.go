@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/faults"
 	"github.com/meshdemo/meshdemo/services/internal/grpcworkload"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
@@ -53,7 +54,7 @@ func TestGRPCFrontDoor(t *testing.T) {
 	get := func(fault string) (int, http.Header, []byte) {
 		req, _ := http.NewRequest("GET", srv.URL+"/client/grpc", nil)
 		if fault != "" {
-			req.Header.Set("X-Meshdemo-Fault", fault)
+			req.Header.Set(headers.Fault, fault)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

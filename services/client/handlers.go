@@ -18,7 +18,7 @@ const maxUserBody = 1 << 20
 
 func handleChain(server1 *httpclient.Upstream) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		server1.Relay(w, r, http.MethodGet, "/server1/server2", nil, "")
+		server1.Relay(w, r, httpclient.Call{Method: http.MethodGet, Path: "/server1/server2"})
 	})
 }
 
@@ -57,6 +57,6 @@ func handleUsers(users *httpclient.Upstream) http.Handler {
 			// on a HEAD (a relayed HEAD would come back with none to measure).
 			method = http.MethodGet
 		}
-		users.Relay(w, r, method, path, body, r.Header.Get("Content-Type"))
+		users.Relay(w, r, httpclient.Call{Method: method, Path: path, Body: body, ContentType: r.Header.Get("Content-Type")})
 	})
 }

@@ -15,7 +15,7 @@ import (
 	collogs "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshdemo/meshdemo/services/internal/propagation"
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 )
 
@@ -126,7 +126,7 @@ func TestPropagationAcrossProcesses(t *testing.T) {
 
 	const traceID = "0af7651916cd43dd8448eb211c80319c"
 	sent := map[string]string{"X-Tenant": "acme"}
-	for _, h := range propagation.DefaultHeaders() {
+	for _, h := range headers.Propagated() {
 		sent[h] = "v-" + h
 	}
 	sent["traceparent"] = "00-" + traceID + "-b7ad6b7169203331-01"
@@ -135,7 +135,7 @@ func TestPropagationAcrossProcesses(t *testing.T) {
 	sent["x-b3-sampled"] = "1"
 	sent["b3"] = traceID + "-b7ad6b7169203331-1"
 	sent["baggage"] = "tenant=acme"
-	sent[propagation.FaultHeader] = "nobody=delay:1ms"
+	sent[headers.Fault] = "nobody=delay:1ms"
 	r := call(t, "GET", cl.URL+"/client/server1", sent, "")
 	if r.code != 200 {
 		t.Fatalf("%d %s", r.code, r.body)
@@ -269,7 +269,7 @@ func TestUpstreamDownAndSlow(t *testing.T) {
 	c := startChain(t, map[string]map[string]string{"client": {"UPSTREAM_TIMEOUT": "300ms"}})
 	warm(t, c, 1)
 	start := time.Now()
-	r = call(t, "GET", c.client.URL+"/client/server1", map[string]string{"X-Meshdemo-Fault": "server2=delay:3s"}, "")
+	r = call(t, "GET", c.client.URL+"/client/server1", map[string]string{headers.Fault: "server2=delay:3s"}, "")
 	if r.code != 504 || !strings.Contains(string(r.body), `"service":"server1","upstream":"server2"`) {
 		t.Errorf("slow: %d %s", r.code, r.body)
 	}
@@ -288,7 +288,7 @@ func TestCancellationReachesServer2(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", c.client.URL+"/client/server1", nil)
 	req.Header.Set("X-Request-Id", "cancel-me")
-	req.Header.Set("X-Meshdemo-Fault", "server2=delay:5s")
+	req.Header.Set(headers.Fault, "server2=delay:5s")
 	start := time.Now()
 	if _, err := http.DefaultClient.Do(req); err == nil {
 		t.Fatal("request did not time out")
@@ -311,7 +311,7 @@ func TestEnvoyDeadlineAcrossChain(t *testing.T) {
 	c := startChain(t, nil)
 	start := time.Now()
 	r := call(t, "GET", c.client.URL+"/client/server1", map[string]string{
-		"X-Envoy-Expected-Rq-Timeout-Ms": "250", "X-Meshdemo-Fault": "server2=delay:4s", "X-Request-Id": "deadline-1",
+		"X-Envoy-Expected-Rq-Timeout-Ms": "250", headers.Fault: "server2=delay:4s", "X-Request-Id": "deadline-1",
 		"X-Envoy-Attempt-Count": "2"}, "")
 	if r.code != 504 || time.Since(start) > 2*time.Second {
 		t.Fatalf("%d after %s: %s", r.code, time.Since(start), r.body)
@@ -355,7 +355,7 @@ func TestTimeoutNamesTheSlowHop(t *testing.T) {
 			t.Parallel()
 			id := "slow-" + tc.fault
 			start := time.Now()
-			r := call(t, "GET", c.client.URL+"/client/server1", map[string]string{"X-Meshdemo-Fault": tc.fault, "X-Request-Id": id}, "")
+			r := call(t, "GET", c.client.URL+"/client/server1", map[string]string{headers.Fault: tc.fault, "X-Request-Id": id}, "")
 			el := time.Since(start)
 			var p struct {
 				Status            int
@@ -403,7 +403,7 @@ func warm(t *testing.T, c *chain, n int) {
 	for range n {
 		wg.Go(func() { // overlapping requests, so each takes its own connection
 			req, _ := http.NewRequest("GET", c.client.URL+"/client/server1", nil)
-			req.Header.Set("X-Meshdemo-Fault", "server2=delay:200ms")
+			req.Header.Set(headers.Fault, "server2=delay:200ms")
 			if resp, err := http.DefaultClient.Do(req); err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
@@ -420,7 +420,7 @@ func TestGracefulShutdown(t *testing.T) {
 	s2 := start(t, "server2", map[string]string{"DRAIN_DELAY": "600ms", "SHUTDOWN_TIMEOUT": "5s"})
 	done := make(chan response, 1)
 	go func() {
-		done <- call(t, "GET", s2.URL+"/server2/end", map[string]string{"X-Meshdemo-Fault": "server2=delay:1200ms"}, "")
+		done <- call(t, "GET", s2.URL+"/server2/end", map[string]string{headers.Fault: "server2=delay:1200ms"}, "")
 	}()
 	time.Sleep(200 * time.Millisecond) // let the request arrive
 	_ = s2.cmd.Process.Signal(syscallTERM)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 )
 
@@ -30,7 +31,7 @@ func TestDirectivesHitOnlyTheirHop(t *testing.T) {
 	t.Parallel()
 	c := startChain(t, nil)
 
-	r := call(t, "GET", c.client.URL+"/client/server1", map[string]string{"X-Meshdemo-Fault": "server1=abort:503", "X-Request-Id": "abort-s1"}, "")
+	r := call(t, "GET", c.client.URL+"/client/server1", map[string]string{headers.Fault: "server1=abort:503", "X-Request-Id": "abort-s1"}, "")
 	if r.code != 503 || !strings.Contains(string(r.body), "urn:meshdemo:fault:abort") {
 		t.Fatalf("abort at server1: %d %s", r.code, r.body)
 	}
@@ -43,7 +44,7 @@ func TestDirectivesHitOnlyTheirHop(t *testing.T) {
 	}
 
 	start := time.Now()
-	r = call(t, "GET", c.client.URL+"/client/server1", map[string]string{"X-Meshdemo-Fault": "server2=delay:400ms, user-service=abort:500"}, "")
+	r = call(t, "GET", c.client.URL+"/client/server1", map[string]string{headers.Fault: "server2=delay:400ms, user-service=abort:500"}, "")
 	if r.code != 200 || time.Since(start) < 400*time.Millisecond {
 		t.Fatalf("delay at server2: %d after %s", r.code, time.Since(start))
 	}
@@ -58,12 +59,12 @@ func TestDirectivesHitOnlyTheirHop(t *testing.T) {
 	}
 
 	// A malformed directive is a 400 naming the problem, at the first hop.
-	r = call(t, "GET", c.client.URL+"/client/server1", map[string]string{"X-Meshdemo-Fault": "server2=delay:5.5"}, "")
+	r = call(t, "GET", c.client.URL+"/client/server1", map[string]string{headers.Fault: "server2=delay:5.5"}, "")
 	if r.code != 400 || !strings.Contains(string(r.body), "invalid-directive") {
 		t.Errorf("bad directive: %d %s", r.code, r.body)
 	}
 	// Above the cap.
-	r = call(t, "GET", c.client.URL+"/client/server1", map[string]string{"X-Meshdemo-Fault": "server2=delay:31s"}, "")
+	r = call(t, "GET", c.client.URL+"/client/server1", map[string]string{headers.Fault: "server2=delay:31s"}, "")
 	if r.code != 400 {
 		t.Errorf("delay above FAULT_MAX_DELAY: %d %s", r.code, r.body)
 	}
@@ -74,7 +75,7 @@ func TestHeaderDisabled(t *testing.T) {
 	t.Parallel()
 	off := map[string]string{"FAULT_HEADER_ENABLED": "false"}
 	c := startChain(t, map[string]map[string]string{"client": off, "server1": off, "server2": off})
-	r := call(t, "GET", c.client.URL+"/client/server1", map[string]string{"X-Meshdemo-Fault": "server2=abort:503"}, "")
+	r := call(t, "GET", c.client.URL+"/client/server1", map[string]string{headers.Fault: "server2=abort:503"}, "")
 	if r.code != 200 {
 		t.Fatalf("directive applied although disabled: %d %s", r.code, r.body)
 	}

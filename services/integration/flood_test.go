@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
 )
 
@@ -80,7 +81,7 @@ func TestGRPCStreamFlood(t *testing.T) {
 			}
 		}
 	}()
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-meshdemo-fault", "server2=delay:1s")
+	ctx := metadata.AppendToOutgoingContext(context.Background(), headers.Fault, "server2=delay:1s")
 	var mu sync.Mutex
 	outcomes := map[string]int{}
 	var wg sync.WaitGroup

@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/pathheader"
-	"github.com/meshdemo/meshdemo/services/propagated"
 	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
 )
 
@@ -77,7 +77,7 @@ func TestGRPCChain(t *testing.T) {
 func TestGRPCFaultsAndDeadline(t *testing.T) {
 	t.Parallel()
 	c := startChain(t, map[string]map[string]string{"server1": {"UPSTREAM_TIMEOUT": "400ms"}})
-	r := call(t, "GET", c.client.URL+"/client/grpc", map[string]string{"X-Meshdemo-Fault": "server2=abort:503"}, "")
+	r := call(t, "GET", c.client.URL+"/client/grpc", map[string]string{headers.Fault: "server2=abort:503"}, "")
 	var p problemBody
 	if r.code != 503 || r.header.Get("Content-Type") != "application/problem+json" || json.Unmarshal(r.body, &p) != nil ||
 		p.Type != "urn:meshdemo:fault:abort" || p.Status != 503 || p.Service != "server2" {
@@ -87,7 +87,7 @@ func TestGRPCFaultsAndDeadline(t *testing.T) {
 		t.Errorf("abort path %q", r.header.Get(pathheader.Name))
 	}
 	start := time.Now()
-	r = call(t, "GET", c.client.URL+"/client/grpc", map[string]string{"X-Meshdemo-Fault": "server2=delay:3s"}, "")
+	r = call(t, "GET", c.client.URL+"/client/grpc", map[string]string{headers.Fault: "server2=delay:3s"}, "")
 	p = problemBody{}
 	if r.code != 504 || json.Unmarshal(r.body, &p) != nil || p.Service != "server1" || p.Upstream != "server2" ||
 		!strings.Contains(p.Detail, "server2") {
@@ -137,10 +137,10 @@ func TestGRPCPropagation(t *testing.T) {
 	s1 := start(t, "server1", map[string]string{"SERVER2_GRPC_ADDR": ln.Addr().String(), "PROPAGATE_HEADERS": "x-tenant"})
 	cl := start(t, "client", map[string]string{"SERVER1_GRPC_ADDR": s1.GRPC, "PROPAGATE_HEADERS": "x-tenant"})
 	sent := map[string]string{"x-tenant": "acme"}
-	for _, h := range propagated.Headers() {
+	for _, h := range headers.Propagated() {
 		sent[strings.ToLower(h)] = "v-" + strings.ToLower(h)
 	}
-	sent["x-meshdemo-fault"] = "nobody=abort:500"
+	sent[strings.ToLower(headers.Fault)] = "nobody=abort:500"
 	sent["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	r := call(t, "GET", cl.URL+"/client/grpc", sent, "")
 	if r.code != 200 || r.header.Get(pathheader.Name) != "client/v1@client-it, server1/v1@server1-it, server2/v1@recorder" {
@@ -174,7 +174,7 @@ func TestGRPCGracefulDrain(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-meshdemo-fault", "server2=delay:1200ms")
+		ctx := metadata.AppendToOutgoingContext(context.Background(), headers.Fault, "server2=delay:1200ms")
 		resp, err := chainv1.NewChainClient(cc).Call(ctx, &chainv1.CallRequest{})
 		done <- result{resp, err}
 	}()

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // TestRunLocalStopUnderLoad runs build/run-local.sh (what `make run` runs) with the
@@ -96,7 +98,7 @@ func TestRunLocalStopUnderLoad(t *testing.T) {
 						default:
 						}
 						req, _ := http.NewRequest(http.MethodGet, url, nil)
-						req.Header.Set("X-Meshdemo-Fault", "client=delay:50ms")
+						req.Header.Set(headers.Fault, "client=delay:50ms")
 						after := signalled.Load()
 						resp, err := httpc.Do(req)
 						if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/httpserver"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
 )
@@ -35,7 +36,7 @@ func TestDocumentedMetrics(t *testing.T) {
 	srv := startWith(t, k, server2.URL)
 	// One relayed call that also carries an injected delay: server and client histograms,
 	// the attempt counter and the fault counter all get a series.
-	if resp, _ := get(t, srv.URL+"/server1/server2", map[string]string{"X-Meshdemo-Fault": "server1=delay:1ms"}); resp.StatusCode != 200 {
+	if resp, _ := get(t, srv.URL+"/server1/server2", map[string]string{headers.Fault: "server1=delay:1ms"}); resp.StatusCode != 200 {
 		t.Fatalf("relayed call: %d", resp.StatusCode)
 	}
 

@@ -22,6 +22,6 @@ func NewServer(k *workload.Kit, server2 *httpclient.Upstream) http.Handler {
 // handleRelay answers with exactly what the upstream answered at path.
 func handleRelay(up *httpclient.Upstream, path string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		up.Relay(w, r, http.MethodGet, path, nil, "")
+		up.Relay(w, r, httpclient.Call{Method: http.MethodGet, Path: path})
 	})
 }

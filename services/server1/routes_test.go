@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/httpclient"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
-	"github.com/meshdemo/meshdemo/services/internal/propagation"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 )
@@ -254,11 +254,11 @@ func TestPropagation(t *testing.T) {
 	srv := startWith(t, k, up.URL)
 
 	sent := map[string]string{"X-Tenant": "acme", "X-Not-Listed": "nope"}
-	for _, h := range propagation.DefaultHeaders() {
+	for _, h := range headers.Propagated() {
 		sent[h] = "value-of-" + h
 	}
 	sent["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-	sent[propagation.FaultHeader] = "nobody=delay:1ms" // aimed at no hop: forwarded unchanged
+	sent[headers.Fault] = "nobody=delay:1ms" // aimed at no hop: forwarded unchanged
 	resp, _ := get(t, srv.URL+"/server1/server2", sent)
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)

@@ -35,9 +35,12 @@ func newPGUsers(t *testing.T, maxConns int32) *pgUsers {
 	u := &pgUsers{url: pgtest.NewDatabase(t), logs: &kittest.Logs{}}
 	var viaProxy string
 	u.proxy, viaProxy = pgtest.NewProxy(t, u.url)
-	var err error
+	pgURL, err := userstore.ParsePostgresURL(viaProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
 	u.store, err = userstore.OpenPostgres(userstore.PostgresConfig{
-		URL: viaProxy, MaxConns: maxConns, ConnectTimeout: time.Second, StatementTimeout: 5 * time.Second,
+		URL: pgURL, MaxConns: maxConns, ConnectTimeout: time.Second, StatementTimeout: 5 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/meshdemo/meshdemo/services/internal/workload"
@@ -20,11 +19,13 @@ import (
 // Config is user-service's whole configuration.
 type Config struct {
 	workload.Base
-	// DatabaseURL (postgres://...) selects PostgreSQL; empty keeps users in memory.
-	DatabaseURL              string        `env:"DATABASE_URL"`
-	DatabaseMaxConns         int32         `env:"DATABASE_MAX_CONNS" envDefault:"10"`
-	DatabaseConnectTimeout   time.Duration `env:"DATABASE_CONNECT_TIMEOUT" envDefault:"3s"`
-	DatabaseStatementTimeout time.Duration `env:"DATABASE_STATEMENT_TIMEOUT" envDefault:"5s"`
+	// Database (DATABASE_URL, postgres://...) selects PostgreSQL, parsed once here and
+	// handed to the store as parsed; unset keeps users in memory.
+	Database userstore.PostgresURL `env:"DATABASE_URL"`
+	// The pool's settings start from the store's defaults (see run).
+	DatabaseMaxConns         int32         `env:"DATABASE_MAX_CONNS"`
+	DatabaseConnectTimeout   time.Duration `env:"DATABASE_CONNECT_TIMEOUT"`
+	DatabaseStatementTimeout time.Duration `env:"DATABASE_STATEMENT_TIMEOUT"`
 	// MaxUsers bounds the in-memory store so a load test cannot exhaust the pod's memory.
 	MaxUsers int `env:"USER_STORE_MAX_USERS" envDefault:"100000"`
 	// MaxKeys bounds the idempotency keys of the last 24 h the in-memory store remembers.
@@ -33,13 +34,6 @@ type Config struct {
 
 func (c *Config) Validate() error {
 	errs := []error{c.Base.Validate()}
-	if c.DatabaseURL != "" {
-		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			errs = append(errs, errors.New("DATABASE_URL: must be a postgres:// URL"))
-		} else if err := userstore.ParsePostgresURL(c.DatabaseURL); err != nil {
-			errs = append(errs, fmt.Errorf("DATABASE_URL: %w", err))
-		}
-	}
 	if c.DatabaseMaxConns < 1 || c.DatabaseMaxConns > 1000 {
 		errs = append(errs, fmt.Errorf("DATABASE_MAX_CONNS=%d: must be 1-1000", c.DatabaseMaxConns))
 	}
@@ -56,7 +50,12 @@ func (c *Config) Validate() error {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg := &Config{}
+	// Variables left unset keep these values (caarlos0/env sets only what it is given).
+	cfg := &Config{
+		DatabaseMaxConns:         userstore.DefaultMaxConns,
+		DatabaseConnectTimeout:   userstore.DefaultConnectTimeout,
+		DatabaseStatementTimeout: userstore.DefaultStatementTimeout,
+	}
 	var closeStore func()
 	defer func() {
 		if closeStore != nil {
@@ -67,11 +66,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Name:     "user-service",
 		Settings: cfg,
 		NewServer: func(k *workload.Kit) (http.Handler, error) {
-			if cfg.DatabaseURL == "" {
+			if cfg.Database.IsZero() {
 				return NewServer(k, userstore.NewMemory(userstore.MemoryLimits{Users: cfg.MaxUsers, Keys: cfg.MaxKeys}, nil)), nil
 			}
 			pg, err := userstore.OpenPostgres(userstore.PostgresConfig{
-				URL: cfg.DatabaseURL, MaxConns: cfg.DatabaseMaxConns,
+				URL: cfg.Database, MaxConns: cfg.DatabaseMaxConns,
 				ConnectTimeout: cfg.DatabaseConnectTimeout, StatementTimeout: cfg.DatabaseStatementTimeout,
 				Logger: k.Logger,
 			})

@@ -184,7 +184,7 @@ func TestIstioInstallMatchesKindAndMeshdemo(t *testing.T) {
 			t.Errorf("gateway pods labelled %v", gw.Spec.Template.Labels)
 		}
 		// The authz scenario allows the client to be called by this identity only.
-		policies, err := os.ReadFile(filepath.Join(root, "istio", "components", "authz", "policies.yaml"))
+		policies, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(matrix.Sidecar.Component("authz")), "policies.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}

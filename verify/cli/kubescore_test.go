@@ -169,7 +169,7 @@ func TestKubeScoreRejectsBrokenScenarios(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, old, new, profile, check string
 	}{
-		{"no-networkpolicy", "istio/sidecar/base/kustomization.yaml", "  - ../mesh\n  - ../networkpolicy/sidecars\n  - networkpolicy.yaml\n", "", "default", "pod-networkpolicy"},
+		{"no-networkpolicy", "istio/sidecar/base/kustomization.yaml", "  - ../../mesh\n  - ../../networkpolicy/sidecars\n  - networkpolicy.yaml\n", "", "default", "pod-networkpolicy"},
 		{"no-ephemeral-storage-limit", "deploy/base/server2.yaml", "              ephemeral-storage: 64Mi\n", "", "gateway-api-default", "container-ephemeral-storage-request-and-limit"},
 		{"governing-service-not-headless", "deploy/components/postgres/postgres.yaml", "  clusterIP: None\n", "", "ambient-canary", "statefulset-has-servicename"},
 		{"replicas-without-budget", "deploy/base/pdb.yaml", "      app: server1\n      version: v1\n", "      app: server1\n      version: v9\n", "grpc-balancing", "deployment-has-poddisruptionbudget"},

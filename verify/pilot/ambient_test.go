@@ -28,7 +28,6 @@ func (m *mesh) waypoint() *simulation.Simulation {
 	return m.simulate(m.wp, model.Waypoint)
 }
 
-// waypointChainFor returns the waypoint's filter chain for a Service port.
 // waypointHCM is the HTTP connection manager of the waypoint's filter chain with that name.
 func waypointHCM(sim *simulation.Simulation, chain string) (*hcm.HttpConnectionManager, error) {
 	fc, err := waypointChainFor(sim, chain)
@@ -38,6 +37,7 @@ func waypointHCM(sim *simulation.Simulation, chain string) (*hcm.HttpConnectionM
 	return httpConnectionManager(fc)
 }
 
+// waypointChainFor returns the waypoint's filter chain for a Service port.
 func waypointChainFor(sim *simulation.Simulation, name string) (*listener.FilterChain, error) {
 	l := xdstest.ExtractListener(waypointListener, sim.Listeners)
 	if l == nil {

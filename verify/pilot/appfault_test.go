@@ -84,7 +84,7 @@ func (m *mesh) appFaults(r routed) (map[string]map[string]string, error) {
 	return out, nil
 }
 
-// appDelayCheck: every route of the hop reaches Deployments that delay every call by f.delay
+// appDelay: every route of the hop reaches Deployments that delay every call by f.delay
 // (FAULT_DELAY; an app-level delay applies to every request, so the table's percentage must be 100).
 func appDelay(m *mesh, f delayFault, r routed) error {
 	if f.pct != 100 {

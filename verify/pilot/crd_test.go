@@ -89,7 +89,7 @@ func crdValidatorsFor(t testing.TB) *crdValidators {
 	return v
 }
 
-// moduleDir asks the go command where the pinned module lives, so the CRD YAML is read from
+// crdModuleDir asks the go command where the pinned module lives, so the CRD YAML is read from
 // the module cache at exactly the version go.mod pins (no copy in the repository).
 func crdModuleDir(mod string) (string, error) {
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod)
@@ -144,7 +144,7 @@ func crdUnstructured(o object) (*unstructured.Unstructured, error) {
 	return u, nil
 }
 
-// validateCR runs the CRD validator over one object: OpenAPI schema, list types, unknown
+// crdValidate runs the CRD validator over one object: OpenAPI schema, list types, unknown
 // (pruned) fields and CEL rules.
 func crdValidate(v *crd.Validator, o object) error {
 	u, err := crdUnstructured(o)

@@ -116,7 +116,7 @@ func requireAmbient(t *testing.T) {
 	}
 }
 
-// ingressGateway is the ingress proxy of a flavour as the cluster runs it.
+// ingressGatewaySpec is the ingress proxy of a flavour as the cluster runs it.
 type ingressGatewaySpec struct {
 	pod pod
 	// objects are the Kubernetes objects that exist for it: what `istioctl install` creates

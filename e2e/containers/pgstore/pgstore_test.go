@@ -52,7 +52,11 @@ func TestUserStoreContractInContainer(t *testing.T) {
 	var n atomic.Int64
 	storetest.Run(t, func(t *testing.T, now func() time.Time) userstore.Store {
 		db := newDatabase(t, admin, fmt.Sprintf("contract_%d", n.Add(1)))
-		s, err := userstore.OpenPostgres(userstore.PostgresConfig{URL: db, MaxConns: 8, Now: now})
+		pgURL, err := userstore.ParsePostgresURL(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := userstore.OpenPostgres(userstore.PostgresConfig{URL: pgURL, MaxConns: 8, Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}

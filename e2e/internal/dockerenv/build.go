@@ -17,9 +17,6 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 )
 
-// Workloads are the four binaries under services/, by the names the contract gives them.
-var Workloads = []string{"client", "server1", "server2", "user-service"}
-
 // GoTags are the build tags of every image binary, as in build/Dockerfile's GO_TAGS.
 const GoTags = "grpcnotrace,nopgxregisterdefaulttypes"
 

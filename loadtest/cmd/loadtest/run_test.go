@@ -21,6 +21,7 @@ import (
 	"github.com/meshdemo/meshdemo/loadtest/internal/fakemesh"
 	"github.com/meshdemo/meshdemo/loadtest/internal/report"
 	"github.com/meshdemo/meshdemo/loadtest/internal/stattest"
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // syncBuffer is a bytes.Buffer safe for the progress goroutine and a reading test.
@@ -145,7 +146,7 @@ func TestCountsAndReports(t *testing.T) {
 	})
 	dir := t.TempDir()
 	o := runCLI(t, nil, "--rate", "2000", "--requests", "1000", "--progress", "0",
-		"--host", "client.meshdemo", "-H", "X-Meshdemo-Fault: server2=abort:503@50",
+		"--host", "client.meshdemo", "-H", headers.Fault+": server2=abort:503@50",
 		"--expect-status", "503:50", "--json", filepath.Join(dir, "r.json"), "--html", filepath.Join(dir, "r.html"),
 		srv.URL+"/client/server1")
 	if o.code != exitOK {

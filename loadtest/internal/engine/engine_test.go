@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshdemo/meshdemo/loadtest/internal/fakemesh"
 	"github.com/meshdemo/meshdemo/loadtest/internal/result"
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 func TestRunCountsEveryRequest(t *testing.T) {
@@ -37,7 +38,7 @@ func TestRunCountsEveryRequest(t *testing.T) {
 				if r.Host == "client.meshdemo" {
 					hosts.Add(1)
 				}
-				if r.Header.Get("X-Meshdemo-Fault") == "server2=abort:503@10" {
+				if r.Header.Get(headers.Fault) == "server2=abort:503@10" {
 					extra.Add(1)
 				}
 				fake.ServeHTTP(w, r)
@@ -46,7 +47,7 @@ func TestRunCountsEveryRequest(t *testing.T) {
 			cfg := c.cfg
 			cfg.URL = srv.URL + "/client/server1"
 			cfg.Host = "client.meshdemo"
-			cfg.Headers = []string{"X-Meshdemo-Fault: server2=abort:503@10"}
+			cfg.Headers = []string{headers.Fault + ": server2=abort:503@10"}
 			rec := result.NewRecorder(time.Now(), nil)
 			elapsed, err := Run(context.Background(), cfg, rec)
 			if err != nil {

@@ -149,11 +149,12 @@ func nameVariables(v any, environ map[string]string, err error) ([]string, error
 		if errors.As(e, &pe) {
 			if key := envKey(reflect.TypeOf(v), pe.Name); key != "" {
 				failed = append(failed, key)
-				prefix := fmt.Sprintf("%s=%q", key, environ[key])
-				if strings.HasPrefix(pe.Err.Error(), prefix) { // a custom parser that names it already
+				// A custom parser that names the variable already is taken at its word:
+				// it may leave the value out on purpose (a URL with a password).
+				if msg := pe.Err.Error(); strings.HasPrefix(msg, key+"=") || strings.HasPrefix(msg, key+":") {
 					e = pe.Err
 				} else {
-					e = fmt.Errorf("%s: %w", prefix, pe.Err)
+					e = fmt.Errorf("%s=%q: %w", key, environ[key], pe.Err)
 				}
 			}
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/httpserver"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
 )
@@ -82,7 +83,7 @@ func (i *Injector) handleFaults() http.Handler {
 		c := i.cfg
 		httpserver.WriteJSON(w, r, http.StatusOK, adminState{Service: i.service, Sick: i.Sick(), Config: &configView{
 			Delay: c.Delay.String(), Latency: c.Latency, ErrorRate: c.ErrorRate, ErrorCode: c.ErrorCode,
-			SickAtStart: c.Sick, SickCode: c.SickCode, HeaderEnabled: c.HeaderEnabled, Header: HeaderName,
+			SickAtStart: c.Sick, SickCode: c.SickCode, HeaderEnabled: c.HeaderEnabled, Header: headers.Fault,
 			MaxDelay: c.MaxDelay.String(),
 		}})
 	})

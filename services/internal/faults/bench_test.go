@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/faults"
 )
 
@@ -20,7 +21,7 @@ var nop = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 func benchHandler(b *testing.B, h http.Handler, header string) {
 	req := httptest.NewRequest(http.MethodGet, "/server2/end", nil)
 	if header != "" {
-		req.Header.Set(faults.HeaderName, header)
+		req.Header.Set(headers.Fault, header)
 	}
 	w := nopWriter{h: http.Header{}}
 	b.ReportAllocs()

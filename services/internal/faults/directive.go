@@ -6,11 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// HeaderName carries per-call fault directives. It is forwarded unchanged to every hop
-// by the propagation layer; each hop applies only the directives naming it.
-const HeaderName = "X-Meshdemo-Fault"
+	"github.com/meshdemo/meshdemo/services/headers"
+)
 
 // Bounds on the directive header, so a hostile header costs little to reject.
 const (
@@ -120,7 +118,7 @@ func (ds Directives) For(service string) []Action {
 // first abort that fires answers with its status and ends the request there.
 func ParseDirectives(s string) (Directives, error) {
 	if len(s) > MaxHeaderBytes {
-		return nil, fmt.Errorf("%s is %d bytes, at most %d allowed", HeaderName, len(s), MaxHeaderBytes)
+		return nil, fmt.Errorf("%s is %d bytes, at most %d allowed", headers.Fault, len(s), MaxHeaderBytes)
 	}
 	if strings.TrimSpace(s) == "" {
 		return nil, nil

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
 )
 
@@ -112,7 +113,7 @@ func New(cfg Config, service string, opts ...Option) (*Injector, error) {
 		return nil, fmt.Errorf("faults config: %w", err)
 	}
 	if err := checkTarget(service); err != nil {
-		return nil, fmt.Errorf("faults: service name cannot be targeted by %s: %w", HeaderName, err)
+		return nil, fmt.Errorf("faults: service name cannot be targeted by %s: %w", headers.Fault, err)
 	}
 	i := &Injector{
 		cfg:     cfg,
@@ -174,7 +175,7 @@ func (i *Injector) Status() Status { return Status{Sick: i.Sick()} }
 // loads and a map lookup.
 func (i *Injector) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f := i.check(r.Context(), r, r.Header[HeaderName], r.URL.Path); f != nil {
+		if f := i.check(r.Context(), r, r.Header[headers.Fault], r.URL.Path); f != nil {
 			if f.Status != 0 {
 				problem.Write(w, f.Problem(r.URL.Path))
 			}
@@ -246,7 +247,7 @@ func (i *Injector) check(ctx context.Context, r *http.Request, directives []stri
 			}
 		case KindAbort:
 			return i.fail(r, Injection{Kind: KindAbort, Source: SourceHeader, Status: a.Status},
-				TypeAbort, fmt.Sprintf("%s aborted on purpose: %s %s=%s", i.service, HeaderName, i.service, a))
+				TypeAbort, fmt.Sprintf("%s aborted on purpose: %s %s=%s", i.service, headers.Fault, i.service, a))
 		}
 	}
 	return nil
@@ -261,7 +262,7 @@ func (i *Injector) ownActions(vals []string) ([]Action, error) {
 	}
 	ds, err := ParseDirectives(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", HeaderName, err)
+		return nil, fmt.Errorf("%s: %w", headers.Fault, err)
 	}
 	own := ds.For(i.service)
 	var total time.Duration
@@ -269,7 +270,7 @@ func (i *Injector) ownActions(vals []string) ([]Action, error) {
 		if a.Kind == KindDelay {
 			total += a.Delay
 			if total > i.cfg.MaxDelay || total < 0 { // < 0: overflow
-				return nil, fmt.Errorf("%s: delays for %s add up to more than FAULT_MAX_DELAY=%s", HeaderName, i.service, i.cfg.MaxDelay)
+				return nil, fmt.Errorf("%s: delays for %s add up to more than FAULT_MAX_DELAY=%s", headers.Fault, i.service, i.cfg.MaxDelay)
 			}
 		}
 	}

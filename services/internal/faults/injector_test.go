@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/faults"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
 	"github.com/meshdemo/meshdemo/services/internal/problem"
@@ -75,7 +76,7 @@ var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 func serve(h http.Handler, header string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(http.MethodGet, "/server2/end", nil)
 	if header != "" {
-		req.Header.Set(faults.HeaderName, header)
+		req.Header.Set(headers.Fault, header)
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -244,8 +245,8 @@ func TestMiddlewareMultipleHeaderLines(t *testing.T) {
 	t.Parallel()
 	inj := newInjector(t, faults.DefaultConfig(), "server2")
 	req := httptest.NewRequest(http.MethodGet, "/server2/end", nil)
-	req.Header.Add(faults.HeaderName, "server1=delay:1s")
-	req.Header.Add(faults.HeaderName, "server2=abort:418")
+	req.Header.Add(headers.Fault, "server1=delay:1s")
+	req.Header.Add(headers.Fault, "server2=abort:418")
 	rec := httptest.NewRecorder()
 	inj.Middleware(okHandler).ServeHTTP(rec, req)
 	if rec.Code != 418 {
@@ -379,7 +380,7 @@ func TestDeadlineDuringDelay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/server2/end", nil)
-	req.Header.Set(faults.HeaderName, "server2=delay:10s")
+	req.Header.Set(headers.Fault, "server2=delay:10s")
 	rec := httptest.NewRecorder()
 	start := time.Now()
 	h.ServeHTTP(rec, req)
@@ -433,7 +434,7 @@ func TestCancelledDelayWritesNothing(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/server2/end", nil)
 			if header != "" {
-				req.Header.Set(faults.HeaderName, header)
+				req.Header.Set(headers.Fault, header)
 			}
 			w := &writeSpy{h: http.Header{}}
 			done := make(chan struct{})

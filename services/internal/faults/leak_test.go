@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/faults"
 )
 
@@ -38,9 +39,9 @@ func TestCancelledDelaysLeaveNoGoroutine(t *testing.T) {
 	const n = 8
 	for i := range n {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/server2/end", nil)
-		req.Header.Set(faults.HeaderName, "server2=delay:25s")
+		req.Header.Set(headers.Fault, "server2=delay:25s")
 		if i%2 == 1 {
-			req.Header.Set(faults.HeaderName, "server1=abort:500,server2=delay:10s;abort:500")
+			req.Header.Set(headers.Fault, "server1=abort:500,server2=delay:10s;abort:500")
 		}
 		resp, err := client.Do(req)
 		if err == nil {
@@ -89,7 +90,7 @@ func TestSleepContextStopsAtOnce(t *testing.T) {
 	for range 200 {
 		ctx, cancel := context.WithCancel(context.Background())
 		req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/server2/end", nil)
-		req.Header.Set(faults.HeaderName, "server2=delay:30s")
+		req.Header.Set(headers.Fault, "server2=delay:30s")
 		done := make(chan struct{})
 		go func() { h.ServeHTTP(httptest.NewRecorder(), req); close(done) }()
 		time.Sleep(time.Millisecond)

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/faults"
 	"github.com/meshdemo/meshdemo/services/internal/grpcwire"
 	"github.com/meshdemo/meshdemo/services/internal/health"
@@ -316,7 +317,7 @@ func (s *Server) check(ctx context.Context, md metadata.MD, method string) *faul
 	if s.o.Faults == nil || spared(method) {
 		return nil
 	}
-	return s.o.Faults.Check(ctx, md.Get(grpcwire.FaultKey), method)
+	return s.o.Faults.Check(ctx, md.Get(headers.Fault), method)
 }
 
 func failureError(f *faults.Failure, method string) error {

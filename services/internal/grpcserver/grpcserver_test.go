@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/faults"
 	"github.com/meshdemo/meshdemo/services/internal/grpcserver"
 	"github.com/meshdemo/meshdemo/services/internal/grpcwire"
@@ -26,7 +27,6 @@ import (
 	"github.com/meshdemo/meshdemo/services/internal/health"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
-	"github.com/meshdemo/meshdemo/services/propagated"
 	chainv1 "github.com/meshdemo/meshdemo/services/proto/meshdemo/chain/v1"
 )
 
@@ -106,10 +106,10 @@ func TestChainPathAndPropagation(t *testing.T) {
 	t.Parallel()
 	h := twoHops(t, faults.DefaultConfig())
 	md := metadata.MD{}
-	for _, name := range propagated.Headers() {
+	for _, name := range headers.Propagated() {
 		md.Set(strings.ToLower(name), "v-"+strings.ToLower(name))
 	}
-	md.Set(grpcwire.FaultKey, "nobody=abort:500") // valid, targets no hop
+	md.Set(headers.Fault, "nobody=abort:500") // valid, targets no hop
 	md.Set("x-not-listed", "secret")
 	var tr metadata.MD
 	resp, err := h.relay.Call(metadata.NewOutgoingContext(context.Background(), md), &chainv1.CallRequest{}, grpc.Trailer(&tr))
@@ -125,10 +125,10 @@ func TestChainPathAndPropagation(t *testing.T) {
 	h.end.mu.Lock()
 	seen := h.end.seen
 	h.end.mu.Unlock()
-	for _, name := range propagated.Headers() {
+	for _, name := range headers.Propagated() {
 		k := strings.ToLower(name)
 		want := "v-" + k
-		if k == "x-meshdemo-fault" {
+		if k == strings.ToLower(headers.Fault) {
 			want = "nobody=abort:500"
 		}
 		if k == "user-agent" {
@@ -198,7 +198,7 @@ func TestFaultStatusMapping(t *testing.T) {
 		{404, codes.Unimplemented}, {429, codes.Unavailable}, {502, codes.Unavailable},
 		{503, codes.Unavailable}, {504, codes.Unavailable}, {500, codes.Unknown}, {418, codes.Unknown},
 	} {
-		md := metadata.Pairs(grpcwire.FaultKey, "server2=abort:"+itoa(tc.status))
+		md := metadata.Pairs(headers.Fault, "server2=abort:"+itoa(tc.status))
 		var tr metadata.MD
 		_, err := h.relay.Call(metadata.NewOutgoingContext(context.Background(), md), &chainv1.CallRequest{}, grpc.Trailer(&tr))
 		if status.Code(err) != tc.code {
@@ -221,7 +221,7 @@ func TestFaultStatusMapping(t *testing.T) {
 		}
 	}
 	// An invalid directive is a 400 from the hop that reads it first.
-	md := metadata.Pairs(grpcwire.FaultKey, "server2=explode")
+	md := metadata.Pairs(headers.Fault, "server2=explode")
 	var tr metadata.MD
 	_, err := h.relay.Call(metadata.NewOutgoingContext(context.Background(), md), &chainv1.CallRequest{}, grpc.Trailer(&tr))
 	if status.Code(err) != codes.Internal || tr.Get(grpcwire.StatusKey)[0] != "400" {
@@ -248,7 +248,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func TestExpectedTimeout(t *testing.T) {
 	t.Parallel()
 	h := twoHops(t, faults.DefaultConfig())
-	md := metadata.Pairs(grpcwire.FaultKey, "server2=delay:3s", "x-envoy-expected-rq-timeout-ms", "100")
+	md := metadata.Pairs(headers.Fault, "server2=delay:3s", "x-envoy-expected-rq-timeout-ms", "100")
 	var tr metadata.MD
 	start := time.Now()
 	_, err := h.endDirect.Call(metadata.NewOutgoingContext(context.Background(), md), &chainv1.CallRequest{}, grpc.Trailer(&tr))
@@ -273,7 +273,7 @@ func TestDeadlineTravels(t *testing.T) {
 	h := twoHops(t, faults.DefaultConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	md := metadata.Pairs(grpcwire.FaultKey, "server2=delay:5s")
+	md := metadata.Pairs(headers.Fault, "server2=delay:5s")
 	var tr metadata.MD
 	start := time.Now()
 	_, err := h.relay.Call(metadata.NewOutgoingContext(ctx, md), &chainv1.CallRequest{}, grpc.Trailer(&tr))

@@ -26,7 +26,6 @@ const (
 	PathKey    = "x-meshdemo-path"
 	StatusKey  = "x-meshdemo-status"
 	ProblemKey = "x-meshdemo-problem-bin"
-	FaultKey   = "x-meshdemo-fault"
 )
 
 // CodeForHTTP is the gRPC code of an HTTP status, per gRPC's

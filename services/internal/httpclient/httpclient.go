@@ -179,144 +179,207 @@ func TimedOut(upstream string, l Limit) string {
 	return fmt.Sprintf("upstream %s did not answer within %s", upstream, l)
 }
 
-// Relay calls method escapedPath (already percent-encoded, optionally followed by
-// "?" and a raw query) on the upstream with the inbound request's context and
-// propagated headers, then writes the upstream's status and body to w. Transport
-// failures become 502 (unreachable, or a bad response) or 504 (timed out); a caller
-// that went away gets nothing written.
+// Call is one outbound request.
+type Call struct {
+	Method string
+	// Path is already percent-encoded, optionally followed by "?" and a raw query.
+	Path        string
+	Body        io.Reader // nil for none
+	ContentType string    // sent when not empty
+}
+
+// Relay makes c on the upstream with the inbound request's context and propagated
+// headers, then writes the upstream's status and body to w. Transport failures become
+// 502 (unreachable, or a bad response) or 504 (timed out); a caller that went away
+// gets nothing written.
 //
 // The call gets this hop's Timeout or the inbound request's remaining time less
 // BudgetMargin, whichever is smaller, and tells the upstream that budget in
 // httpserver.HeaderBudget. Each hop down the chain thus gives up a margin before
 // its caller, and a timeout is answered by the hop whose upstream was slow.
-func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, method, escapedPath string, body io.Reader, contentType string) {
-	start := time.Now()
-	self := httpserver.SelfHop(r.Context())
-	lim := CallLimit(r.Context(), u.opts.Timeout)
-	if lim.D <= 0 {
-		u.fail(w, r, self, start, http.StatusGatewayTimeout, NoTimeLeft(u.opts.Name))
+//
+// Three steps: request builds the outbound request, send makes it and reads the
+// answer, write relays it; each failure is answered by the relay's fail.
+func (u *Upstream) Relay(w http.ResponseWriter, r *http.Request, c Call) {
+	x := relay{u: u, w: w, in: r, self: httpserver.SelfHop(r.Context()), start: time.Now(),
+		lim: CallLimit(r.Context(), u.opts.Timeout), trace: &callTrace{}}
+	if x.lim.D <= 0 {
+		x.fail(http.StatusGatewayTimeout, NoTimeLeft(u.opts.Name))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), lim.D)
+	ctx, cancel := context.WithTimeout(r.Context(), x.lim.D)
 	defer cancel()
-	tr := &callTrace{}
+	tr := x.trace
 	tr.GotFirstResponseByte = func() { tr.answered.Store(true) }
 	ctx = httptrace.WithClientTrace(ctx, &tr.ClientTrace)
-	var err error
-
 	var span trace.Span
 	if u.opts.Tracing {
-		ctx, span = u.opts.Tracer.Start(ctx, method+" "+u.opts.Name, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(semconv.PeerService(u.opts.Name), semconv.HTTPRequestMethodKey.String(method)))
+		ctx, span = u.opts.Tracer.Start(ctx, c.Method+" "+u.opts.Name, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(semconv.PeerService(u.opts.Name), semconv.HTTPRequestMethodKey.String(c.Method)))
 		defer span.End()
 	}
 
-	target := *u.base
-	// A '?' cannot be literal in an escaped path: what follows it is the query.
-	escapedPath, target.RawQuery, _ = strings.Cut(escapedPath, "?")
-	target.RawPath = u.basePath + escapedPath
-	if target.Path, err = url.PathUnescape(target.RawPath); err != nil {
-		u.fail(w, r, self, start, http.StatusBadRequest, fmt.Sprintf("bad path %q: %v", escapedPath, err))
-		return
-	}
-	// The URL is set after construction so it is not rendered and parsed again.
-	out, err := http.NewRequestWithContext(ctx, method, "", body)
+	out, code, err := x.request(ctx, c)
 	if err != nil {
-		u.fail(w, r, self, start, http.StatusInternalServerError, fmt.Sprintf("building request to %s: %v", u.opts.Name, err))
+		x.fail(code, err.Error())
 		return
 	}
-	out.URL = &target
-	httpserver.Carried(r.Context()).Apply(out.Header)
-	if u.opts.Tracing {
-		u.opts.TextMap.Inject(ctx, propagation.HeaderCarrier(out.Header))
-	}
-	for _, name := range u.passIn {
-		if vs := r.Header[name]; len(vs) > 0 {
-			out.Header[name] = vs
-		}
-	}
-	if contentType != "" {
-		out.Header.Set("Content-Type", contentType)
-	}
-	if u.opts.UserAgent != "" && out.Header.Get("User-Agent") == "" {
-		out.Header.Set("User-Agent", u.opts.UserAgent)
-	}
-	// Rounded up, so the upstream's own deadline never comes before this call's: with
-	// the late-answer check below, the 504 is then always this hop's, naming the
-	// upstream.
-	out.Header[httpserver.HeaderBudget] = []string{strconv.FormatInt(int64((lim.D+time.Millisecond-1)/time.Millisecond), 10)}
-
-	resp, err := u.opts.Transport.RoundTrip(out)
-	if err != nil {
-		u.transportError(w, r, self, start, lim, tr.answered.Load(), err)
-		return
-	}
-	defer resp.Body.Close()
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	lr := io.LimitedReader{R: resp.Body, N: MaxBody + 1}
-	n, err := buf.ReadFrom(&lr)
+	resp, err := x.send(out, buf)
 	if err != nil {
-		u.transportError(w, r, self, start, lim, true, err)
-		return
-	}
-	if n > MaxBody {
-		u.fail(w, r, self, start, http.StatusBadGateway, fmt.Sprintf("%s answered with a body over %d bytes", u.opts.Name, MaxBody))
-		return
-	}
-	// An answer complete only after the deadline is this hop's timeout, even if the
-	// timer has not fired yet: the upstream's deadline is a hair later than this
-	// call's, and under load its own 504 could otherwise slip in and name the wrong
-	// hop.
-	if dl, _ := ctx.Deadline(); !time.Now().Before(dl) {
-		u.transportError(w, r, self, start, lim, true, context.DeadlineExceeded)
+		x.failCall(err)
 		return
 	}
 	if span != nil {
 		span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
 	}
-	u.opts.Metrics.ObserveClient(u.opts.Name, resp.StatusCode, time.Since(start).Seconds())
+	u.opts.Metrics.ObserveClient(u.opts.Name, resp.StatusCode, time.Since(x.start).Seconds())
+	x.write(resp, buf.Bytes())
+}
 
-	h := w.Header()
-	h.Set(pathheader.Name, pathheader.Prepend(self, resp.Header.Get(pathheader.Name)))
+// relay is one Relay in progress: what its steps and its failure answers share.
+type relay struct {
+	u     *Upstream
+	w     http.ResponseWriter
+	in    *http.Request // the inbound request
+	self  pathheader.Hop
+	start time.Time
+	lim   Limit
+	trace *callTrace
+}
+
+// request builds the outbound request for c on ctx (which carries the limit, the
+// client trace and the span): the upstream's URL, the inbound request's propagated
+// and passed headers, and the budget. On error, code is the status to answer with:
+// 400 for a path that does not unescape, 500 for a request net/http refuses.
+func (x *relay) request(ctx context.Context, c Call) (out *http.Request, code int, err error) {
+	u := x.u
+	target := *u.base
+	// A '?' cannot be literal in an escaped path: what follows it is the query.
+	var escapedPath string
+	escapedPath, target.RawQuery, _ = strings.Cut(c.Path, "?")
+	target.RawPath = u.basePath + escapedPath
+	if target.Path, err = url.PathUnescape(target.RawPath); err != nil {
+		return nil, http.StatusBadRequest, fmt.Errorf("bad path %q: %v", escapedPath, err)
+	}
+	// The URL is set after construction so it is not rendered and parsed again.
+	out, err = http.NewRequestWithContext(ctx, c.Method, "", c.Body)
+	if err != nil {
+		return nil, http.StatusInternalServerError, fmt.Errorf("building request to %s: %v", u.opts.Name, err)
+	}
+	out.URL = &target
+	httpserver.Carried(x.in.Context()).Apply(out.Header)
+	if u.opts.Tracing {
+		u.opts.TextMap.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	}
+	for _, name := range u.passIn {
+		if vs := x.in.Header[name]; len(vs) > 0 {
+			out.Header[name] = vs
+		}
+	}
+	if c.ContentType != "" {
+		out.Header.Set("Content-Type", c.ContentType)
+	}
+	if u.opts.UserAgent != "" && out.Header.Get("User-Agent") == "" {
+		out.Header.Set("User-Agent", u.opts.UserAgent)
+	}
+	// Rounded up, so the upstream's own deadline never comes before this call's: with
+	// the late-answer check in send, the 504 is then always this hop's, naming the
+	// upstream.
+	out.Header[httpserver.HeaderBudget] = []string{strconv.FormatInt(int64((x.lim.D+time.Millisecond-1)/time.Millisecond), 10)}
+	return out, 0, nil
+}
+
+// errBodyTooBig is an answer whose body is over MaxBody.
+var errBodyTooBig = errors.New("body over MaxBody")
+
+// callError is a call that got no complete, timely answer.
+type callError struct {
+	err      error
+	answered bool // some of the upstream's response had arrived
+}
+
+func (e *callError) Error() string { return e.err.Error() }
+func (e *callError) Unwrap() error { return e.err }
+
+// send makes the call and reads the whole answer into body; the response's Body is
+// closed when it returns. out's context must carry the call's deadline: an answer
+// complete only after it is an error. Its errors are errBodyTooBig or a *callError.
+func (x *relay) send(out *http.Request, body *bytes.Buffer) (*http.Response, error) {
+	resp, err := x.u.opts.Transport.RoundTrip(out)
+	if err != nil {
+		return nil, &callError{err: err, answered: x.trace.answered.Load()}
+	}
+	defer resp.Body.Close()
+	lr := io.LimitedReader{R: resp.Body, N: MaxBody + 1}
+	n, err := body.ReadFrom(&lr)
+	if err != nil {
+		return nil, &callError{err: err, answered: true}
+	}
+	if n > MaxBody {
+		return nil, errBodyTooBig
+	}
+	// An answer complete only after the deadline is this hop's timeout, even if the
+	// timer has not fired yet: the upstream's deadline is a hair later than this
+	// call's, and under load its own 504 could otherwise slip in and name the wrong
+	// hop.
+	if dl, _ := out.Context().Deadline(); !time.Now().Before(dl) {
+		return nil, &callError{err: context.DeadlineExceeded, answered: true}
+	}
+	return resp, nil
+}
+
+// write relays an answer: its status and body, this hop prepended to its path
+// header, its content type when it is a problem (application/json otherwise), and
+// the response headers PassHeaders named.
+func (x *relay) write(resp *http.Response, body []byte) {
+	h := x.w.Header()
+	h.Set(pathheader.Name, pathheader.Prepend(x.self, resp.Header.Get(pathheader.Name)))
 	ct := "application/json"
 	if rct := resp.Header.Get("Content-Type"); strings.HasPrefix(rct, problem.ContentType) {
 		ct = problem.ContentType // keep an upstream error recognisable as one
 	}
-	for _, name := range u.passOut {
+	for _, name := range x.u.passOut {
 		if vs := resp.Header[name]; len(vs) > 0 {
 			h[name] = vs
 		}
 	}
 	h.Set("Content-Type", ct)
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(buf.Bytes())
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	x.w.WriteHeader(resp.StatusCode)
+	_, _ = x.w.Write(body)
 }
 
-// transportError answers for a call that got no complete response. answered says
-// whether any of the upstream's response had arrived.
-func (u *Upstream) transportError(w http.ResponseWriter, r *http.Request, self pathheader.Hop, start time.Time, lim Limit, answered bool, err error) {
+// failCall answers for a call send could not complete.
+func (x *relay) failCall(err error) {
+	name := x.u.opts.Name
+	var ce *callError
+	if !errors.As(err, &ce) {
+		x.fail(http.StatusBadGateway, fmt.Sprintf("%s answered with a body over %d bytes", name, MaxBody))
+		return
+	}
 	var ne net.Error
 	switch {
-	case r.Context().Err() == context.Canceled:
+	case x.in.Context().Err() == context.Canceled:
 		// The caller gave up; the cancellation already reached the upstream.
-		u.opts.Metrics.ObserveClient(u.opts.Name, 499, time.Since(start).Seconds())
-		u.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "caller cancelled", slog.String("upstream", u.opts.Name))
-	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
-		u.fail(w, r, self, start, http.StatusGatewayTimeout, TimedOut(u.opts.Name, lim))
-	case answered:
-		u.fail(w, r, self, start, http.StatusBadGateway, fmt.Sprintf("upstream %s sent a bad response: %v", u.opts.Name, unwrapURLError(err)))
+		x.u.opts.Metrics.ObserveClient(name, 499, time.Since(x.start).Seconds())
+		x.u.opts.Logger.LogAttrs(x.in.Context(), slog.LevelInfo, "caller cancelled", slog.String("upstream", name))
+	case errors.Is(ce.err, context.DeadlineExceeded) || (errors.As(ce.err, &ne) && ne.Timeout()):
+		x.fail(http.StatusGatewayTimeout, TimedOut(name, x.lim))
+	case ce.answered:
+		x.fail(http.StatusBadGateway, fmt.Sprintf("upstream %s sent a bad response: %v", name, unwrapURLError(ce.err)))
 	default:
-		u.fail(w, r, self, start, http.StatusBadGateway, fmt.Sprintf("upstream %s unreachable: %v", u.opts.Name, unwrapURLError(err)))
+		x.fail(http.StatusBadGateway, fmt.Sprintf("upstream %s unreachable: %v", name, unwrapURLError(ce.err)))
 	}
 }
 
-func (u *Upstream) fail(w http.ResponseWriter, r *http.Request, self pathheader.Hop, start time.Time, code int, detail string) {
-	u.opts.Metrics.ObserveClient(u.opts.Name, code, time.Since(start).Seconds())
-	w.Header().Set(pathheader.Name, self.String())
-	problem.Write(w, problem.Details{Status: code, Detail: detail, Instance: r.URL.Path, Service: self.Service, Upstream: u.opts.Name})
+// fail answers with a problem naming this hop and the upstream.
+func (x *relay) fail(code int, detail string) {
+	x.u.opts.Metrics.ObserveClient(x.u.opts.Name, code, time.Since(x.start).Seconds())
+	x.w.Header().Set(pathheader.Name, x.self.String())
+	problem.Write(x.w, problem.Details{Status: code, Detail: detail, Instance: x.in.URL.Path, Service: x.self.Service, Upstream: x.u.opts.Name})
 }
 
 func unwrapURLError(err error) error {

@@ -31,7 +31,7 @@ func hop(t *testing.T, upstreamURL string, timeout time.Duration) *httptest.Serv
 	}
 	r := k.Router()
 	r.With(k.Faults.Middleware).Get("/server1/server2", func(w http.ResponseWriter, r *http.Request) {
-		u.Relay(w, r, http.MethodGet, "/server2/end", nil, "")
+		u.Relay(w, r, httpclient.Call{Method: http.MethodGet, Path: "/server2/end"})
 	})
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
@@ -264,7 +264,7 @@ func TestLateAnswerIsThisHopsTimeout(t *testing.T) {
 	}
 	r := k.Router()
 	r.Get("/server1/server2", func(w http.ResponseWriter, r *http.Request) {
-		u.Relay(w, r, http.MethodGet, "/server2/end", nil, "")
+		u.Relay(w, r, httpclient.Call{Method: http.MethodGet, Path: "/server2/end"})
 	})
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)

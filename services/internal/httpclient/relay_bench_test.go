@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdemo/meshdemo/services/internal/httpclient"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
 )
 
@@ -34,7 +35,7 @@ func BenchmarkHop(b *testing.B) {
 			}
 			r := k.Router()
 			r.With(k.Faults.Middleware).Get("/server1/server2", func(w http.ResponseWriter, r *http.Request) {
-				u.Relay(w, r, http.MethodGet, "/server2/end", nil, "")
+				u.Relay(w, r, httpclient.Call{Method: http.MethodGet, Path: "/server2/end"})
 			})
 			loop(b, r)
 		})

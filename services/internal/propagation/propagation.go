@@ -1,6 +1,7 @@
-// Package propagation forwards the headers Istio and tracing systems need from each
-// inbound request to every outbound call it causes. The list is defined here once; a
-// workload only adds names through PROPAGATE_HEADERS.
+// Package propagation copies the headers Istio and tracing systems need from each
+// inbound request to every outbound call it causes. Which headers travel is the list in
+// package headers (exported, so other modules read it too); a workload only adds names
+// through PROPAGATE_HEADERS.
 //
 // Raw copies are always made, so propagation works with trace export off. With
 // tracing on, the OpenTelemetry propagators then overwrite the trace headers
@@ -13,25 +14,19 @@ import (
 	"net/textproto"
 	"strings"
 
-	"github.com/meshdemo/meshdemo/services/propagated"
+	"github.com/meshdemo/meshdemo/services/headers"
 )
-
-// FaultHeader carries per-call fault directives; every hop forwards it unchanged.
-const FaultHeader = propagated.FaultHeader
-
-// DefaultHeaders returns the canonical list (package propagated holds it).
-func DefaultHeaders() []string { return propagated.Headers() }
 
 // Propagator knows the full list of names for one workload. Safe for concurrent use.
 type Propagator struct {
 	names []string // canonical MIME form, deduplicated
 }
 
-// New builds the list from the defaults plus extra names.
+// New builds the list from headers.Propagated plus extra names.
 func New(extra []string) *Propagator {
 	seen := map[string]bool{}
 	var names []string
-	for _, n := range append(DefaultHeaders(), extra...) {
+	for _, n := range append(headers.Propagated(), extra...) {
 		n = strings.TrimSpace(n)
 		if n == "" {
 			continue

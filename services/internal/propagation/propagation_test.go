@@ -3,12 +3,14 @@ package propagation
 import (
 	"net/http"
 	"testing"
+
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 func TestCaptureApply(t *testing.T) {
 	t.Parallel()
 	p := New([]string{" x-tenant ", "X-REQUEST-ID", ""})
-	if n := len(p.Names()); n != len(DefaultHeaders())+1 {
+	if n := len(p.Names()); n != len(headers.Propagated())+1 {
 		t.Fatalf("%d names: duplicates or blanks kept", n)
 	}
 	in := http.Header{}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshdemo/meshdemo/services/headers"
 )
 
 // runGet goes through Main, as `/workload get ...` in a container does. The environment
@@ -53,7 +55,7 @@ func TestGetPrintsStatusAndBody(t *testing.T) {
 		{"403 is an answer, not an error", "/api/users", nil, "403\nRBAC: access denied\n"},
 		{"200 with a body lacking a newline", "/server2/end", nil, "200\n{\"ok\":true}\n"},
 		{"headers travel with their spelling", "/server2/end",
-			[]string{"-H", "X-Meshdemo-Fault: server2=abort:503@100", "-H", "canary_id: v2", "-H", "Host: server2.meshdemo"},
+			[]string{"-H", headers.Fault + ": server2=abort:503@100", "-H", "canary_id: v2", "-H", "Host: server2.meshdemo"},
 			"200\n{\"ok\":true}\n"},
 	}
 	for _, tt := range tests {
@@ -71,8 +73,8 @@ func TestGetPrintsStatusAndBody(t *testing.T) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if v := seen.Header.Get("X-Meshdemo-Fault"); v != "server2=abort:503@100" {
-				t.Errorf("X-Meshdemo-Fault %q", v)
+			if v := seen.Header.Get(headers.Fault); v != "server2=abort:503@100" {
+				t.Errorf("%s %q", headers.Fault, v)
 			}
 			// Go's server canonicalises what it reads (Canary_id); Envoy matches names without case.
 			if v := seen.Header["Canary_id"]; len(v) != 1 || v[0] != "v2" {

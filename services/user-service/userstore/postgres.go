@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,15 +25,59 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// Defaults of the PostgreSQL store: OpenPostgres uses them for the settings a
+// PostgresConfig leaves zero, and user-service starts its configuration from them,
+// so they are written here only.
+const (
+	DefaultMaxConns         = 10
+	DefaultConnectTimeout   = 3 * time.Second
+	DefaultStatementTimeout = 5 * time.Second
+)
+
 // PostgresConfig configures the PostgreSQL store.
 type PostgresConfig struct {
-	URL              string // postgres:// URL
-	MaxConns         int32
+	URL              PostgresURL
+	MaxConns         int32         // pool size
 	ConnectTimeout   time.Duration // per new connection
 	StatementTimeout time.Duration // server-side statement_timeout, and (with ConnectTimeout) each call's deadline
 	Now              func() time.Time
 	Logger           *slog.Logger
 }
+
+// PostgresURL is a parsed DATABASE_URL (postgres:// or postgresql://, anything pgx
+// accepts). It is parsed once, where the configuration is read, and OpenPostgres
+// builds the pool from the parsed value. The zero value is "no database".
+type PostgresURL struct {
+	pool *pgxpool.Config // as pgx parsed it; OpenPostgres changes a copy
+}
+
+// ParsePostgresURL parses a DATABASE_URL without connecting. Its errors never repeat
+// the URL's password.
+func ParsePostgresURL(raw string) (PostgresURL, error) {
+	// url.Parse's error quotes the URL whole, password included: it is not repeated.
+	if u, err := url.Parse(raw); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return PostgresURL{}, errors.New("must be a postgres:// URL")
+	}
+	pc, err := pgxpool.ParseConfig(raw) // pgconn's ParseConfigError shows the URL with the password masked
+	if err != nil {
+		return PostgresURL{}, err
+	}
+	return PostgresURL{pool: pc}, nil
+}
+
+// UnmarshalText lets caarlos0/env parse DATABASE_URL; errors name the variable (env's
+// own wrapping names only the Go field) and leave its value out.
+func (p *PostgresURL) UnmarshalText(b []byte) error {
+	v, err := ParsePostgresURL(string(b))
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	*p = v
+	return nil
+}
+
+// IsZero reports whether no URL was given.
+func (p PostgresURL) IsZero() bool { return p.pool == nil }
 
 // Postgres is the shared store. It serves nothing (ErrUnavailable) until Migrate has
 // succeeded once; every call is bounded by the caller's context and by
@@ -50,29 +95,21 @@ type Postgres struct {
 	probeCfg *pgx.ConnConfig
 }
 
-// ParsePostgresURL checks a DATABASE_URL without connecting.
-func ParsePostgresURL(raw string) error {
-	if _, err := pgxpool.ParseConfig(raw); err != nil {
-		return err
-	}
-	return nil
-}
-
 // OpenPostgres builds the pool; it does not connect (connections are made on demand,
-// so a process starts while its database is still coming up).
+// so a process starts while its database is still coming up). Every pgx setting the
+// store depends on is set here.
 func OpenPostgres(cfg PostgresConfig) (*Postgres, error) {
-	pc, err := pgxpool.ParseConfig(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	if cfg.URL.IsZero() {
+		return nil, errors.New("DATABASE_URL: not set")
 	}
-	if cfg.MaxConns > 0 {
-		pc.MaxConns = cfg.MaxConns
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = 3 * time.Second
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	if cfg.StatementTimeout <= 0 {
-		cfg.StatementTimeout = 5 * time.Second
+		cfg.StatementTimeout = DefaultStatementTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -80,6 +117,8 @@ func OpenPostgres(cfg PostgresConfig) (*Postgres, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	pc := cfg.URL.pool.Copy()
+	pc.MaxConns = cfg.MaxConns
 	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
 	pc.ConnConfig.RuntimeParams["application_name"] = "user-service"

@@ -15,11 +15,28 @@ import (
 	"github.com/meshdemo/meshdemo/services/user-service/userstore/storetest"
 )
 
+// openPostgres opens a store for a contract or behaviour test. The contract is about results,
+// not about a slow machine: a connection may take seconds while `make test` compiles beside it
+// (a 1 s connect timeout failed a cold CI run). TestPostgresLostDatabase sets its own short
+// timeouts, which it measures.
 func openPostgres(t *testing.T, url string, now func() time.Time) *userstore.Postgres {
 	t.Helper()
-	s, err := userstore.OpenPostgres(userstore.PostgresConfig{
-		URL: url, MaxConns: 8, ConnectTimeout: time.Second, StatementTimeout: 2 * time.Second, Now: now,
-	})
+	return open(t, userstore.PostgresConfig{URL: parseURL(t, url), ConnectTimeout: 15 * time.Second, StatementTimeout: 15 * time.Second, Now: now})
+}
+
+func parseURL(t *testing.T, raw string) userstore.PostgresURL {
+	t.Helper()
+	u, err := userstore.ParsePostgresURL(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func open(t *testing.T, cfg userstore.PostgresConfig) *userstore.Postgres {
+	t.Helper()
+	cfg.MaxConns = 8
+	s, err := userstore.OpenPostgres(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +116,7 @@ func TestPostgresNotReadyBeforeMigrate(t *testing.T) {
 func TestPostgresLostDatabase(t *testing.T) {
 	t.Parallel()
 	proxy, url := pgtest.NewProxy(t, pgtest.NewDatabase(t))
-	s := openPostgres(t, url, nil)
+	s := open(t, userstore.PostgresConfig{URL: parseURL(t, url), ConnectTimeout: time.Second, StatementTimeout: 2 * time.Second})
 	ctx := context.Background()
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)

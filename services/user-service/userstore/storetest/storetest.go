@@ -291,6 +291,9 @@ func testConcurrentIdempotentCreate(t *testing.T, s userstore.Store, _ *Clock) {
 		}()
 	}
 	wg.Wait()
+	if t.Failed() {
+		t.FailNow() // a failed call, reported above, is not a second user
+	}
 	for _, id := range ids {
 		if id != ids[0] {
 			t.Fatalf("ids %v: the key created more than one user", ids)

@@ -1,9 +1,9 @@
 // Command e2e-kind runs the whole kind end-to-end flow (`make e2e`): cluster, Istio, images
 // (skaffold build, kind load), the baseline, the suite, teardown, in one flavour (-flavour
 // sidecar|gateway-api|ambient, default $E2E_FLAVOUR or sidecar). -dry-run prints every
-// command instead and renders and checks every manifest the flow and the scenario tests
-// would apply. The hand steps of build/make/k8s.mk run the same commands: -istio-install
-// (`make istio-install FLAVOUR=f`), and -deploy NAME (`make deploy SCENARIO=NAME FLAVOUR=f`),
+// command instead, with the scenario switches and meshed calls the suite makes. The hand
+// steps of build/make/k8s.mk run the same commands: -istio-install (`make istio-install
+// FLAVOUR=f`), and -deploy NAME (`make deploy SCENARIO=NAME FLAVOUR=f`),
 // which checks the cluster's Istio is of the flavour, builds and loads the images and
 // switches the cluster to one scenario, pruning what the previous scenario left.
 package main
@@ -16,7 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/meshdemo/meshdemo/e2e/kindpath"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+	"github.com/meshdemo/meshdemo/e2e/kindflow"
 )
 
 func main() {
@@ -30,7 +31,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("e2e-kind", flag.ContinueOnError)
-	dry := fs.Bool("dry-run", false, "print the commands and render the manifests; run nothing")
+	dry := fs.Bool("dry-run", false, "print the commands; run nothing")
 	keep := fs.Bool("keep-cluster", os.Getenv("KEEP_CLUSTER") == "1", "leave the kind cluster running (KEEP_CLUSTER=1)")
 	run := fs.String("run", "", "passed to go test -run")
 	deploy := fs.String("deploy", "", "only build and load the images and switch the cluster to this scenario (deploy/scenarios/<name>)")
@@ -40,7 +41,7 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := kindpath.Config{KeepCluster: *keep, Cluster: *cluster, Flavour: *flavour}
+	cfg := kindflow.Config{KeepCluster: *keep, Cluster: *cluster, Flavour: matrix.Flavour(*flavour)}
 	if *run != "" {
 		cfg.TestArgs = []string{"-run", *run}
 	}
@@ -49,8 +50,8 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("# meshdemo kind e2e, flavour %s, written against kind %s, kubectl %s, Docker %s, Istio %s (build/istio-version)\n",
-		cfg.Flavour, kindpath.KindVersion, kindpath.KubectlVersion, kindpath.DockerVersion, cfg.IstioTag)
-	r := kindpath.Runner{Root: cfg.Root, DryRun: *dry, Out: os.Stdout, Stdout: os.Stdout, Stderr: os.Stderr}
+		cfg.Flavour, kindflow.KindVersion, kindflow.KubectlVersion, kindflow.DockerVersion, cfg.IstioTag)
+	r := kindflow.Runner{Root: cfg.Root, DryRun: *dry, Out: os.Stdout, Stdout: os.Stdout, Stderr: os.Stderr}
 	if *istio {
 		steps, err := cfg.IstioInstall(ctx)
 		if err != nil {
@@ -64,11 +65,11 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		// The guard first: a cluster of another flavour is refused before anything is built.
-		steps = append(append([]kindpath.Step{cfg.FlavourGuard("deploy "+*deploy, false)}, cfg.Images()...), steps...)
+		steps = append(append([]kindflow.Step{cfg.FlavourGuard("deploy "+*deploy, false)}, cfg.Images()...), steps...)
 		return r.Run(ctx, steps)
 	}
 	if *dry {
-		plan, err := kindpath.Plan(ctx, cfg)
+		plan, err := kindflow.Plan(ctx, cfg)
 		if err != nil {
 			return err
 		}

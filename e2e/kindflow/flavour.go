@@ -1,4 +1,4 @@
-package kindpath
+package kindflow
 
 import (
 	"bytes"
@@ -7,48 +7,12 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
-
-// The flavours of every scenario (issue 13; verify/manifests names the same three):
-// sidecar (VirtualService and DestinationRule, a sidecar in every pod), gateway-api (HTTPRoute
-// and a Gateway API ingress, sidecars) and ambient (ztunnel and the namespace's waypoint).
-const (
-	Sidecar    = "sidecar"
-	GatewayAPI = "gateway-api"
-	Ambient    = "ambient"
-)
-
-// Flavours lists the flavours, sidecar first.
-var Flavours = []string{Sidecar, GatewayAPI, Ambient}
-
-// ParseFlavour accepts a flavour's name; "" is the sidecar flavour.
-func ParseFlavour(s string) (string, error) {
-	if s == "" {
-		return Sidecar, nil
-	}
-	if !slices.Contains(Flavours, s) {
-		return "", fmt.Errorf("unknown flavour %q, want one of %s", s, strings.Join(Flavours, ", "))
-	}
-	return s, nil
-}
-
-// Profile is the deploy/scenarios directory (and skaffold profile) of a scenario or preset in
-// the run's flavour: the bare name for sidecar, <flavour>-<name> otherwise, as verify/manifests
-// Profile writes them (TestEveryFlavourHasEveryScenario checks the directories exist).
-func (c Config) Profile(name string) string {
-	if c.flavour() == Sidecar {
-		return name
-	}
-	return c.Flavour + "-" + name
-}
-
-// IngressNamespace is where the gateway-api and ambient flavours' Gateway API ingress lives
-// (istio/gateway-api/ingress).
-const IngressNamespace = "istio-ingress"
 
 // FlavourLabel on the istio-system namespace records which flavour Istio was installed for.
 // One cluster runs one flavour: the three need different Istio installs (the classic ingress
@@ -56,22 +20,6 @@ const IngressNamespace = "istio-ingress"
 // ztunnel and pods that were injected must be recreated), so a switch of flavour
 // is `make kind-down kind-up` and an install, never a reinstall over another flavour.
 const FlavourLabel = "meshdemo-flavour"
-
-// istioOverlay is the IstioOperator file the flavour adds to istio/sidecar/install.yaml (istioctl
-// merges -f files in order).
-var istioOverlay = map[string]string{
-	GatewayAPI: "istio/gateway-api/install.yaml",
-	Ambient:    "istio/ambient/install.yaml",
-}
-
-// IstioFiles are the IstioOperator files of the flavour, in the order istioctl gets them.
-func IstioFiles(flavour string) []string {
-	files := []string{"istio/sidecar/install.yaml"}
-	if o := istioOverlay[flavour]; o != "" {
-		files = append(files, o)
-	}
-	return files
-}
 
 // InstalledFlavourQuery prints "" when istio-system does not exist, "istio-system:" when it
 // exists without the label (an install from before the flavours: sidecar) and
@@ -87,7 +35,7 @@ func (c Config) InstalledFlavourQuery() []string {
 // flavours existed (unlabelled: sidecar), which the install brings up to date. Everything else
 // (deploy, the suite) needs the labelled install: it also holds the Gateway API CRDs, which
 // every prune may name.
-func CheckInstalledFlavour(out []byte, want, cluster string, installing bool) error {
+func CheckInstalledFlavour(out []byte, want matrix.Flavour, cluster string, installing bool) error {
 	s := strings.TrimSpace(string(out))
 	if s == "" {
 		if installing {
@@ -95,16 +43,17 @@ func CheckInstalledFlavour(out []byte, want, cluster string, installing bool) er
 		}
 		return fmt.Errorf("cluster %s has no Istio: make istio-install FLAVOUR=%s first", cluster, want)
 	}
-	ns, got, ok := strings.Cut(s, ":")
+	ns, label, ok := strings.Cut(s, ":")
 	if !ok || ns != "istio-system" {
 		return fmt.Errorf("unexpected answer to the installed-flavour query: %q", s)
 	}
+	got := matrix.Flavour(label)
 	if got == "" {
 		if !installing {
 			return fmt.Errorf("cluster %s runs an Istio installed before the flavours (istio-system has no %s label, and the Gateway API CRDs "+
 				"the prune names may be missing): run make istio-install FLAVOUR=%s once more", cluster, FlavourLabel, want)
 		}
-		got = Sidecar // installed before the flavours existed
+		got = matrix.Sidecar // installed before the flavours existed
 	}
 	if got != want {
 		return fmt.Errorf("cluster %s runs Istio for the %s flavour, not %s: one cluster holds one flavour "+
@@ -118,19 +67,12 @@ func CheckInstalledFlavour(out []byte, want, cluster string, installing bool) er
 // FlavourGuard refuses to go on when the cluster's Istio is of another flavour: the first step
 // of IstioInstall (installing) and of `make deploy`.
 func (c Config) FlavourGuard(name string, installing bool) Step {
-	note := "refuses unless istio-system is labelled " + FlavourLabel + "=" + c.flavour()
+	note := "refuses unless istio-system is labelled " + FlavourLabel + "=" + c.Flavour.String()
 	if installing {
-		note = "refuses if istio-system is labelled " + FlavourLabel + " with another flavour than " + c.flavour()
+		note = "refuses if istio-system is labelled " + FlavourLabel + " with another flavour than " + c.Flavour.String()
 	}
 	return Step{Name: name, Args: c.InstalledFlavourQuery(), Note: note,
-		Check: func(out []byte) error { return CheckInstalledFlavour(out, c.flavour(), c.Cluster, installing) }}
-}
-
-func (c Config) flavour() string {
-	if c.Flavour == "" {
-		return Sidecar
-	}
-	return c.Flavour
+		Check: func(out []byte) error { return CheckInstalledFlavour(out, c.Flavour, c.Cluster, installing) }}
 }
 
 // gatewayAPIModule is the Gateway API module at the version the pinned Istio requires.
@@ -241,7 +183,7 @@ func IstioCreated(o Object) (deployment string, ok bool, err error) {
 	case "istio-waypoint":
 		return o.Name, true, nil
 	default:
-		return "", false, fmt.Errorf("Gateway %s/%s: gatewayClassName %q, the kind path knows istio and istio-waypoint", o.Namespace, o.Name, class)
+		return "", false, fmt.Errorf("Gateway %s/%s: gatewayClassName %q, the kind flow knows istio and istio-waypoint", o.Namespace, o.Name, class)
 	}
 }
 
@@ -249,7 +191,7 @@ func IstioCreated(o Object) (deployment string, ok bool, err error) {
 // workload's traffic: its sidecar in sidecar and gateway-api, the namespace's waypoint in
 // ambient (there is no sidecar; istio/ambient/base's Telemetry targets the waypoint).
 func (c Config) AccessLogs(deployment string) []string {
-	if c.flavour() == Ambient {
+	if !c.Flavour.Sidecars() {
 		deployment = "waypoint"
 	}
 	return c.kubectl("-n", c.Namespace, "logs", "deploy/"+deployment, "-c", "istio-proxy", "--tail=-1")
@@ -261,7 +203,7 @@ func (c Config) AccessLogs(deployment string) []string {
 // waypoint does not: the pinned Istio builds its inbound virtual hosts without it
 // (pilot/pkg/networking/core/listener_waypoint.go), so in ambient a retry is seen only by its
 // effect (the success rate) and in the callee's own request count.
-func (c Config) AttemptCountHeader() bool { return c.flavour() != Ambient }
+func (c Config) AttemptCountHeader() bool { return c.Flavour.Sidecars() }
 
 // RetriesTimedOutTry says whether the retries scenario retries a try cut by its 1 s per-try
 // timeout. Envoy retries such a try (a local reset) only when retry_on has reset, 5xx or
@@ -271,7 +213,7 @@ func (c Config) AttemptCountHeader() bool { return c.flavour() != Ambient }
 // connect-failure, refused-stream, unavailable and cancelled (pilot/pkg/config/kube/gateway/
 // conversion.go), so in gateway-api and ambient a slow try ends the call with 504 after one try.
 // verify/pilot proves both on istiod's own output (the envoy-retries checks).
-func (c Config) RetriesTimedOutTry() bool { return c.flavour() == Sidecar }
+func (c Config) RetriesTimedOutTry() bool { return !c.Flavour.GatewayAPIRoutes() }
 
 // OutlierView says where the outlier detection test reads Envoy's view of server2's v1
 // endpoints: the pods to port-forward 15000 (Envoy's admin, on the pod's loopback) and the
@@ -281,10 +223,10 @@ func (c Config) RetriesTimedOutTry() bool { return c.flavour() == Sidecar }
 // the DestinationRule's outlier detection.
 func (c Config) OutlierView() (podSelector, cluster string) {
 	host := func(svc string) string { return svc + "." + c.Namespace + ".svc.cluster.local" }
-	switch c.flavour() {
-	case GatewayAPI:
+	switch c.Flavour {
+	case matrix.GatewayAPI:
 		return "app=server1,version=v1", "outbound|8080||" + host("server2-v1")
-	case Ambient:
+	case matrix.Ambient:
 		return "gateway.networking.k8s.io/gateway-name=waypoint", "inbound-vip|8080|http|" + host("server2-v1")
 	default:
 		return "app=server1,version=v1", "outbound|8080|v1|" + host("server2")

@@ -1,4 +1,4 @@
-package kindpath
+package kindflow
 
 import (
 	"context"
@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
 func renderOf(t *testing.T, c Config, name string) []Object {
 	t.Helper()
-	objs, err := Render(context.Background(), c.Root, ScenarioDir(name))
+	objs, err := Render(context.Background(), c.Root, matrix.ScenarioDir(name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +87,10 @@ func TestSwitchToDefault(t *testing.T) {
 	// authz's policies, rate-limit's filter, the DestinationRules the Gateway API flavours add
 	// next to their routes (outlier-detection, grpc-balancing). Everything else it deletes is
 	// another flavour's.
-	for _, f := range Flavours {
+	for _, f := range matrix.Flavours() {
 		fc := c
 		fc.Flavour = f
-		stale, err := fc.Stale(context.Background(), fc.Profile(Baseline))
+		stale, err := fc.Stale(context.Background(), fc.Flavour.Profile(Baseline))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,16 +100,16 @@ func TestSwitchToDefault(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range all {
-			if (f == Sidecar && !strings.HasPrefix(d, GatewayAPI+"-") && !strings.HasPrefix(d, Ambient+"-")) || (f != Sidecar && strings.HasPrefix(d, f+"-")) {
+			if g, _, err := matrix.ParseProfile(d); err == nil && g == f {
 				for _, o := range renderOf(t, fc, d) {
 					ours[o.PruneKey()] = true
 				}
 			}
 		}
 		for _, o := range stale {
-			added := o.Kind == "AuthorizationPolicy" || o.Kind == "EnvoyFilter" || (f != Sidecar && o.Kind == "DestinationRule")
+			added := o.Kind == "AuthorizationPolicy" || o.Kind == "EnvoyFilter" || (f.GatewayAPIRoutes() && o.Kind == "DestinationRule")
 			if ours[o.PruneKey()] && !added {
-				t.Errorf("%s: switching to %s deletes %s", f, fc.Profile(Baseline), o.PruneKey())
+				t.Errorf("%s: switching to %s deletes %s", f, fc.Flavour.Profile(Baseline), o.PruneKey())
 			}
 		}
 	}
@@ -121,7 +123,7 @@ func TestSwitchAcrossFlavours(t *testing.T) {
 	c := config(t)
 	m := switchTo(t, c, renderOf(t, c, "ambient-authz"), Baseline)
 	for k := range m.Objects {
-		if strings.Contains(k, "gateway.networking.k8s.io") || strings.HasPrefix(k, IngressNamespace+"/") || strings.HasSuffix(k, "/namespace/"+IngressNamespace) {
+		if strings.Contains(k, "gateway.networking.k8s.io") || strings.HasPrefix(k, matrix.GatewayAPI.IngressNamespace()+"/") || strings.HasSuffix(k, "/namespace/"+matrix.GatewayAPI.IngressNamespace()) {
 			t.Errorf("ambient-authz -> %s leaves %s", Baseline, k)
 		}
 	}
@@ -135,18 +137,18 @@ func TestSwitchAcrossFlavours(t *testing.T) {
 			last = s
 		}
 	}
-	if k, _ := parseKubectl(last.Args); k.Namespace != "" || !slices.Contains(last.Args, "namespace/"+IngressNamespace) {
-		t.Errorf("the last delete is %s, want the cluster-scoped one with namespace/%s (after the namespaced deletes)", last, IngressNamespace)
+	if k, _ := parseKubectl(last.Args); k.Namespace != "" || !slices.Contains(last.Args, "namespace/"+matrix.GatewayAPI.IngressNamespace()) {
+		t.Errorf("the last delete is %s, want the cluster-scoped one with namespace/%s (after the namespaced deletes)", last, matrix.GatewayAPI.IngressNamespace())
 	}
 	g := c
-	g.Flavour = GatewayAPI
-	stale, err := g.Stale(context.Background(), g.Profile(Baseline))
+	g.Flavour = matrix.GatewayAPI
+	stale, err := g.Stale(context.Background(), g.Flavour.Profile(Baseline))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range stale {
 		if o.Kind == "Namespace" {
-			t.Errorf("switching to %s deletes namespace %s", g.Profile(Baseline), o.Name)
+			t.Errorf("switching to %s deletes namespace %s", g.Flavour.Profile(Baseline), o.Name)
 		}
 	}
 }
@@ -168,7 +170,7 @@ func TestSwitchPrunesAddedRoutingObjects(t *testing.T) {
 		}
 	}
 	rel := func(dir string) string {
-		r, err := filepath.Rel(filepath.Join(root, dir), filepath.Join(real.Root, ScenarioDir("default")))
+		r, err := filepath.Rel(filepath.Join(root, dir), filepath.Join(real.Root, matrix.ScenarioDir("default")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,97 +238,8 @@ func TestDeployUnknownScenario(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	a := c
-	a.Flavour = Ambient
+	a.Flavour = matrix.Ambient
 	if _, err := a.Deploy(context.Background(), "ambient-authz"); err == nil || !strings.Contains(err.Error(), `"ambient-authz" in the ambient flavour`) {
 		t.Fatalf("a profile name given as a scenario: got %v", err)
 	}
-}
-
-// TestCheckPlanRejects shows the plan check is not a rubber stamp: each defect the kind path
-// had, or could get, is refused.
-func TestCheckPlanRejects(t *testing.T) {
-	c := config(t)
-	ctx := context.Background()
-	good, err := Plan(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(good, func(s Step) bool { return s.Name == "test" })
-	kubectl := c.kubectl
-	tests := map[string]struct {
-		edit func([]Step) []Step
-		want string
-	}{
-		"skaffold run deploys next to kubectl apply (the double deploy)": {want: "skaffold may only build", edit: func(p []Step) []Step {
-			return slices.Insert(p, i, Step{Name: "deploy", Args: []string{"bin/skaffold", "run", "-p", Baseline, "--tag", "dev"}})
-		}},
-		"the baseline applied twice": {want: "deployed twice in a row", edit: func(p []Step) []Step {
-			return slices.Insert(p, i, Step{Name: "again", Args: kubectl("apply", "-k", ScenarioDir(Baseline))})
-		}},
-		"a scenario left out": {want: "deploys " + Scenarios[len(Scenarios)-1] + " 0 times", edit: func(p []Step) []Step {
-			// The last scenario: its switch, its calls and the return to the baseline.
-			j := slices.IndexFunc(p, func(s Step) bool { return s.Name == "suite: deploy "+Scenarios[len(Scenarios)-1] })
-			return slices.Delete(p, j, len(p)-1)
-		}},
-		"apply of a file": {want: "kubectl apply -k", edit: func(p []Step) []Step {
-			return slices.Insert(p, i, Step{Name: "x", Args: kubectl("apply", "-f", "istio/sidecar/base/gateway.yaml")})
-		}},
-		"no prune after authz": {want: "left behind", edit: func(p []Step) []Step {
-			return slices.DeleteFunc(p, func(s Step) bool {
-				k, _ := parseKubectl(s.Args)
-				return k.Verb == "delete"
-			})
-		}},
-		"a meshed call from istio-proxy (the old proxyCurl)": {want: "istio-proxy container", edit: func(p []Step) []Step {
-			return slices.Insert(p, i+1, Step{Name: "suite: authz call", Args: kubectl("-n", "meshdemo", "exec", "deploy/server1-v1", "-c", "istio-proxy", "--",
-				"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10", "http://user-service:8080/api/users")})
-		}},
-		"exec without a container": {want: "without -c", edit: func(p []Step) []Step {
-			return slices.Insert(p, i+1, Step{Name: "x", Args: kubectl("-n", "meshdemo", "exec", "deploy/server1-v1", "--", "/workload", "get", "http://server2:8080/")})
-		}},
-		"exec into a Deployment the scenario does not run": {want: "no Deployment server9-v1", edit: func(p []Step) []Step {
-			return slices.Insert(p, i+1, Step{Name: "x", Args: kubectl("-n", "meshdemo", "exec", "deploy/server9-v1", "-c", "server9", "--", "/workload", "get", "http://server2:8080/")})
-		}},
-		"the Gateway API CRDs applied client-side": {want: "--server-side", edit: func(p []Step) []Step {
-			return slices.Clone(replaceArg(p, "--server-side", "--validate=true"))
-		}},
-		"no Gateway API CRDs before the first deploy": {want: "before the Gateway API CRDs are installed", edit: func(p []Step) []Step {
-			return slices.DeleteFunc(p, func(s Step) bool { return slices.Contains(s.Args, "--server-side") })
-		}},
-		"a scenario of another flavour": {want: "not a scenario of the sidecar flavour", edit: func(p []Step) []Step {
-			return slices.Insert(p, i+1, Step{Name: "x", Args: kubectl("apply", "-k", ScenarioDir("ambient-authz"))})
-		}},
-		"another flavour's baseline": {want: "gateway-api-canary, which is not a scenario of the sidecar flavour", edit: func(p []Step) []Step {
-			return replaceArg(p, ScenarioDir(Baseline), ScenarioDir("gateway-api-canary"))
-		}},
-		"a scenario before the tests": {want: "deploys authz before the tests, want the baseline canary", edit: func(p []Step) []Step {
-			return slices.Insert(p, i, Step{Name: "x", Args: kubectl("apply", "-k", ScenarioDir("authz"))})
-		}},
-		"curl in an app container": {want: "only /workload", edit: func(p []Step) []Step {
-			return slices.Insert(p, i+1, Step{Name: "x", Args: kubectl("-n", "meshdemo", "exec", "deploy/server1-v1", "-c", "server1", "--", "curl", "http://server2:8080/")})
-		}},
-	}
-	for name, tt := range tests {
-		t.Run(name, func(t *testing.T) {
-			err := c.CheckPlan(ctx, tt.edit(slices.Clone(good)))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v, want an error mentioning %q", err, tt.want)
-			}
-		})
-	}
-}
-
-// replaceArg replaces an argument in every step (the steps are copied, not edited in place).
-func replaceArg(p []Step, old, new string) []Step {
-	out := make([]Step, len(p))
-	for i, s := range p {
-		s.Args = slices.Clone(s.Args)
-		for j, a := range s.Args {
-			if a == old {
-				s.Args[j] = new
-			}
-		}
-		out[i] = s
-	}
-	return out
 }

@@ -1,4 +1,4 @@
-package kindpath
+package kindflow
 
 import (
 	"encoding/json"
@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
 // MeshCall is a call a kind test makes from inside the mesh, with a workload's identity:
@@ -23,7 +25,7 @@ type MeshCall struct {
 	Want   int      // the status the test expects, or Refused
 	// WantIn overrides Want in a flavour whose data plane answers otherwise (ambient: every call
 	// goes to the waypoint, which the NetworkPolicies cannot tell apart by callee).
-	WantIn map[string]int
+	WantIn map[matrix.Flavour]int
 	Why    string
 }
 
@@ -33,7 +35,7 @@ type MeshCall struct {
 const Refused = 0
 
 // Expect is the result the call must have in a flavour.
-func (m MeshCall) Expect(flavour string) int {
+func (m MeshCall) Expect(flavour matrix.Flavour) int {
 	if w, ok := m.WantIn[flavour]; ok {
 		return w
 	}
@@ -46,9 +48,9 @@ var MeshCalls = map[string][]MeshCall{
 	// server1 and client have no egress to those pods. In ambient the waypoint is in the path
 	// of every call and answers 403 by the caller's identity.
 	"authz": {
-		{From: "server1-v1", URL: "http://user-service:8080/api/users", Want: Refused, WantIn: map[string]int{Ambient: 403},
+		{From: "server1-v1", URL: "http://user-service:8080/api/users", Want: Refused, WantIn: map[matrix.Flavour]int{matrix.Ambient: 403},
 			Why: "server1 -> user-service is outside the call graph"},
-		{From: "client-v1", URL: "http://server2:8080/server2/end", Want: Refused, WantIn: map[string]int{Ambient: 403},
+		{From: "client-v1", URL: "http://server2:8080/server2/end", Want: Refused, WantIn: map[matrix.Flavour]int{matrix.Ambient: 403},
 			Why: "client -> server2 is outside the call graph"},
 		{From: "server1-v1", URL: "http://server2:8080/server2/end", Want: 200, Why: "server1 -> server2 is in the call graph"},
 	},
@@ -60,7 +62,7 @@ var MeshCalls = map[string][]MeshCall{
 		{From: "server1-v1", URL: "http://server2:8080/server2/end", Want: 200, Why: "a meshed call passes STRICT mTLS"},
 		{From: "server2-v1", URL: "http://user-service:8080/api/users", Want: Refused,
 			Why: "NetworkPolicy: server2 calls nothing (egress to DNS, istiod, the tracing collector only), in every flavour"},
-		{From: "client-v1", URL: "http://server2:8080/server2/end", Want: Refused, WantIn: map[string]int{Ambient: 200},
+		{From: "client-v1", URL: "http://server2:8080/server2/end", Want: Refused, WantIn: map[matrix.Flavour]int{matrix.Ambient: 200},
 			Why: "NetworkPolicy: client's sidecar connects to server1 and user-service only; in ambient client reaches the waypoint, " +
 				"which may reach server2, and only the authz scenario's L7 policy refuses that call"},
 	},
@@ -92,9 +94,8 @@ func CallResult(call MeshCall, out []byte, execErr error) (int, error) {
 // MeshCallTimeout bounds each in-mesh call.
 const MeshCallTimeout = 10 * time.Second
 
-// AppContainer is the application container of a Deployment named <app>-<version>
-// (Validate checks every rendered Deployment is named so, and the container has the app's
-// image).
+// AppContainer is the application container of a Deployment named <app>-<version> (verify
+// checks every rendered Deployment is named so, with one container named for the app).
 func AppContainer(deployment string) string {
 	i := strings.LastIndex(deployment, "-")
 	if i <= 0 {

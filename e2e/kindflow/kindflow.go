@@ -1,11 +1,12 @@
-// Package kindpath is the one place that says which commands the kind end-to-end flow runs:
-// cluster, Istio, skaffold, the baseline scenario, the suite, teardown, and, for each Istio
-// scenario the suite exercises, how it is applied and how the baseline is restored.
+// Package kindflow plans and runs the commands of meshdemo on kind: the cluster, the Istio
+// install of a flavour, the images (skaffold build, kind load), the deploy of a scenario with
+// the prune of what the previous one left, the suite and the teardown.
 //
-// The same values serve three callers: `make e2e` executes them (cmd/e2e-kind), the suite
-// applies scenarios with them on kind, and the dry-run test prints every command and renders
-// every manifest they would apply, so the path is proven well formed where no cluster runs.
-package kindpath
+// The same steps serve three callers: `make e2e`, `make istio-install` and `make deploy` execute
+// them (cmd/e2e-kind), the suite switches scenarios with them on kind, and the dry run prints
+// them. What the manifests hold is verify's business (strict decoding, rules, istioctl analyze,
+// skaffold render); here only the commands are planned and checked.
+package kindflow
 
 import (
 	"bytes"
@@ -20,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"gopkg.in/yaml.v3"
 )
 
@@ -33,23 +35,20 @@ const (
 	NodeImageNote  = "kind's default node image for " + KindVersion
 )
 
-// Workloads are the four deployables; their images are meshdemo/<name>:dev on kind.
-var Workloads = []string{"client", "server1", "server2", "user-service"}
-
 // Baseline is the scenario every scenario test starts from and returns to: v1 and v2 running,
 // base routes (everything to v1).
 const Baseline = "canary"
 
 // Config names the cluster and where things are. Zero fields take the defaults.
 type Config struct {
-	Root        string // repository root (absolute)
-	Cluster     string // kind cluster name: meshdemo
-	Namespace   string // meshdemo
-	Flavour     string // sidecar (default), gateway-api or ambient: which deploy/scenarios and Istio install
-	IstioTag    string // from build/istio-version
-	GatewayURL  string // http://127.0.0.1:8880 (build/kind/cluster.yaml maps the NodePort there)
-	Host        string // client.meshdemo
-	KeepCluster bool   // leave the cluster running after the tests
+	Root        string         // repository root (absolute)
+	Cluster     string         // kind cluster name: meshdemo
+	Namespace   string         // meshdemo
+	Flavour     matrix.Flavour // which deploy/scenarios and Istio install; "" is sidecar
+	IstioTag    string         // from build/istio-version
+	GatewayURL  string         // http://127.0.0.1:8880 (build/kind/cluster.yaml maps the NodePort there)
+	Host        string         // client.meshdemo
+	KeepCluster bool           // leave the cluster running after the tests
 	TestArgs    []string
 }
 
@@ -68,7 +67,7 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.Namespace == "" {
 		c.Namespace = "meshdemo"
 	}
-	f, err := ParseFlavour(c.Flavour)
+	f, err := matrix.ParseFlavour(string(c.Flavour))
 	if err != nil {
 		return c, err
 	}
@@ -120,8 +119,6 @@ type Step struct {
 	BinOnPath bool
 	// Unless, when it exits 0, makes the step unnecessary (for example the cluster exists).
 	Unless []string
-	// Kustomize is the kustomization directory this step applies (relative to the root).
-	Kustomize string
 	// Always steps run even after an earlier step failed (teardown).
 	Always bool
 	// Check, when set, receives the command's standard output and fails the step with a
@@ -207,7 +204,7 @@ func (c Config) Flow(ctx context.Context) ([]Step, error) {
 	testArgs := append([]string{"go", "test", "-tags", "e2e", "-count=1", "-timeout", "60m", "-v", "./suite"}, c.TestArgs...)
 	add(Step{Name: "test", Dir: "e2e", Args: testArgs, Env: []string{
 		"E2E_TARGET=kind", "E2E_BASE_URL=" + c.GatewayURL, "E2E_HOST=" + c.Host, "E2E_KUBE_CONTEXT=" + c.Context(),
-		"E2E_NAMESPACE=" + c.Namespace, "E2E_FLAVOUR=" + c.flavour(), "E2E_LOADTEST=" + filepath.Join(c.Root, "bin", "loadtest"),
+		"E2E_NAMESPACE=" + c.Namespace, "E2E_FLAVOUR=" + c.Flavour.String(), "E2E_LOADTEST=" + filepath.Join(c.Root, "bin", "loadtest"),
 	}})
 	if !c.KeepCluster {
 		add(Step{Name: "teardown", Args: []string{"bin/kind", "delete", "cluster", "--name", c.Cluster}, Always: true})
@@ -223,7 +220,7 @@ func (c Config) Flow(ctx context.Context) ([]Step, error) {
 //     ambient need them; sidecar gets them too (its objects do not use them), so that the
 //     prune of every Deploy may name every kind some flavour renders: kubectl delete fails on
 //     a resource type the cluster does not know, even with --ignore-not-found;
-//   - istioctl install of istio/sidecar/install.yaml plus the flavour's overlay (IstioFiles);
+//   - istioctl install of the flavour's IstioOperator files (matrix Flavour.InstallFiles);
 //   - the flavour label on istio-system;
 //   - rollout status of istiod and of the istio-cni node agent (every flavour: it writes the
 //     pods' traffic redirection, so injected pods hold no privileged istio-init and meshdemo
@@ -237,18 +234,18 @@ func (c Config) IstioInstall(ctx context.Context) ([]Step, error) {
 	}
 	s := []Step{c.FlavourGuard("istio", true), {Name: "istio", Args: c.kubectl("apply", "--server-side", "-k", crds)}}
 	install := []string{"bin/istioctl", "install", "--context", c.Context(), "-y"}
-	for _, f := range IstioFiles(c.flavour()) {
+	for _, f := range c.Flavour.InstallFiles() {
 		install = append(install, "-f", f)
 	}
 	s = append(s,
 		Step{Name: "istio", Args: append(install, "--set", "tag="+c.IstioTag)},
-		Step{Name: "istio", Args: c.kubectl("label", "namespace", "istio-system", "--overwrite", FlavourLabel+"="+c.flavour())},
+		Step{Name: "istio", Args: c.kubectl("label", "namespace", "istio-system", "--overwrite", FlavourLabel+"="+c.Flavour.String())},
 		Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istiod", "--timeout=300s")},
 		Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "daemonset/istio-cni-node", "--timeout=300s")})
-	switch c.flavour() {
-	case Sidecar:
+	if !c.Flavour.GatewayAPIRoutes() { // the classic ingress gateway; the others' is a Gateway, waited for by Deploy
 		s = append(s, Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "deployment/istio-ingressgateway", "--timeout=300s")})
-	case Ambient:
+	}
+	if !c.Flavour.Sidecars() {
 		s = append(s, Step{Name: "istio", Args: c.kubectl("-n", "istio-system", "rollout", "status", "daemonset/ztunnel", "--timeout=300s")})
 	}
 	return s, nil
@@ -262,7 +259,7 @@ func (c Config) IstioInstall(ctx context.Context) ([]Step, error) {
 // The scenario manifests name :dev with imagePullPolicy Never, which `kind load` satisfies.
 func (c Config) Images() []Step {
 	load := []string{"bin/kind", "load", "docker-image", "--name", c.Cluster}
-	for _, w := range Workloads {
+	for _, w := range matrix.WorkloadNames() {
 		load = append(load, "meshdemo/"+w+":dev")
 	}
 	return []Step{
@@ -270,9 +267,6 @@ func (c Config) Images() []Step {
 		{Name: "images", Args: load},
 	}
 }
-
-// ScenarioDir is the kustomization of a scenario, relative to the root.
-func ScenarioDir(name string) string { return "deploy/scenarios/" + name }
 
 // Object is the part of a rendered manifest the flow and its checks read.
 type Object struct {

@@ -200,7 +200,11 @@ func seed(ctx context.Context, admin string, n int) (string, error) {
 	u, _ := url.Parse(admin)
 	u.Path = "/" + name
 	db := u.String()
-	s, err := userstore.OpenPostgres(userstore.PostgresConfig{URL: db, StatementTimeout: 5 * time.Minute})
+	pgURL, err := userstore.ParsePostgresURL(db)
+	if err != nil {
+		return "", err
+	}
+	s, err := userstore.OpenPostgres(userstore.PostgresConfig{URL: pgURL, StatementTimeout: 5 * time.Minute})
 	if err != nil {
 		return "", err
 	}

@@ -1,4 +1,4 @@
-package kindpath
+package kindflow
 
 import (
 	"context"
@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
 // Deploy switches the cluster to a scenario (or preset) of the run's flavour, whatever was
-// deployed before: `kubectl apply -k deploy/scenarios/<Profile(name)>`, then `kubectl delete`
+// deployed before: `kubectl apply -k deploy/scenarios/<Flavour.Profile(name)>`, then `kubectl delete`
 // of every object another deploy/scenarios directory (of any flavour) renders and this one
 // does not (the AuthorizationPolicies of authz, the v2 Deployments of canary when going to
 // default, the per-version Services and the istio-ingress objects of the Gateway API flavours
@@ -25,11 +27,11 @@ import (
 // computed offline by Stale, and the dry run proves, for every pair of scenarios, that
 // switching leaves exactly the new scenario's objects.
 func (c Config) Deploy(ctx context.Context, name string) ([]Step, error) {
-	profile := c.Profile(name)
-	dir := ScenarioDir(profile)
+	profile := c.Flavour.Profile(name)
+	dir := matrix.ScenarioDir(profile)
 	if _, err := os.Stat(filepath.Join(c.Root, dir, "kustomization.yaml")); err != nil {
 		all, _ := c.DeployedScenarios()
-		return nil, fmt.Errorf("unknown scenario %q in the %s flavour (deploy/scenarios has %s): %w", name, c.flavour(), strings.Join(all, ", "), err)
+		return nil, fmt.Errorf("unknown scenario %q in the %s flavour (deploy/scenarios has %s): %w", name, c.Flavour, strings.Join(all, ", "), err)
 	}
 	objs, err := Render(ctx, c.Root, dir)
 	if err != nil {
@@ -40,7 +42,7 @@ func (c Config) Deploy(ctx context.Context, name string) ([]Step, error) {
 		return nil, err
 	}
 	step := "deploy " + name
-	s := []Step{{Name: step, Args: c.kubectl("apply", "-k", dir), Kustomize: dir}}
+	s := []Step{{Name: step, Args: c.kubectl("apply", "-k", dir)}}
 	// One delete per namespace, namespaced objects first and cluster-scoped ones (a namespace
 	// only another flavour renders) last, in a stable order.
 	byNS := map[string][]string{}
@@ -95,7 +97,7 @@ func (c Config) Deploy(ctx context.Context, name string) ([]Step, error) {
 // DeployedScenarios are the kustomizations under deploy/scenarios: everything Deploy may
 // have put in the cluster before.
 func (c Config) DeployedScenarios() ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(c.Root, ScenarioDir("")))
+	entries, err := os.ReadDir(filepath.Join(c.Root, matrix.ScenarioDir("")))
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +108,7 @@ func (c Config) DeployedScenarios() ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no scenarios under %s", ScenarioDir(""))
+		return nil, fmt.Errorf("no scenarios under %s", matrix.ScenarioDir(""))
 	}
 	return out, nil
 }
@@ -120,7 +122,7 @@ const PartOfLabel = "app.kubernetes.io/part-of"
 // previous scenario, so Deploy needs no record of what ran before. Sorted by Ref.
 func (c Config) Stale(ctx context.Context, profile string) ([]Object, error) {
 	name := profile
-	target, err := Render(ctx, c.Root, ScenarioDir(profile))
+	target, err := Render(ctx, c.Root, matrix.ScenarioDir(profile))
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +139,7 @@ func (c Config) Stale(ctx context.Context, profile string) ([]Object, error) {
 	seen := map[string]bool{}
 	var out []Object
 	for _, other := range all {
-		objs, err := Render(ctx, c.Root, ScenarioDir(other))
+		objs, err := Render(ctx, c.Root, matrix.ScenarioDir(other))
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package kindpath
+package kindflow
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
 func TestExecRunsGetInTheAppContainer(t *testing.T) {
@@ -59,7 +61,7 @@ func TestLivePods(t *testing.T) {
 }
 
 func TestParseGet(t *testing.T) {
-	for out, want := range map[string]int{"403\nRBAC: access denied\n": 403, "200\n{}\n": 200, "503\n": 503} {
+	for out, want := range map[matrix.Flavour]int{"403\nRBAC: access denied\n": 403, "200\n{}\n": 200, "503\n": 503} {
 		if got, err := ParseGet([]byte(out)); err != nil || got != want {
 			t.Errorf("%q: %d %v", out, got, err)
 		}
@@ -131,12 +133,12 @@ func TestCallResult(t *testing.T) {
 func TestMeshCallExpectPerFlavour(t *testing.T) {
 	for _, tt := range []struct {
 		scenario, from, url string
-		want                map[string]int
+		want                map[matrix.Flavour]int
 	}{
-		{Baseline, "server2-v1", "http://user-service:8080/api/users", map[string]int{Sidecar: Refused, GatewayAPI: Refused, Ambient: Refused}},
-		{Baseline, "client-v1", "http://server2:8080/server2/end", map[string]int{Sidecar: Refused, GatewayAPI: Refused, Ambient: 200}},
-		{"authz", "client-v1", "http://server2:8080/server2/end", map[string]int{Sidecar: Refused, GatewayAPI: Refused, Ambient: 403}},
-		{"authz", "server1-v1", "http://server2:8080/server2/end", map[string]int{Sidecar: 200, GatewayAPI: 200, Ambient: 200}},
+		{Baseline, "server2-v1", "http://user-service:8080/api/users", map[matrix.Flavour]int{matrix.Sidecar: Refused, matrix.GatewayAPI: Refused, matrix.Ambient: Refused}},
+		{Baseline, "client-v1", "http://server2:8080/server2/end", map[matrix.Flavour]int{matrix.Sidecar: Refused, matrix.GatewayAPI: Refused, matrix.Ambient: 200}},
+		{"authz", "client-v1", "http://server2:8080/server2/end", map[matrix.Flavour]int{matrix.Sidecar: Refused, matrix.GatewayAPI: Refused, matrix.Ambient: 403}},
+		{"authz", "server1-v1", "http://server2:8080/server2/end", map[matrix.Flavour]int{matrix.Sidecar: 200, matrix.GatewayAPI: 200, matrix.Ambient: 200}},
 	} {
 		i := slices.IndexFunc(MeshCalls[tt.scenario], func(c MeshCall) bool { return c.From == tt.from && c.URL == tt.url })
 		if i < 0 {

@@ -1,0 +1,23 @@
+# Included by the root Makefile; GO comes from there.
+#
+# make prefetch: download, in the background, the Go modules every test target will build, so
+# that on a cold machine the downloads (about 4 GB of module zips, network-bound) overlap the
+# first targets' compiles (CPU-bound) instead of each target waiting for its own. `make test`
+# runs it first. It only fetches: each target still resolves its own modules and fails on its
+# own if one is missing; the go command locks the module cache, so a target that needs a module
+# while the prefetch holds it waits for it.
+PREFETCH_LOG ?= $(or $(TMPDIR),/tmp)/meshdemo-prefetch.log
+
+.PHONY: prefetch
+
+prefetch: ## download in the background the Go modules the test targets build (make test runs it first)
+	@echo "prefetch: downloading modules in the background (log: $(PREFETCH_LOG))"
+	@( set -x; \
+	  (cd e2e && $(GO) list -deps -test -tags e2e ./... >/dev/null); \
+	  (cd build/tools && GOWORK=off $(GO) list -deps istio.io/istio/istioctl/cmd/istioctl sigs.k8s.io/kustomize/kustomize/v5 >/dev/null); \
+	  (cd build/tools/skaffold && GOWORK=off $(GO) list -deps -test ./preflight/... github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold >/dev/null); \
+	  (cd verify && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
+	  (cd loadtest && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
+	  (cd verify/netpol && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
+	  (cd verify/pilot && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
+	) > $(PREFETCH_LOG) 2>&1 < /dev/null &
