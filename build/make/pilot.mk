@@ -5,11 +5,14 @@
 TEST_TARGETS += test-pilot
 
 # Two test processes: istiod reads PILOT_ENABLE_AMBIENT once, at start (pilot/pkg/features), and
-# the ambient flavour's tests (TestAmbient*) need it on, as istiod runs under the ambient profile;
-# every other test runs istiod as the default profile does, with ambient off.
+# the ambient flavour needs it on, as istiod runs under the ambient profile; the sidecar flavours
+# run istiod as the default profile does, with ambient off. TestScenarios and TestBase pick the
+# flavours of their process by that variable (processFlavours), so the first process runs
+# TestScenarios/{sidecar,gateway-api}/* and the second TestScenarios/ambient/*; together they
+# cover every flavour × scenario, and neither skips a subtest.
 .PHONY: test-pilot
 test-pilot: ## pilot simulation of every Istio scenario, all three flavours (verify/pilot, GOWORK=off)
 	cd verify/pilot && test -z "$$(gofmt -l .)" || { gofmt -l .; echo 'gofmt needed in verify/pilot'; exit 1; }
 	cd verify/pilot && GOWORK=off $(GO) test -count=1 -skip '^TestAmbient' ./...
-	cd verify/pilot && PILOT_ENABLE_AMBIENT=true GOWORK=off $(GO) test -count=1 -run '^TestAmbient' ./...
+	cd verify/pilot && PILOT_ENABLE_AMBIENT=true GOWORK=off $(GO) test -count=1 -run '^(TestScenarios|TestBase|TestAmbient)' ./...
 	cd verify/pilot && GOWORK=off $(GO) vet ./...

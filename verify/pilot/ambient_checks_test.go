@@ -5,21 +5,16 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"testing"
 
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pkg/workloadapi"
 	"istio.io/istio/pkg/workloadapi/security"
 )
 
-// TestAmbientBase covers what every ambient scenario inherits from istio/ambient/base and
+// ambientBaseChecks: what every ambient scenario inherits from istio/ambient/base and
 // istio/ambient/dataplane: the Gateway API gateway's Host routing, ztunnel's records (every pod
 // captured, every Service bound to the waypoint, mutual TLS only), the waypoint's routes (v1 only,
 // gRPC per request) and the database's TCP port through the waypoint.
-func TestAmbientBase(t *testing.T) {
-	runScenario(t, ambient, "", append(ambientBaseChecks(), meshRoutesV1Check()))
-}
-
 func ambientBaseChecks() []check {
 	nsLabel := func(name, label, value string) fixture {
 		return fixture{name, func(objs []object) error {

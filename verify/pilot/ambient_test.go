@@ -109,7 +109,7 @@ type hopProxy struct {
 
 // hopProxies are the proxies that route calls from app from.
 func (m *mesh) hopProxies(from string) ([]hopProxy, error) {
-	if m.flavour == ambient {
+	if !m.flavour.Sidecars() {
 		return []hopProxy{{name: "waypoint (for " + from + ")", pod: m.wp, sim: m.waypoint(), waypoint: true}}, nil
 	}
 	callers, err := m.workloads(from)

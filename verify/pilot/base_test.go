@@ -13,11 +13,24 @@ import (
 	"istio.io/istio/pilot/test/xdstest"
 )
 
-// TestBase covers what every scenario inherits from istio/sidecar/base: the gateway's Host routing and
-// STRICT mutual TLS on every sidecar.
+// TestBase covers what every scenario of a flavour inherits from the flavour's base
+// (TestBase/<flavour>, the flavours of this process): its checks are flavours[f].base, which
+// runScenario also runs in every scenario. With the base routes alone, the Gateway API flavours'
+// GAMMA routes send every mesh call to v1.
 func TestBase(t *testing.T) {
-	runScenario(t, sidecar, "", baseChecks())
+	for _, f := range processFlavours() {
+		t.Run(f.String(), func(t *testing.T) {
+			checks := spec(t, f).base()
+			if f.GatewayAPIRoutes() {
+				checks = append(checks, meshRoutesV1Check())
+			}
+			runScenario(t, f, "", checks)
+		})
+	}
 }
+
+// baseChecks: what every scenario inherits from istio/sidecar/base: the gateway's Host routing
+// and STRICT mutual TLS on every sidecar.
 
 func baseChecks() []check {
 	return []check{
@@ -226,17 +239,6 @@ func databaseOverTCP(m *mesh) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// baseChecksFor is what every scenario of a flavour inherits from the flavour's base.
-func baseChecksFor(f flavour) []check {
-	switch f {
-	case gatewayAPI:
-		return gatewayAPIBaseChecks()
-	case ambient:
-		return ambientBaseChecks()
-	}
-	return baseChecks()
 }
 
 // peerAuthPermissive turns the namespace's STRICT mTLS into PERMISSIVE (every flavour).

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"istio.io/istio/pilot/pkg/simulation"
@@ -21,23 +22,20 @@ var paths = map[string]string{
 
 // subsetCluster is the Envoy cluster istiod names for a DestinationRule subset ("" = no subset).
 func subsetCluster(svc, subset string) string {
-	return sidecar.versionCluster(svc, subset, want.appPort)
+	return versionCluster(matrix.Sidecar, svc, subset, want.appPort)
 }
 
 // cluster is the cluster a route of the mesh's flavour sends version v of svc's HTTP port to
 // (a subset, or the per-version Service; "" = the Service itself).
 func (m *mesh) cluster(svc, version string) string {
-	return m.flavour.versionCluster(svc, version, want.appPort)
+	return versionCluster(m.flavour, svc, version, want.appPort)
 }
 
 // ingressCluster is where the ingress route sends the documented Host: the client's v1 subset
 // (VirtualService) or the client Service (HTTPRoute backendRef).
 func (m *mesh) ingressCluster() string {
-	f := m.flavour
-	if f == ambient {
-		f = gatewayAPI // the ingress gateway is no waypoint: it names outbound clusters
-	}
-	return f.versionCluster("client", want.ingress[m.flavour].clientVersion, want.appPort)
+	// The ingress gateway is no waypoint: it names outbound clusters in every flavour.
+	return outboundCluster(m.flavour, "client", want.ingress[m.flavour].clientVersion, want.appPort)
 }
 
 // gatewayListenerPort is the ingress gateway pod's listener for the Gateway's port 80.

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"istio.io/istio/pkg/config/crd"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -33,73 +32,12 @@ import (
 
 const crdGatewayAPIGroup = "gateway.networking.k8s.io"
 
-// crdPresets render a flavour without a scenario component: default (the workloads alone)
-// and canary (v1 and v2 with the database).
-var crdPresets = []string{"default", "canary"}
-
-// crdScenarios are the twelve scenarios, each a component in every flavour.
-var crdScenarios = []string{
-	"header-routing", "weighted-split", "route-timeout", "fault-abort", "fault-delay", "retries",
-	"outlier-detection", "mirroring", "authz", "hardening", "grpc-balancing", "rate-limit",
-}
-
-// crdFlavour is one column of the layout contract (docs/contract.md): the Istio base a render
-// starts from, the components applied before canary/postgres, and where scenario components live.
-type crdFlavour struct {
-	name       string
-	istioBase  string
-	dataplane  []string
-	components string
-}
-
-var crdFlavours = []crdFlavour{
-	{name: "sidecar", istioBase: "istio/sidecar/base", components: "istio/sidecar/components"},
-	{name: "gateway-api", istioBase: "istio/gateway-api/base", components: "istio/gateway-api/components"},
-	{name: "ambient", istioBase: "istio/ambient/base", dataplane: []string{"istio/ambient/dataplane"},
-		components: "istio/ambient/components"},
-}
-
-// crdScenarioDir is the generated kind kustomization of a preset or scenario of a flavour:
-// deploy/scenarios/<name> (sidecar) or deploy/scenarios/<flavour>-<name>.
-func crdScenarioDir(f crdFlavour, name string) string {
-	if f.name == "sidecar" {
-		return "deploy/scenarios/" + name
-	}
-	return "deploy/scenarios/" + f.name + "-" + name
-}
-
-// crdRender renders a preset or scenario of a flavour with the contract's composition (that of
-// crdScenarioDir): resources deploy/base and the flavour's Istio base; components the flavour's
-// data plane, deploy/components/canary and postgres (not for preset default), the scenario
-// component (not for the presets) and deploy/components/kind.
-func crdRender(t testing.TB, mem filesys.FileSystem, f crdFlavour, name string) []object {
+// crdRender renders a preset or scenario of a flavour as kind gets it, the declaration's
+// matrix.ScenarioIn (what deploy/scenarios/<profile> holds; verify/manifests checks that the
+// generated files are current).
+func crdRender(t testing.TB, mem filesys.FileSystem, f matrix.Flavour, name string) []object {
 	t.Helper()
-	components := slices.Clone(f.dataplane)
-	if name != "default" {
-		components = append(components, "deploy/components/canary", "deploy/components/postgres")
-	}
-	if !slices.Contains(crdPresets, name) {
-		dir := path.Join(f.components, name)
-		if !mem.Exists(path.Join("/repo", dir, "kustomization.yaml")) {
-			t.Fatalf("scenario component %s/kustomization.yaml is missing", dir)
-		}
-		components = append(components, dir)
-	}
-	components = append(components, "deploy/components/kind")
-	var k strings.Builder
-	k.WriteString("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n")
-	for _, r := range []string{"deploy/base", f.istioBase} {
-		fmt.Fprintf(&k, "- ../%s\n", r)
-	}
-	k.WriteString("components:\n")
-	for _, c := range components {
-		fmt.Fprintf(&k, "- ../%s\n", c)
-	}
-	dir := "/repo/crd-render-" + f.name + "-" + name
-	if err := mem.WriteFile(dir+"/kustomization.yaml", []byte(k.String())); err != nil {
-		t.Fatal(err)
-	}
-	return kustomizeBuild(t, mem, dir)
+	return renderComposition(t, mem, matrix.ScenarioIn(f, name), "/repo/crd-render-"+f.Profile(name))
 }
 
 // crdValidators holds one validator per CRD set. Building them compiles every CEL rule of the
@@ -270,28 +208,6 @@ func crdFindings(v *crdValidators, gw *crd.Validator, objs []object) (map[string
 	return findings, kinds
 }
 
-// TestCRDComponentsListed keeps crdScenarios in step with the trees: a new scenario component
-// in any flavour must be validated too.
-func TestCRDComponentsListed(t *testing.T) {
-	root := repoRoot(t)
-	for _, f := range crdFlavours {
-		entries, err := os.ReadDir(filepath.Join(root, f.components))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var dirs []string
-		for _, e := range entries {
-			if e.IsDir() {
-				dirs = append(dirs, e.Name())
-			}
-		}
-		want := slices.Sorted(slices.Values(crdScenarios))
-		if !slices.Equal(dirs, want) {
-			t.Errorf("%s: scenario components %v, validated scenarios %v", f.components, dirs, want)
-		}
-	}
-}
-
 // TestCRDValidation renders every preset and scenario of every flavour and validates each
 // custom resource. Gateway API objects must pass the standard channel's CRDs, except the
 // HTTPRoute `retry` of scenario retries (experimental channel only), which the standard CRDs
@@ -299,23 +215,14 @@ func TestCRDComponentsListed(t *testing.T) {
 func TestCRDValidation(t *testing.T) {
 	v := crdValidatorsFor(t)
 	mem := loadManifests(t)
-	for _, f := range crdFlavours {
-		for _, name := range slices.Concat(crdPresets, crdScenarios) {
-			t.Run(f.name+"/"+name, func(t *testing.T) {
+	for _, f := range matrix.Flavours() {
+		for _, name := range slices.Concat(matrix.PresetNames(), matrix.ScenarioNames()) {
+			t.Run(f.String()+"/"+name, func(t *testing.T) {
 				objs := crdRender(t, mem, f, name)
-				// Where `make scenarios` has generated the kind kustomization of this
-				// render, it must compose the same objects.
-				if gen := crdScenarioDir(f, name); mem.Exists(path.Join("/repo", gen, "kustomization.yaml")) {
-					if !reflect.DeepEqual(kustomizeBuild(t, mem, path.Join("/repo", gen)), objs) {
-						t.Errorf("%s renders other objects than the contract's composition", gen)
-					}
-				} else {
-					t.Logf("%s is not generated: validated the contract's composition only", gen)
-				}
 
 				findings, kinds := crdFindings(v, v.standard, objs)
 				wantRejected := map[string]bool{}
-				if f.name != "sidecar" && name == "retries" {
+				if f.GatewayAPIRoutes() && name == "retries" {
 					wantRejected = map[string]bool{"HTTPRoute/server2": true, "HTTPRoute/user-service": true}
 				}
 				for id, err := range findings {
@@ -347,20 +254,20 @@ func TestCRDValidation(t *testing.T) {
 				// The render must hold what the flavour is about, so a broken composition
 				// cannot pass by validating nothing.
 				want := []string{"PeerAuthentication", "Telemetry"}
-				if f.name == "sidecar" {
+				if !f.GatewayAPIRoutes() {
 					want = append(want, "VirtualService", "DestinationRule")
 				} else {
 					want = append(want, "Gateway", "HTTPRoute", "GRPCRoute")
 				}
 				for _, k := range want {
 					if kinds[k] == 0 {
-						t.Errorf("no %s validated in %s %s (kinds seen: %v)", k, f.name, name, kinds)
+						t.Errorf("no %s validated in %s %s (kinds seen: %v)", k, f, name, kinds)
 					}
 				}
-				if f.name != "sidecar" {
+				if f.GatewayAPIRoutes() {
 					for _, k := range []string{"VirtualService"} {
 						if kinds[k] != 0 {
-							t.Errorf("%s %s renders a %s", f.name, name, k)
+							t.Errorf("%s %s renders a %s", f, name, k)
 						}
 					}
 				}
@@ -372,12 +279,13 @@ func TestCRDValidation(t *testing.T) {
 
 // crdFixture breaks one rendered object; check names the check that must catch it.
 type crdFixture struct {
-	name            string
-	flavour, render string
-	kind, object    string
-	mutate          func(o object) error
-	check           string // "standard", "experimental", "istio" (CRD validator) or "strict" (Go types)
-	want            string // loose substring of the error
+	name         string
+	flavour      matrix.Flavour
+	render       string
+	kind, object string
+	mutate       func(o object) error
+	check        string // "standard", "experimental", "istio" (CRD validator) or "strict" (Go types)
+	want         string // loose substring of the error
 }
 
 func crdFixtures() []crdFixture {
@@ -403,7 +311,7 @@ func crdFixtures() []crdFixture {
 	}
 	return []crdFixture{
 		{
-			name: "HTTPRoute Service backendRef without port (CEL)", flavour: "gateway-api", render: "default",
+			name: "HTTPRoute Service backendRef without port (CEL)", flavour: matrix.GatewayAPI, render: "default",
 			kind: "HTTPRoute", object: "server1", check: "standard", want: "Must have port for Service reference",
 			mutate: func(o object) error {
 				b, err := backend0(o)
@@ -414,7 +322,7 @@ func crdFixtures() []crdFixture {
 			},
 		},
 		{
-			name: "GRPCRoute Service backendRef without port (CEL)", flavour: "ambient", render: "grpc-balancing",
+			name: "GRPCRoute Service backendRef without port (CEL)", flavour: matrix.Ambient, render: "grpc-balancing",
 			kind: "GRPCRoute", object: "server2-grpc", check: "standard", want: "Must have port for Service reference",
 			mutate: func(o object) error {
 				b, err := backend0(o)
@@ -425,7 +333,7 @@ func crdFixtures() []crdFixture {
 			},
 		},
 		{
-			name: "HTTPRoute backendRef weight -1 (schema)", flavour: "gateway-api", render: "weighted-split",
+			name: "HTTPRoute backendRef weight -1 (schema)", flavour: matrix.GatewayAPI, render: "weighted-split",
 			kind: "HTTPRoute", object: "server1", check: "standard", want: "should be greater than or equal to 0",
 			mutate: func(o object) error {
 				b, err := backend0(o)
@@ -436,7 +344,7 @@ func crdFixtures() []crdFixture {
 			},
 		},
 		{
-			name: "Gateway listener hostname not a DNS name (schema)", flavour: "gateway-api", render: "canary",
+			name: "Gateway listener hostname not a DNS name (schema)", flavour: matrix.GatewayAPI, render: "canary",
 			kind: "Gateway", object: "meshdemo-gateway", check: "standard", want: "hostname",
 			mutate: func(o object) error {
 				ls := listAt(o, "spec", "listeners")
@@ -448,7 +356,7 @@ func crdFixtures() []crdFixture {
 			},
 		},
 		{
-			name: "HTTPRoute backendRequest timeout longer than request timeout (CEL)", flavour: "gateway-api",
+			name: "HTTPRoute backendRequest timeout longer than request timeout (CEL)", flavour: matrix.GatewayAPI,
 			render: "route-timeout", kind: "HTTPRoute", object: "client", check: "standard",
 			want: "backendRequest timeout cannot be longer than request timeout",
 			mutate: func(o object) error {
@@ -465,7 +373,7 @@ func crdFixtures() []crdFixture {
 			},
 		},
 		{
-			name: "HTTPRoute unknown field (strict decode)", flavour: "ambient", render: "default",
+			name: "HTTPRoute unknown field (strict decode)", flavour: matrix.Ambient, render: "default",
 			kind: "HTTPRoute", object: "user-service", check: "strict", want: `unknown field "spec.rules[0].timeout"`,
 			mutate: func(o object) error {
 				r, err := rule0(o)
@@ -476,7 +384,7 @@ func crdFixtures() []crdFixture {
 			},
 		},
 		{
-			name: "HTTPRoute unknown field (CRD pruning)", flavour: "ambient", render: "default",
+			name: "HTTPRoute unknown field (CRD pruning)", flavour: matrix.Ambient, render: "default",
 			kind: "HTTPRoute", object: "user-service", check: "experimental", want: "unknown fields [spec.rules[0].timeout]",
 			mutate: func(o object) error {
 				r, err := rule0(o)
@@ -487,7 +395,7 @@ func crdFixtures() []crdFixture {
 			},
 		},
 		{
-			name: "AuthorizationPolicy with targetRefs and selector (Istio CEL)", flavour: "ambient", render: "authz",
+			name: "AuthorizationPolicy with targetRefs and selector (Istio CEL)", flavour: matrix.Ambient, render: "authz",
 			kind: "AuthorizationPolicy", object: "server1-l7", check: "istio",
 			want: "only one of targetRefs or selector can be set",
 			mutate: func(o object) error {
@@ -499,7 +407,7 @@ func crdFixtures() []crdFixture {
 			},
 		},
 		{
-			name: "DestinationRule unknown load balancer (Istio schema)", flavour: "sidecar", render: "grpc-balancing",
+			name: "DestinationRule unknown load balancer (Istio schema)", flavour: matrix.Sidecar, render: "grpc-balancing",
 			kind: "DestinationRule", object: "server1", check: "istio", want: "LEAST_REQUESTS",
 			mutate: func(o object) error {
 				lb := mapAt(o, "spec", "trafficPolicy", "loadBalancer")
@@ -518,13 +426,9 @@ func crdFixtures() []crdFixture {
 func TestCRDValidationBrokenFixtures(t *testing.T) {
 	v := crdValidatorsFor(t)
 	mem := loadManifests(t)
-	flavours := map[string]crdFlavour{}
-	for _, f := range crdFlavours {
-		flavours[f.name] = f
-	}
 	for _, fx := range crdFixtures() {
 		t.Run(fx.name, func(t *testing.T) {
-			objs := crdRender(t, mem, flavours[fx.flavour], fx.render)
+			objs := crdRender(t, mem, fx.flavour, fx.render)
 			o, err := one(objs, fx.kind, fx.object)
 			if err != nil {
 				t.Fatal(err)

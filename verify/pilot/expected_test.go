@@ -1,6 +1,10 @@
 package pilot
 
-import "time"
+import (
+	"time"
+
+	"github.com/meshdemo/meshdemo/deploy/matrix"
+)
 
 // want is every value the tests expect, in one table. It mirrors istio/sidecar/components/README.md (the
 // manifests' own documentation); when a scenario's values change there, change them here. The
@@ -10,13 +14,13 @@ var want = expectations{
 	gatewayHost:    "client.meshdemo",
 	gatewayPort:    80,
 	gatewayTimeout: 5 * time.Second,
-	ingress: map[flavour]ingressRoute{
+	ingress: map[matrix.Flavour]ingressRoute{
 		// Service istio-ingressgateway port 80 -> pod port 8080; the VirtualService picks v1.
-		sidecar: {listenerPort: 8080, clientVersion: "v1"},
+		matrix.Sidecar: {listenerPort: 8080, clientVersion: "v1"},
 		// The Gateway's generated Service keeps port 80 on the pod; the HTTPRoute's backend is
 		// the client Service.
-		gatewayAPI: {listenerPort: 80},
-		ambient:    {listenerPort: 80},
+		matrix.GatewayAPI: {listenerPort: 80},
+		matrix.Ambient:    {listenerPort: 80},
 	},
 	peerAuthName: "default",
 	appPort:      8080,
@@ -123,7 +127,7 @@ type expectations struct {
 	gatewayHost    string
 	gatewayPort    int
 	gatewayTimeout time.Duration
-	ingress        map[flavour]ingressRoute
+	ingress        map[matrix.Flavour]ingressRoute
 	peerAuthName   string
 	appPort        int
 
@@ -223,7 +227,7 @@ type retryPolicy struct {
 	perTryTimeout  time.Duration
 	virtualService retryOn // the sidecar flavour's VirtualService retries
 	gatewayAPI     retryOn // what istiod makes of the HTTPRoute retry
-	envoy          map[flavour]retried
+	envoy          map[matrix.Flavour]retried
 }
 
 // retryOn is Envoy's retry_on list and retriable status codes.
@@ -243,10 +247,10 @@ var gatewayRetryOn = retryOn{
 // retry can only list status codes, and istiod adds connect-failure, refused-stream, unavailable
 // and cancelled, none of which retries a timed-out try: a slow try ends the call with 504 after
 // about 1 s; 501 is not in the codes.
-var retryBehaviour = map[flavour]retried{
-	sidecar:    {timedOutTry: true, statuses: []uint32{500, 501, 503, 504}, notStatuses: []uint32{400, 429}},
-	gatewayAPI: {timedOutTry: false, statuses: []uint32{500, 502, 503, 504}, notStatuses: []uint32{400, 429, 501}},
-	ambient:    {timedOutTry: false, statuses: []uint32{500, 502, 503, 504}, notStatuses: []uint32{400, 429, 501}},
+var retryBehaviour = map[matrix.Flavour]retried{
+	matrix.Sidecar:    {timedOutTry: true, statuses: []uint32{500, 501, 503, 504}, notStatuses: []uint32{400, 429}},
+	matrix.GatewayAPI: {timedOutTry: false, statuses: []uint32{500, 502, 503, 504}, notStatuses: []uint32{400, 429, 501}},
+	matrix.Ambient:    {timedOutTry: false, statuses: []uint32{500, 502, 503, 504}, notStatuses: []uint32{400, 429, 501}},
 }
 
 // retried: whether Envoy retries a try cut by the per-try timeout, and the upstream statuses it
@@ -256,8 +260,8 @@ type retried struct {
 	statuses, notStatuses []uint32
 }
 
-func (rp retryPolicy) byAPI(f flavour) retryOn {
-	if f.gatewayAPIRoutes() {
+func (rp retryPolicy) byAPI(f matrix.Flavour) retryOn {
+	if f.GatewayAPIRoutes() {
 		return rp.gatewayAPI
 	}
 	return rp.virtualService

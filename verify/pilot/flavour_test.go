@@ -5,61 +5,98 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"istio.io/istio/pilot/pkg/features"
 )
 
-// flavour is one way of writing every scenario (docs/contract.md): Istio's classic API
-// with sidecars, the Kubernetes Gateway API with sidecars, or the Gateway API in ambient mode.
-type flavour string
-
-const (
-	sidecar    flavour = "sidecar"
-	gatewayAPI flavour = "gateway-api"
-	ambient    flavour = "ambient"
-)
-
-// baseDir is the flavour's istio/ base, the second resource of every render.
-func (f flavour) baseDir() string {
-	switch f {
-	case gatewayAPI:
-		return "istio/gateway-api/base"
-	case ambient:
-		return "istio/ambient/base"
-	}
-	return "istio/sidecar/base"
+// flavourSpec is what verify/pilot needs to know about a flavour beyond what deploy/matrix
+// declares (its layout, Sidecars, GatewayAPIRoutes, InstallFiles): how the cluster around the
+// rendered manifests looks to istiod and what the flavour's base promises. Every difference
+// between the flavours that the simulation depends on is a field here, read through spec(f);
+// where matrix.Flavour's own methods state the fact, the code asks them instead.
+type flavourSpec struct {
+	// base: what the flavour's base promises, inherited by every scenario of the flavour.
+	base func() []check
+	// ingress: the ingress gateway as the cluster runs it.
+	ingress func() ingressGatewaySpec
+	// controllerObjects: what istiod's controllers create besides the ingress (the waypoint's
+	// Deployment, Service and ServiceAccount for the Gateway meshdemo/waypoint).
+	controllerObjects string
+	// kubeIstioKinds: Istio kinds the API server must hold as well as the config store: the
+	// ambient index (ztunnel's policies) reads AuthorizationPolicy and PeerAuthentication there.
+	kubeIstioKinds []string
 }
 
-// componentDir is the flavour's component for a scenario.
-func (f flavour) componentDir(scenario string) string {
-	switch f {
-	case gatewayAPI:
-		return "istio/gateway-api/components/" + scenario
-	case ambient:
-		return "istio/ambient/components/" + scenario
-	}
-	return "istio/sidecar/components/" + scenario
+// flavours is the one table of the flavours' differences; a flavour of deploy/matrix missing here
+// fails every test that meets it (spec).
+var flavours = map[matrix.Flavour]flavourSpec{
+	matrix.Sidecar: {
+		base:    baseChecks,
+		ingress: func() ingressGatewaySpec { return ingressGatewaySpec{pod: gatewayPod, objects: ingressGateway} },
+	},
+	matrix.GatewayAPI: {
+		base:    gatewayAPIBaseChecks,
+		ingress: gatewayAPIIngressSpec,
+	},
+	matrix.Ambient: {
+		base:              ambientBaseChecks,
+		ingress:           gatewayAPIIngressSpec,
+		controllerObjects: fmt.Sprintf(waypointObjects, flowLabels(waypointPod.labels)),
+		kubeIstioKinds:    []string{"AuthorizationPolicy", "PeerAuthentication"},
+	},
 }
 
-// gatewayAPIRoutes reports whether the flavour writes its routes as HTTPRoutes and GRPCRoutes
-// (with per-version Services as backends) rather than VirtualServices with subsets.
-func (f flavour) gatewayAPIRoutes() bool { return f != sidecar }
+// spec is the flavour's row of flavours.
+func spec(t testing.TB, f matrix.Flavour) flavourSpec {
+	t.Helper()
+	s, ok := flavours[f]
+	if !ok {
+		t.Fatalf("flavour %s (deploy/matrix) has no row in verify/pilot's flavours table", f)
+	}
+	return s
+}
+
+// processFlavours are the flavours this test process simulates. istiod reads
+// PILOT_ENABLE_AMBIENT once, at start (pilot/pkg/features/ambient.go), and so do the flags derived
+// from it (the istio-waypoint GatewayClass, HBONE sending, waypoint routes): the flavour without
+// sidecars (ambient) needs it on, as istiod runs under the ambient profile, and the sidecar
+// flavours need it off, as under the default profile. `make test-pilot` runs two processes, one
+// per setting, so every flavour runs in exactly one of them and none is skipped.
+func processFlavours() []matrix.Flavour {
+	var out []matrix.Flavour
+	for _, f := range matrix.Flavours() {
+		if !f.Sidecars() == features.EnableAmbient {
+			out = append(out, f)
+		}
+	}
+	return out
+}
 
 // versionCluster is the Envoy cluster a route sends version v ("" = any) of svc to on port:
-// a DestinationRule subset of the Service (sidecar flavour), or the per-version Service an
-// HTTPRoute names as its backend (Gateway API flavours), which the waypoint names
-// inbound-vip|<port>|http|<host> (ambient).
-func (f flavour) versionCluster(svc, version string, port int) string {
-	if !f.gatewayAPIRoutes() {
+// at a sidecar, a DestinationRule subset of the Service (VirtualService routes) or the
+// per-version Service an HTTPRoute names as its backend; at the waypoint of a flavour without
+// sidecars, that Service's waypoint chain.
+func versionCluster(f matrix.Flavour, svc, version string, port int) string {
+	if f.Sidecars() {
+		return outboundCluster(f, svc, version, port)
+	}
+	return waypointChain(versionHost(svc, version), port)
+}
+
+// outboundCluster is the outbound cluster a sidecar or a gateway names for version v of svc.
+func outboundCluster(f matrix.Flavour, svc, version string, port int) string {
+	if !f.GatewayAPIRoutes() {
 		return fmt.Sprintf("outbound|%d|%s|%s", port, version, fqdn(svc))
 	}
-	host := svc
-	if version != "" {
-		host = svc + "-" + version
+	return fmt.Sprintf("outbound|%d||%s", port, fqdn(versionHost(svc, version)))
+}
+
+// versionHost is the per-version Service of the Gateway API flavours (svc itself for "").
+func versionHost(svc, version string) string {
+	if version == "" {
+		return svc
 	}
-	if f == ambient {
-		return waypointChain(host, port)
-	}
-	return fmt.Sprintf("outbound|%d||%s", port, fqdn(host))
+	return svc + "-" + version
 }
 
 // waypointChain names the waypoint's filter chain (and cluster) for the HTTP or gRPC port of a
@@ -68,17 +105,14 @@ func waypointChain(svc string, port int) string {
 	return fmt.Sprintf("inbound-vip|%d|http|%s", port, fqdn(svc))
 }
 
-// requireAmbient fails an ambient test run without PILOT_ENABLE_AMBIENT=true in the process
-// environment. istiod reads it once at start (pilot/pkg/features/ambient.go), and so do the
-// flags derived from it (the istio-waypoint GatewayClass, HBONE sending, waypoint routes): setting
-// features.EnableAmbient from a test would leave those off. `make test-pilot` runs the TestAmbient
-// tests in a second go test process with the variable set, as istiod runs under the ambient profile.
+// requireAmbient fails a test of the ambient flavour in a process without
+// PILOT_ENABLE_AMBIENT=true (processFlavours says why).
 func requireAmbient(t *testing.T) {
 	t.Helper()
 	if !features.EnableAmbient || !features.EnableAmbientWaypoints {
-		t.Fatal("ambient tests need PILOT_ENABLE_AMBIENT=true in the environment at process start " +
-			"(istiod reads it at init); run them through `make test-pilot` or " +
-			"`PILOT_ENABLE_AMBIENT=true go test -run '^TestAmbient' .`")
+		t.Fatal("the ambient flavour needs PILOT_ENABLE_AMBIENT=true in the environment at process start " +
+			"(istiod reads it at init); run it through `make test-pilot` or " +
+			"`PILOT_ENABLE_AMBIENT=true go test -run '^(TestScenarios|TestBase|TestAmbient)' .`")
 	}
 }
 
@@ -256,12 +290,8 @@ func flowLabels(l map[string]string) string {
 	return "{" + strings.Join(kv, ", ") + "}"
 }
 
-// ingressFor is the flavour's ingress gateway: istio-ingressgateway (sidecar flavour), or the
-// Gateway API gateway's deployment (both Gateway API flavours).
-func ingressFor(f flavour) ingressGatewaySpec {
-	if f == sidecar {
-		return ingressGatewaySpec{pod: gatewayPod, objects: ingressGateway}
-	}
+// gatewayAPIIngressSpec is the Gateway API gateway's deployment (both Gateway API flavours).
+func gatewayAPIIngressSpec() ingressGatewaySpec {
 	return ingressGatewaySpec{
 		pod:     gatewayAPIIngressPod,
 		objects: fmt.Sprintf(gatewayAPIIngress, flowLabels(gatewayAPIIngressPod.labels)),

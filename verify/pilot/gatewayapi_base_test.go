@@ -3,19 +3,14 @@ package pilot
 import (
 	"errors"
 	"fmt"
-	"testing"
 )
-
-// TestGatewayAPIBase covers what every gateway-api scenario inherits from istio/gateway-api/base:
-// the Gateway API gateway's Host routing, the GAMMA routes' v1-only default, gRPC routed per
-// request, the database over mTLS and STRICT mutual TLS on every sidecar.
-func TestGatewayAPIBase(t *testing.T) {
-	runScenario(t, gatewayAPI, "", append(gatewayAPIBaseChecks(), meshRoutesV1Check()))
-}
 
 // meshHops are the calls the base routes send to v1 only: HTTP hops and gRPC hops.
 var meshHops = []hop{{"client", "server1"}, {"client", "user-service"}, {"server1", "server2"}}
 
+// gatewayAPIBaseChecks: what every gateway-api scenario inherits from istio/gateway-api/base:
+// the Gateway API gateway's Host routing, gRPC routed per request, the database over mTLS and
+// STRICT mutual TLS on every sidecar.
 func gatewayAPIBaseChecks() []check {
 	return append(gatewayAPIIngressChecks(), []check{
 		grpcHopsCheckNamed("grpc-hops-routed-per-request", gatewayGRPCHopFixtures()),

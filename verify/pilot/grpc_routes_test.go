@@ -3,6 +3,8 @@ package pilot
 import (
 	"errors"
 	"fmt"
+
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
 // The gRPC chain (GET /client/grpc) under the routing scenarios: the calls on the Services' port
@@ -16,7 +18,7 @@ import (
 
 // grpcHeaderRoutingCheck: a gRPC call with header=value as metadata reaches v2 on the gRPC port,
 // without it or with another value v1.
-func grpcHeaderRoutingCheck(f flavour, hr headerRoute) check {
+func grpcHeaderRoutingCheck(f matrix.Flavour, hr headerRoute) check {
 	return check{
 		name: fmt.Sprintf("%s-to-%s-grpc-%s", hr.hop.from, hr.hop.to, hr.header),
 		run: func(m *mesh) error {
@@ -42,7 +44,7 @@ func grpcHeaderRoutingCheck(f flavour, hr headerRoute) check {
 
 // grpcMirrorCheck: the gRPC route of the hop keeps the calls on routeSubset and mirrors them, at
 // the percentage, to mirrorSubset's gRPC port.
-func grpcMirrorCheck(f flavour, mp mirrorPolicy) check {
+func grpcMirrorCheck(f matrix.Flavour, mp mirrorPolicy) check {
 	return check{
 		name: fmt.Sprintf("%s-to-%s-grpc-mirror", mp.hop.from, mp.hop.to),
 		run: func(m *mesh) error {

@@ -13,6 +13,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	httpopts "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 
 	"istio.io/istio/pilot/pkg/simulation"
 )
@@ -43,7 +44,7 @@ func (m *mesh) grpcCall(to string, metadata map[string]string) (request, error) 
 
 // grpcCluster is the cluster a route of the mesh's flavour sends version v of svc's gRPC port to.
 func (m *mesh) grpcCluster(svc, version string) string {
-	return m.flavour.versionCluster(svc, version, want.grpcPort)
+	return versionCluster(m.flavour, svc, version, want.grpcPort)
 }
 
 // grpcPerRequest: from every caller version, a gRPC call of h goes through an HTTP connection
@@ -195,10 +196,10 @@ func grpcHopsCheckNamed(name string, broken []fixture) check {
 
 // grpc-balancing: the caller's sidecar routes each gRPC call on its own and balances calls with
 // the configured policy over every server1 v1 replica.
-func grpcBalancingChecks(f flavour) []check {
+func grpcBalancingChecks(f matrix.Flavour) []check {
 	b := want.grpcBalancing
 	versions, drHost, portFixtures := b.subsets, b.hop.to, grpcPortFixtures(b.hop.to)
-	if f.gatewayAPIRoutes() {
+	if f.GatewayAPIRoutes() {
 		versions, drHost, portFixtures = b.gatewayVersions, b.hop.to+"-"+b.gatewayVersions[0], gatewayGRPCPortFixtures(b.hop.to)
 	}
 	lbFixture := func(policy string) fixture {
@@ -297,14 +298,14 @@ func grpcBalancingChecks(f flavour) []check {
 			},
 		},
 	}
-	if f.gatewayAPIRoutes() {
+	if f.GatewayAPIRoutes() {
 		checks = append(checks, grpcSplitCheck(f, b.gatewayGRPCSplit))
 	}
 	return checks
 }
 
 // grpcSplitCheck: the gRPC route of the hop splits calls over the versions with the weights.
-func grpcSplitCheck(f flavour, s split) check {
+func grpcSplitCheck(f matrix.Flavour, s split) check {
 	return check{
 		name: fmt.Sprintf("%s-to-%s-grpc-weights", s.hop.from, s.hop.to),
 		run: func(m *mesh) error {

@@ -2,6 +2,8 @@ package pilot
 
 import (
 	"testing"
+
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
 // check is one promise a scenario makes, asserted on the configuration istiod generates.
@@ -23,19 +25,20 @@ type fixture struct {
 // runScenario renders the flavour's component for scenario name with the flavour's base and the
 // canary, loads it into Istio's control plane and runs every check; then, per check, loads each
 // broken fixture and requires the same check to fail.
-func runScenario(t *testing.T, f flavour, name string, checks []check) {
+func runScenario(t *testing.T, f matrix.Flavour, name string, checks []check) {
 	t.Helper()
-	if f == ambient {
+	if !f.Sidecars() {
 		requireAmbient(t)
 	}
+	fs := spec(t, f)
 	if len(checks) == 0 {
 		t.Fatalf("scenario %s has no checks", name)
 	}
 	m := newMesh(t, f, render(t, f, name))
 	if name != "" {
-		// What the flavour's base promises must survive every scenario; TestBase,
-		// TestGatewayAPIBase and TestAmbientBase prove these checks bite.
-		for _, c := range baseChecksFor(f) {
+		// What the flavour's base promises must survive every scenario; TestBase/<flavour>
+		// proves these checks bite.
+		for _, c := range fs.base() {
 			t.Run("base/"+c.name, func(t *testing.T) {
 				if err := c.run(m.in(t)); err != nil {
 					t.Error(err)

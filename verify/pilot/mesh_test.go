@@ -2,10 +2,12 @@ package pilot
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 
 	"istio.io/istio/pilot/pkg/model"
@@ -48,7 +50,7 @@ type servicePort struct {
 // mesh is one rendered scenario loaded into Istio's control plane.
 type mesh struct {
 	t        *testing.T
-	flavour  flavour
+	flavour  matrix.Flavour
 	objs     []object // the rendered scenario, as loaded
 	fds      *xds.FakeDiscoveryServer
 	pods     []pod
@@ -136,8 +138,9 @@ var gatewayPod = pod{
 // cluster itself would add: a cluster IP per Service, one running pod per Deployment, an
 // EndpointSlice per Service, and the flavour's ingress gateway (and, in ambient mode, the
 // waypoint) as istioctl or istiod's deployment controller would create them.
-func newMesh(t *testing.T, f flavour, objs []object) *mesh {
+func newMesh(t *testing.T, f matrix.Flavour, objs []object) *mesh {
 	t.Helper()
+	fs := spec(t, f)
 	m, kube, istio, err := buildWorld(f, objs)
 	if err != nil {
 		t.Fatal(err)
@@ -163,10 +166,9 @@ func newMesh(t *testing.T, f flavour, objs []object) *mesh {
 			m.gateway.proxyConfig = pc
 		}
 	}
-	ingress := ingressFor(f)
-	kube = ingress.objects + "---\n" + kube
-	if f == ambient {
-		kube = fmt.Sprintf(waypointObjects, flowLabels(waypointPod.labels)) + "---\n" + kube
+	kube = fs.ingress().objects + "---\n" + kube
+	if fs.controllerObjects != "" {
+		kube = fs.controllerObjects + "---\n" + kube
 	}
 	m.fds = xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
 		ConfigString:           istio,
@@ -176,8 +178,8 @@ func newMesh(t *testing.T, f flavour, objs []object) *mesh {
 	return m
 }
 
-func buildWorld(f flavour, objs []object) (*mesh, string, string, error) {
-	m := &mesh{flavour: f, services: map[string]string{}, ports: map[string][]servicePort{}, gateway: ingressFor(f).pod}
+func buildWorld(f matrix.Flavour, objs []object) (*mesh, string, string, error) {
+	m := &mesh{flavour: f, services: map[string]string{}, ports: map[string][]servicePort{}, gateway: flavours[f].ingress().pod}
 	var istioObjs, kubeObjs []object
 	var deployments, services []object
 	ambientNamespaces := map[string]bool{}
@@ -185,7 +187,7 @@ func buildWorld(f flavour, objs []object) (*mesh, string, string, error) {
 		switch {
 		case o.isIstio():
 			istioObjs = append(istioObjs, o)
-			if f == ambient && (o.kind() == "AuthorizationPolicy" || o.kind() == "PeerAuthentication") {
+			if slices.Contains(flavours[f].kubeIstioKinds, o.kind()) {
 				// The ambient index (ztunnel's policies) reads these from the API server too.
 				kubeObjs = append(kubeObjs, o)
 			}

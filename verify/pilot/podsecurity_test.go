@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	operatorrender "istio.io/istio/operator/pkg/render"
 	"istio.io/istio/operator/pkg/util/clog"
@@ -58,18 +59,6 @@ var psaRestricted = psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: 
 var psaEvaluator = sync.OnceValues(func() (policy.Evaluator, error) {
 	return policy.NewEvaluator(policy.DefaultChecks(), nil)
 })
-
-// istioFiles are the flavour's IstioOperator files in the order `make istio-install` passes them
-// (e2e/kindpath IstioFiles decides it; verify/cli installs the same list with istioctl).
-func (f flavour) istioFiles() []string {
-	switch f {
-	case gatewayAPI:
-		return []string{"istio/sidecar/install.yaml", "istio/gateway-api/install.yaml"}
-	case ambient:
-		return []string{"istio/sidecar/install.yaml", "istio/ambient/install.yaml"}
-	}
-	return []string{"istio/sidecar/install.yaml"}
-}
 
 // injector is what the sidecar injector of an install works with.
 type injector struct {
@@ -278,7 +267,7 @@ func namespacePolicy(objs []object) error {
 // psaRender is one rendered kustomization that lands pods in meshdemo.
 type psaRender struct {
 	dir     string
-	flavour flavour // the Istio install the pods meet
+	flavour matrix.Flavour // the Istio install the pods meet
 	objs    []object
 }
 
@@ -290,27 +279,27 @@ func psaRenders(t *testing.T) []psaRender {
 	mem := loadManifests(t)
 	copyTree(t, mem, "loadtest/deploy")
 	var out []psaRender
-	for _, cf := range crdFlavours {
-		for _, name := range append(slices.Clone(crdPresets), crdScenarios...) {
-			dir := crdScenarioDir(cf, name)
-			out = append(out, psaRender{dir: dir, flavour: flavour(cf.name), objs: kustomizeBuild(t, mem, "/repo/"+dir)})
+	for _, f := range matrix.Flavours() {
+		for _, name := range slices.Concat(matrix.PresetNames(), matrix.ScenarioNames()) {
+			dir := matrix.ScenarioDir(f.Profile(name))
+			out = append(out, psaRender{dir: dir, flavour: f, objs: kustomizeBuild(t, mem, "/repo/"+dir)})
 		}
 	}
 	for _, dir := range []string{"loadtest/deploy", "loadtest/deploy/live", "loadtest/deploy/scenarios/fault-abort", "loadtest/deploy/scenarios/weighted-split"} {
-		out = append(out, psaRender{dir: dir, flavour: sidecar, objs: kustomizeBuild(t, mem, "/repo/"+dir)})
+		out = append(out, psaRender{dir: dir, flavour: matrix.Sidecar, objs: kustomizeBuild(t, mem, "/repo/"+dir)})
 	}
 	return out
 }
 
 // injectorFor is the injector of the flavour's kind install, nil for ambient (no sidecars:
 // istio/ambient/dataplane takes the injection label off the namespace).
-func injectorFor(t testing.TB, f flavour) *injector {
-	if f == ambient {
+func injectorFor(t testing.TB, f matrix.Flavour) *injector {
+	if !f.Sidecars() {
 		return nil
 	}
 	root := repoRoot(t)
 	var files []string
-	for _, p := range f.istioFiles() {
+	for _, p := range f.InstallFiles() {
 		files = append(files, filepath.Join(root, p))
 	}
 	inj := kindInjector(t, files)
@@ -350,7 +339,7 @@ func TestPodSecurity(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			total := 0
 			for _, r := range renders {
-				if r.flavour == ambient && !mode.native {
+				if !r.flavour.Sidecars() && !mode.native {
 					continue // no sidecars: one evaluation is enough
 				}
 				n, err := psaCheck(r, injectorFor(t, r.flavour), mode.native)
@@ -359,7 +348,7 @@ func TestPodSecurity(t *testing.T) {
 				}
 				// The injector must have done something in the sidecar flavours, or the proof
 				// is about pods the cluster never runs.
-				if r.flavour != ambient && !strings.HasPrefix(r.dir, "loadtest/") && n == 0 {
+				if r.flavour.Sidecars() && !strings.HasPrefix(r.dir, "loadtest/") && n == 0 {
 					t.Errorf("%s: no pod got an istio-proxy from the injector", r.dir)
 				}
 				total += n
@@ -396,12 +385,12 @@ func TestPodSecurityBrokenFixtures(t *testing.T) {
 	tests := []struct {
 		name   string
 		render string
-		inj    func(t *testing.T, f flavour) *injector
+		inj    func(t *testing.T, f matrix.Flavour) *injector
 		mutate func(objs []object) error
 		want   []string
 	}{
 		{name: "CNI disabled: istio-init", render: "deploy/scenarios/default",
-			inj:  func(t *testing.T, _ flavour) *injector { return noCNI(t) },
+			inj:  func(t *testing.T, _ matrix.Flavour) *injector { return noCNI(t) },
 			want: []string{`Deployment/client-v1: violates PodSecurity "restricted:latest": unrestricted capabilities (container "istio-init" must not include "NET_ADMIN", "NET_RAW"`, `runAsUser=0 (container "istio-init" must not set runAsUser=0)`}},
 		{name: "allowPrivilegeEscalation true", render: "deploy/scenarios/gateway-api-canary",
 			mutate: privilegeEscalation("server2-v2"),

@@ -10,16 +10,17 @@ import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 
 	"istio.io/istio/pilot/pkg/simulation"
 )
 
 // outlier-detection: connection pool and outlier detection on every cluster of the service.
-func outlierChecks(f flavour) []check {
+func outlierChecks(f matrix.Flavour) []check {
 	tp := want.outlier
 	versions := tp.subsets
 	drHost := tp.hop.to
-	if f.gatewayAPIRoutes() {
+	if f.GatewayAPIRoutes() {
 		versions, drHost = tp.gatewayVersions, tp.hop.to+"-"+tp.gatewayVersions[0]
 	}
 	editDR := func(edit func(spec map[string]any) bool) func(objs []object) error {
@@ -123,7 +124,7 @@ func outlierChecks(f flavour) []check {
 }
 
 // mirroring: the route keeps answering from one subset and mirrors to another.
-func mirroringChecks(f flavour) []check {
+func mirroringChecks(f matrix.Flavour) []check {
 	mp := want.mirror
 	edit := func(f func(r map[string]any) bool) func(objs []object) error {
 		return func(objs []object) error { return editRoutes(objs, mp.hop.to, f) }
@@ -190,10 +191,7 @@ func editMirrorOf(kind, svc string, edit func(rm map[string]any)) func(objs []ob
 // authz: on every workload's inbound port, the RBAC filters allow exactly the intended callers
 // (by mTLS identity) and deny every other identity of the mesh and a look-alike from another
 // namespace.
-func authzChecks(f flavour) []check {
-	if f == ambient {
-		return ambientAuthzChecks()
-	}
+func authzChecks(f matrix.Flavour) []check {
 	return []check{{
 		name: "rbac-allows-exactly-the-call-graph",
 		run:  rbacCallGraph,
@@ -219,7 +217,7 @@ func authzChecks(f flavour) []check {
 					return err
 				}
 				ap["spec"].(map[string]any)["rules"] = []any{map[string]any{"from": []any{map[string]any{
-					"source": map[string]any{"principals": []any{"*/sa/" + ingressFor(f).pod.serviceAccount}},
+					"source": map[string]any{"principals": []any{"*/sa/" + flavours[f].ingress().pod.serviceAccount}},
 				}}}}
 				return nil
 			}},
@@ -377,7 +375,7 @@ func rbacCallGraph(m *mesh) error {
 }
 
 // hardening: requests through the gateway lose the fault header; in-mesh calls keep it.
-func hardeningChecks(f flavour) []check {
+func hardeningChecks(f matrix.Flavour) []check {
 	hd := want.hardening
 	return []check{
 		{

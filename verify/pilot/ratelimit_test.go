@@ -9,6 +9,7 @@ import (
 	localrl "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
 const (
@@ -78,10 +79,7 @@ func bucketMatches(cfg *localrl.LocalRateLimit, rl rateLimit) error {
 
 // rate-limit: server2's sidecar limits inbound requests on every port of the table, with the
 // table's bucket, just before the router; no other workload is limited.
-func rateLimitChecks(f flavour) []check {
-	if f == ambient {
-		return ambientRateLimitChecks()
-	}
+func rateLimitChecks(f matrix.Flavour) []check {
 	rl := want.rateLimit
 	editFilter := func(edit func(spec map[string]any) bool) func(objs []object) error {
 		return func(objs []object) error {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -136,38 +137,33 @@ func loadManifests(t testing.TB) filesys.FileSystem {
 	return mem
 }
 
-// render builds the documented layout of a scenario in one flavour (docs/contract.md, the
-// flavours' table): the flavour's bases, then deploy/components/canary and
-// deploy/components/postgres (the database v1 and v2 of user-service share), then the flavour's
-// scenario component ("" renders the base alone, with the canary and the database). The ambient
-// flavour puts istio/ambient/dataplane first, as the contract's composition does.
-func render(t testing.TB, f flavour, scenario string) []object {
+// render builds a scenario of a flavour as a cluster gets it, the declaration's
+// matrix.ClusterIn: deploy/base and the flavour's Istio base, the flavour's leading components,
+// the canary with its PostgreSQL, then the scenario's component ("" renders the base alone, with
+// the canary and the database: the preset canary).
+func render(t testing.TB, f matrix.Flavour, scenario string) []object {
 	t.Helper()
 	mem := loadManifests(t)
-	var components []string
-	if f == ambient {
-		components = append(components, "../istio/ambient/dataplane")
+	name := scenario
+	if name == "" {
+		name = "canary"
 	}
-	components = append(components, "../deploy/components/canary", "../deploy/components/postgres")
-	if scenario != "" {
-		dir := f.componentDir(scenario)
-		if !mem.Exists(path.Join("/repo", dir, "kustomization.yaml")) {
-			t.Fatalf("scenario component %s/kustomization.yaml is missing", dir)
+	return renderComposition(t, mem, matrix.ClusterIn(f, name), "/repo/pilot-render")
+}
+
+// renderComposition writes c as the kustomization of dir (under /repo) and builds it.
+func renderComposition(t testing.TB, mem filesys.FileSystem, c matrix.Composition, dir string) []object {
+	t.Helper()
+	for _, comp := range c.Components {
+		if !mem.Exists(path.Join("/repo", comp, "kustomization.yaml")) {
+			t.Fatalf("component %s/kustomization.yaml is missing", comp)
 		}
-		components = append(components, "../"+dir)
 	}
-	k := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-- ../deploy/base
-- ../%s
-components:
-- %s
-`, f.baseDir(), strings.Join(components, "\n- "))
-	if err := mem.WriteFile("/repo/pilot-render/kustomization.yaml", []byte(k)); err != nil {
+	rel := strings.TrimPrefix(dir, "/repo/")
+	if err := mem.WriteFile(path.Join(dir, "kustomization.yaml"), []byte(c.Kustomization(rel, ""))); err != nil {
 		t.Fatal(err)
 	}
-	return kustomizeBuild(t, mem, "/repo/pilot-render")
+	return kustomizeBuild(t, mem, dir)
 }
 
 // toYAML joins objects into one multi-document stream, the input format of

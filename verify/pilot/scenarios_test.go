@@ -12,109 +12,69 @@ import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 
 	"istio.io/istio/pilot/pkg/simulation"
 )
 
-// One test per scenario component and flavour: Test<Scenario> (sidecar), TestGatewayAPI<Scenario>
-// and TestAmbient<Scenario>, where <Scenario> is the component's directory name in CamelCase. One
-// set of checks per scenario, driven by the one table (expected_test.go); where a flavour writes
-// the scenario differently, the check reads the flavour's configuration and its broken fixtures
-// break the flavour's manifests.
-
-func TestHeaderRouting(t *testing.T) {
-	runScenario(t, sidecar, "header-routing", headerRoutingChecks(sidecar))
-}
-func TestWeightedSplit(t *testing.T) {
-	runScenario(t, sidecar, "weighted-split", weightedSplitChecks(sidecar))
-}
-func TestRouteTimeout(t *testing.T) {
-	runScenario(t, sidecar, "route-timeout", routeTimeoutChecks(sidecar))
-}
-func TestFaultAbort(t *testing.T) { runScenario(t, sidecar, "fault-abort", faultAbortChecks(sidecar)) }
-func TestFaultDelay(t *testing.T) { runScenario(t, sidecar, "fault-delay", faultDelayChecks(sidecar)) }
-func TestRetries(t *testing.T)    { runScenario(t, sidecar, "retries", retriesChecks(sidecar)) }
-func TestOutlierDetection(t *testing.T) {
-	runScenario(t, sidecar, "outlier-detection", outlierChecks(sidecar))
-}
-func TestMirroring(t *testing.T) { runScenario(t, sidecar, "mirroring", mirroringChecks(sidecar)) }
-func TestAuthz(t *testing.T)     { runScenario(t, sidecar, "authz", authzChecks(sidecar)) }
-func TestHardening(t *testing.T) { runScenario(t, sidecar, "hardening", hardeningChecks(sidecar)) }
-func TestGrpcBalancing(t *testing.T) {
-	runScenario(t, sidecar, "grpc-balancing", grpcBalancingChecks(sidecar))
-}
-func TestRateLimit(t *testing.T) { runScenario(t, sidecar, "rate-limit", rateLimitChecks(sidecar)) }
-
-func TestGatewayAPIHeaderRouting(t *testing.T) {
-	runScenario(t, gatewayAPI, "header-routing", headerRoutingChecks(gatewayAPI))
-}
-func TestGatewayAPIWeightedSplit(t *testing.T) {
-	runScenario(t, gatewayAPI, "weighted-split", weightedSplitChecks(gatewayAPI))
-}
-func TestGatewayAPIRouteTimeout(t *testing.T) {
-	runScenario(t, gatewayAPI, "route-timeout", routeTimeoutChecks(gatewayAPI))
-}
-func TestGatewayAPIFaultAbort(t *testing.T) {
-	runScenario(t, gatewayAPI, "fault-abort", faultAbortChecks(gatewayAPI))
-}
-func TestGatewayAPIFaultDelay(t *testing.T) {
-	runScenario(t, gatewayAPI, "fault-delay", faultDelayChecks(gatewayAPI))
-}
-func TestGatewayAPIRetries(t *testing.T) {
-	runScenario(t, gatewayAPI, "retries", retriesChecks(gatewayAPI))
-}
-func TestGatewayAPIOutlierDetection(t *testing.T) {
-	runScenario(t, gatewayAPI, "outlier-detection", outlierChecks(gatewayAPI))
-}
-func TestGatewayAPIMirroring(t *testing.T) {
-	runScenario(t, gatewayAPI, "mirroring", mirroringChecks(gatewayAPI))
-}
-func TestGatewayAPIAuthz(t *testing.T) { runScenario(t, gatewayAPI, "authz", authzChecks(gatewayAPI)) }
-func TestGatewayAPIHardening(t *testing.T) {
-	runScenario(t, gatewayAPI, "hardening", hardeningChecks(gatewayAPI))
-}
-func TestGatewayAPIGrpcBalancing(t *testing.T) {
-	runScenario(t, gatewayAPI, "grpc-balancing", grpcBalancingChecks(gatewayAPI))
-}
-func TestGatewayAPIRateLimit(t *testing.T) {
-	runScenario(t, gatewayAPI, "rate-limit", rateLimitChecks(gatewayAPI))
+// scenarioChecks holds every scenario's expectations, keyed by the scenario's name in the
+// declaration (deploy/matrix). checks builds a scenario's checks for a flavour from the one table
+// of expected values (expected_test.go), where a value that differs by flavour has the flavour as
+// a column; where a flavour proves a scenario with other checks altogether (ambient: ztunnel and
+// the waypoint instead of sidecars), byFlavour is that flavour's column.
+var scenarioChecks = map[string]scenarioSpec{
+	"header-routing":    {checks: headerRoutingChecks},
+	"weighted-split":    {checks: weightedSplitChecks},
+	"route-timeout":     {checks: routeTimeoutChecks},
+	"fault-abort":       {checks: faultAbortChecks},
+	"fault-delay":       {checks: faultDelayChecks},
+	"retries":           {checks: retriesChecks},
+	"outlier-detection": {checks: outlierChecks},
+	"mirroring":         {checks: mirroringChecks},
+	"authz":             {checks: authzChecks, byFlavour: map[matrix.Flavour]func() []check{matrix.Ambient: ambientAuthzChecks}},
+	"hardening":         {checks: hardeningChecks},
+	"grpc-balancing":    {checks: grpcBalancingChecks},
+	"rate-limit":        {checks: rateLimitChecks, byFlavour: map[matrix.Flavour]func() []check{matrix.Ambient: ambientRateLimitChecks}},
 }
 
-func TestAmbientHeaderRouting(t *testing.T) {
-	runScenario(t, ambient, "header-routing", headerRoutingChecks(ambient))
+type scenarioSpec struct {
+	checks    func(f matrix.Flavour) []check
+	byFlavour map[matrix.Flavour]func() []check
 }
-func TestAmbientWeightedSplit(t *testing.T) {
-	runScenario(t, ambient, "weighted-split", weightedSplitChecks(ambient))
+
+func (s scenarioSpec) checksFor(f matrix.Flavour) []check {
+	if c, ok := s.byFlavour[f]; ok {
+		return c()
+	}
+	return s.checks(f)
 }
-func TestAmbientRouteTimeout(t *testing.T) {
-	runScenario(t, ambient, "route-timeout", routeTimeoutChecks(ambient))
-}
-func TestAmbientFaultAbort(t *testing.T) {
-	runScenario(t, ambient, "fault-abort", faultAbortChecks(ambient))
-}
-func TestAmbientFaultDelay(t *testing.T) {
-	runScenario(t, ambient, "fault-delay", faultDelayChecks(ambient))
-}
-func TestAmbientRetries(t *testing.T) { runScenario(t, ambient, "retries", retriesChecks(ambient)) }
-func TestAmbientOutlierDetection(t *testing.T) {
-	runScenario(t, ambient, "outlier-detection", outlierChecks(ambient))
-}
-func TestAmbientMirroring(t *testing.T) {
-	runScenario(t, ambient, "mirroring", mirroringChecks(ambient))
-}
-func TestAmbientAuthz(t *testing.T) { runScenario(t, ambient, "authz", authzChecks(ambient)) }
-func TestAmbientHardening(t *testing.T) {
-	runScenario(t, ambient, "hardening", hardeningChecks(ambient))
-}
-func TestAmbientGrpcBalancing(t *testing.T) {
-	runScenario(t, ambient, "grpc-balancing", grpcBalancingChecks(ambient))
-}
-func TestAmbientRateLimit(t *testing.T) {
-	runScenario(t, ambient, "rate-limit", rateLimitChecks(ambient))
+
+// TestScenarios runs every scenario of the declaration in every flavour of this process
+// (processFlavours): TestScenarios/<flavour>/<scenario>. A declared scenario without
+// expectations fails, and so does an expectation for a scenario the declaration does not have.
+func TestScenarios(t *testing.T) {
+	for name := range scenarioChecks {
+		if !matrix.IsScenario(name) {
+			t.Errorf("scenarioChecks has %s, which deploy/matrix does not declare", name)
+		}
+	}
+	for _, f := range processFlavours() {
+		t.Run(f.String(), func(t *testing.T) {
+			for _, name := range matrix.ScenarioNames() {
+				t.Run(name, func(t *testing.T) {
+					s, ok := scenarioChecks[name]
+					if !ok {
+						t.Fatalf("scenario %s is declared in deploy/matrix but has no expectations in scenarioChecks", name)
+					}
+					runScenario(t, f, name, s.checksFor(f))
+				})
+			}
+		})
+	}
 }
 
 // header-routing: header=value reaches v2, no header or another value stays on v1.
-func headerRoutingChecks(f flavour) []check {
+func headerRoutingChecks(f matrix.Flavour) []check {
 	var checks []check
 	for _, hr := range want.headerRouting {
 		checks = append(checks, check{
@@ -183,8 +143,9 @@ func headerRoutingChecks(f flavour) []check {
 // manager says so (Istio's EDGE connection profile does, for gateways). A routing header like
 // canary_id must pass every connection manager on the way: the gateway's, and each sidecar's
 // inbound and outbound ones.
-func underscoreHeaderCheck(f flavour, header string) check {
-	if f == ambient {
+func underscoreHeaderCheck(f matrix.Flavour, header string) check {
+	if !f.Sidecars() {
+		// No sidecar: the header meets the gateway's and the waypoint's connection managers.
 		return ambientUnderscoreHeaderCheck(header)
 	}
 	return check{
@@ -243,7 +204,7 @@ type simulationCall struct {
 }
 
 // weighted-split: the route's weighted clusters are exactly the configured subsets and weights.
-func weightedSplitChecks(f flavour) []check {
+func weightedSplitChecks(f matrix.Flavour) []check {
 	s := want.weightedSplit
 	return []check{{
 		name: fmt.Sprintf("%s-to-%s-weights", s.hop.from, s.hop.to),
@@ -313,10 +274,10 @@ func weightedSplitChecks(f flavour) []check {
 }
 
 // route-timeout: the caller's route times out before the delayed hop below answers.
-func routeTimeoutChecks(f flavour) []check {
+func routeTimeoutChecks(f matrix.Flavour) []check {
 	rt := want.routeTimeout
 	timeoutFixture := fixture{"timeout-3s", func(objs []object) error {
-		if f.gatewayAPIRoutes() {
+		if f.GatewayAPIRoutes() {
 			return editRules(objs, "HTTPRoute", rt.timeoutHop.to, func(r map[string]any) bool {
 				had := str(r, "timeouts", "request") != ""
 				setIn(r, "3s", "timeouts", "request")
@@ -362,8 +323,8 @@ func routeTimeoutChecks(f flavour) []check {
 // delayCheck: the delayed hop's route carries the fault filter's fixed delay and percentage
 // (sidecar flavour), or reaches Deployments that delay every call themselves (FAULT_DELAY, the
 // Gateway API flavours) with no Envoy fault on the route.
-func delayCheck(fl flavour, f delayFault) check {
-	if fl.gatewayAPIRoutes() {
+func delayCheck(fl matrix.Flavour, f delayFault) check {
+	if fl.GatewayAPIRoutes() {
 		return check{
 			name: fmt.Sprintf("%s-to-%s-app-delay", f.hop.from, f.hop.to),
 			run: func(m *mesh) error {
@@ -432,7 +393,7 @@ func (m *mesh) faultDelay(h hop) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	if m.flavour.gatewayAPIRoutes() {
+	if m.flavour.GatewayAPIRoutes() {
 		faults, err := m.appFaults(routes[0].routed)
 		if err != nil {
 			return 0, err
@@ -455,10 +416,10 @@ func (m *mesh) faultDelay(h hop) (time.Duration, error) {
 }
 
 // fault-abort: the fault filter's abort status and percentage per hop.
-func faultAbortChecks(fl flavour) []check {
+func faultAbortChecks(fl matrix.Flavour) []check {
 	var checks []check
 	for _, f := range want.faultAbort {
-		if fl.gatewayAPIRoutes() {
+		if fl.GatewayAPIRoutes() {
 			checks = append(checks, check{
 				name: fmt.Sprintf("%s-to-%s-app-abort", f.hop.from, f.hop.to),
 				run: func(m *mesh) error {
@@ -535,7 +496,7 @@ func faultAbortChecks(fl flavour) []check {
 
 // abortNotRetriedCheck: the aborted status travels back through the hops above; if any of their
 // routes retried it, the observed abort rate would be far below the configured one.
-func abortNotRetriedCheck(fl flavour, f abortFault) check {
+func abortNotRetriedCheck(fl matrix.Flavour, f abortFault) check {
 	return check{
 		name: fmt.Sprintf("%d-not-retried-above-%s", f.status, f.hop.from),
 		run: func(m *mesh) error {
@@ -580,7 +541,7 @@ func abortNotRetriedCheck(fl flavour, f abortFault) check {
 }
 
 // fault-delay: the delay is applied and stays under every timeout on the way, so the call succeeds.
-func faultDelayChecks(fl flavour) []check {
+func faultDelayChecks(fl matrix.Flavour) []check {
 	f := want.faultDelay
 	return []check{
 		delayCheck(fl, f),
@@ -631,7 +592,7 @@ func faultDelayChecks(fl flavour) []check {
 // retries: attempts, per-try timeout and retry-on as configured on every retried hop, what
 // Envoy does with them in the flavour (a timed-out try retried or not, which statuses), and
 // each hop's whole budget fits in the gateway's route timeout.
-func retriesChecks(f flavour) []check {
+func retriesChecks(f matrix.Flavour) []check {
 	var checks []check
 	for _, rp := range want.retries {
 		checks = append(checks, retryChecks(f, rp)...)
@@ -639,7 +600,7 @@ func retriesChecks(f flavour) []check {
 	return checks
 }
 
-func retryChecks(f flavour, rp retryPolicy) []check {
+func retryChecks(f matrix.Flavour, rp retryPolicy) []check {
 	api := rp.byAPI(f)
 	return []check{
 		{
@@ -725,7 +686,7 @@ func retryChecks(f flavour, rp retryPolicy) []check {
 // envoy_retry_test.go), not only what istiod wrote: whether a try cut by the per-try timeout is
 // retried, and which upstream statuses are. The Gateway API flavours cannot make a timed-out try
 // retried (an HTTPRoute retry lists status codes only), so their fixtures break the statuses.
-func envoyRetriesCheck(f flavour, rp retryPolicy) check {
+func envoyRetriesCheck(f matrix.Flavour, rp retryPolicy) check {
 	w, ok := rp.envoy[f]
 	return check{
 		name: fmt.Sprintf("%s-to-%s-envoy-retries", rp.hop.from, rp.hop.to),
@@ -766,8 +727,8 @@ func envoyRetriesCheck(f flavour, rp retryPolicy) check {
 
 // byAPI picks the broken fixtures of the flavour's routing API: VirtualServices with subsets
 // (sidecar flavour) or HTTPRoutes and GRPCRoutes with per-version Services.
-func byAPI(f flavour, virtualService, gatewayAPI []fixture) []fixture {
-	if f.gatewayAPIRoutes() {
+func byAPI(f matrix.Flavour, virtualService, gatewayAPI []fixture) []fixture {
+	if f.GatewayAPIRoutes() {
 		return gatewayAPI
 	}
 	return virtualService

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 	"istio.io/istio/pilot/pkg/config/kube/gatewaycommon"
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pkg/cluster"
@@ -94,13 +95,13 @@ func waypointDeploymentPod(t *testing.T, inj injector, gwObj object) (podOf, err
 // ambient kind install; without the gateways' seccomp profile (istio/sidecar/install.yaml) it would not.
 func TestAmbientWaypointPodSecurity(t *testing.T) {
 	requireAmbient(t)
-	gw, err := one(render(t, ambient, ""), "Gateway", "waypoint")
+	gw, err := one(render(t, matrix.Ambient, ""), "Gateway", "waypoint")
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := repoRoot(t)
 	var files []string
-	for _, p := range ambient.istioFiles() {
+	for _, p := range matrix.Ambient.InstallFiles() {
 		files = append(files, filepath.Join(root, p))
 	}
 	p, err := waypointDeploymentPod(t, kindInjector(t, files), gw)
