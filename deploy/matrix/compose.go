@@ -26,10 +26,20 @@ func CanaryComponents() []string { return clone(canaryComponents) }
 const KindComponent = "deploy/components/kind"
 
 // ScenarioIn is the composition deployed for a scenario or preset on kind
-// (deploy/scenarios/<profile>): the workloads and the flavour's Istio base, the flavour's
-// leading components, the canary with its PostgreSQL, the scenario's component, and the kind
-// component last. "default" is v1 only (user-service in memory); "canary" adds v2.
+// (deploy/scenarios/<profile>): ClusterIn, then the kind component last, so its image tag and
+// pull policy reach the v2 Deployments too.
 func ScenarioIn(f Flavour, name string) Composition {
+	c := ClusterIn(f, name)
+	c.Components = append(c.Components, KindComponent)
+	return c
+}
+
+// ClusterIn is a scenario or preset as a cluster other than kind gets it (images by their
+// published names, Kubernetes' default pull policy), the form verify/pilot simulates: the
+// workloads and the flavour's Istio base, the flavour's leading components, the canary with its
+// PostgreSQL, then the scenario's component. "default" is v1 only (user-service in memory);
+// "canary" adds v2.
+func ClusterIn(f Flavour, name string) Composition {
 	c := Composition{Resources: []string{"deploy/base", f.Base()}}
 	c.Components = append(c.Components, f.Leading()...)
 	if name != "default" {
@@ -38,16 +48,6 @@ func ScenarioIn(f Flavour, name string) Composition {
 	if IsScenario(name) {
 		c.Components = append(c.Components, f.Component(name))
 	}
-	c.Components = append(c.Components, KindComponent)
-	return c
-}
-
-// ClusterIn is a scenario or preset as a cluster other than kind gets it: ScenarioIn without the
-// kind component (images by their published names, Kubernetes' default pull policy). verify/pilot
-// simulates this form.
-func ClusterIn(f Flavour, name string) Composition {
-	c := ScenarioIn(f, name)
-	c.Components = c.Components[:len(c.Components)-1]
 	return c
 }
 

@@ -68,8 +68,11 @@ func (f Flavour) Dir() string { return "istio/" + string(f) }
 // Base is the flavour's Istio base kustomization (gateway, base routes, mesh policies).
 func (f Flavour) Base() string { return f.Dir() + "/base" }
 
+// ComponentsDir holds the flavour's scenario components, one folder per scenario.
+func (f Flavour) ComponentsDir() string { return f.Dir() + "/components" }
+
 // Component is the flavour's Kustomize component of a scenario.
-func (f Flavour) Component(scenario string) string { return f.Dir() + "/components/" + scenario }
+func (f Flavour) Component(scenario string) string { return f.ComponentsDir() + "/" + scenario }
 
 // Leading are the components the flavour applies before all others. Ambient moves the
 // namespace from sidecar injection to ambient mode, and only a component can patch the

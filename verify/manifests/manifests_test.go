@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -132,7 +131,7 @@ func TestEveryComponentIsDeclared(t *testing.T) {
 	root := repoRoot(t)
 	want := slices.Sorted(slices.Values(matrix.ScenarioNames()))
 	for _, f := range matrix.Flavours() {
-		entries, err := os.ReadDir(filepath.Join(root, path.Dir(f.Component("x"))))
+		entries, err := os.ReadDir(filepath.Join(root, f.ComponentsDir()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +142,7 @@ func TestEveryComponentIsDeclared(t *testing.T) {
 			}
 		}
 		if !slices.Equal(dirs, want) {
-			t.Errorf("%s has %v, matrix.ScenarioNames() lists %v", path.Dir(f.Component("x")), dirs, want)
+			t.Errorf("%s has %v, matrix.ScenarioNames() lists %v", f.ComponentsDir(), dirs, want)
 		}
 	}
 	readme, err := os.ReadFile(filepath.Join(root, "istio", "sidecar", "components", "README.md"))
