@@ -1,5 +1,7 @@
 // Command matrix prints one list of the declaration, one name per line, for the Makefile and
-// shell scripts: matrix workloads|scenarios|presets|flavours|profiles.
+// shell scripts: matrix workloads|scenarios|presets|flavours|profiles|images. `matrix refs FILE`
+// prints, from a release's images.json (matrix.ParseRelease checks it), one line per image: its
+// name and its pull reference by digest.
 package main
 
 import (
@@ -18,8 +20,11 @@ func main() {
 }
 
 func run(args []string, stdout io.Writer) error {
+	if len(args) == 2 && args[0] == "refs" {
+		return refs(args[1], stdout)
+	}
 	if len(args) != 1 {
-		return fmt.Errorf("usage: matrix workloads|scenarios|presets|flavours|profiles")
+		return fmt.Errorf("usage: matrix workloads|scenarios|presets|flavours|profiles|images, or matrix refs IMAGES_JSON")
 	}
 	var out []string
 	switch args[0] {
@@ -35,11 +40,33 @@ func run(args []string, stdout io.Writer) error {
 		}
 	case "profiles":
 		out = matrix.Profiles()
+	case "images":
+		for _, im := range matrix.Images() {
+			out = append(out, im.Name)
+		}
 	default:
-		return fmt.Errorf("unknown list %q: want workloads, scenarios, presets, flavours or profiles", args[0])
+		return fmt.Errorf("unknown list %q: want workloads, scenarios, presets, flavours, profiles or images", args[0])
 	}
 	for _, s := range out {
 		if _, err := fmt.Fprintln(stdout, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refs prints "<name> <repository>@<digest>" for every image of a release.
+func refs(file string, stdout io.Writer) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	r, err := matrix.ParseRelease(data)
+	if err != nil {
+		return err
+	}
+	for _, im := range r.Images {
+		if _, err := fmt.Fprintln(stdout, im.Name, im.Ref()); err != nil {
 			return err
 		}
 	}
