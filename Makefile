@@ -6,6 +6,9 @@ BIN := $(CURDIR)/bin
 # The workloads as deploy/matrix declares them, asked once per make run and only when used.
 WORKLOADS = $(eval WORKLOADS := $(shell cd deploy/matrix && GOWORK=off $(GO) run ./cmd/matrix workloads))$(WORKLOADS)
 TEST_TARGETS := test-services
+# A CLI's build rule: waits for the same build running in the background (make prebuild) instead
+# of compiling it twice, and skips it if that one left the binary fresh.
+BUILD_ONCE = $(CURDIR)/build/make/build-once.sh $@ $(abspath $^) --
 
 include $(sort $(wildcard build/make/*.mk))
 
@@ -28,7 +31,7 @@ build: ## build the four workloads into ./bin
 	@mkdir -p $(BIN)
 	cd services && for w in $(WORKLOADS); do CGO_ENABLED=0 $(GO) build -trimpath -tags $(GO_TAGS) -o $(BIN)/$$w ./$$w || exit 1; done
 
-test: prefetch $(TEST_TARGETS) ## run every test (what CI runs)
+test: prefetch prebuild $(TEST_TARGETS) ## run every test (what CI runs)
 
 # The tests run beside a throw-away PostgreSQL (build/postgres/with-postgres.sh:
 # initdb + pg_ctl on a free loopback port, stopped and deleted on exit), whose URL

@@ -31,11 +31,11 @@ TOOLS_GO := cd build/tools && GOWORK=off $(GO)
 
 $(ISTIOCTL): build/tools/go.mod build/tools/go.sum
 	@mkdir -p $(BIN)
-	$(TOOLS_GO) build -o $@ istio.io/istio/istioctl/cmd/istioctl
+	cd build/tools && $(BUILD_ONCE) env GOWORK=off $(GO) build -o $@ istio.io/istio/istioctl/cmd/istioctl
 
 $(KUSTOMIZE): build/tools/go.mod build/tools/go.sum
 	@mkdir -p $(BIN)
-	$(TOOLS_GO) build -o $@ sigs.k8s.io/kustomize/kustomize/v5
+	cd build/tools && $(BUILD_ONCE) env GOWORK=off $(GO) build -o $@ sigs.k8s.io/kustomize/kustomize/v5
 
 $(KIND):
 	@mkdir -p $(BIN)
@@ -43,11 +43,11 @@ $(KIND):
 
 $(KUBE_SCORE):
 	@mkdir -p $(BIN)
-	GOWORK=off GOBIN=$(BIN) $(GO) install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+	$(BUILD_ONCE) env GOWORK=off GOBIN=$(BIN) $(GO) install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
 
 $(SKAFFOLD): build/tools/skaffold/go.mod build/tools/skaffold/go.sum
 	@mkdir -p $(BIN)
-	cd build/tools/skaffold && GOWORK=off $(GO) build -o $@ github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold
+	cd build/tools/skaffold && $(BUILD_ONCE) env GOWORK=off $(GO) build -o $@ github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold
 
 tools: $(ISTIOCTL) $(KUSTOMIZE) $(SKAFFOLD) $(KUBE_SCORE) ## build istioctl, kustomize, skaffold and kube-score from pinned modules into ./bin
 

@@ -8,7 +8,7 @@
 # while the prefetch holds it waits for it.
 PREFETCH_LOG ?= $(or $(TMPDIR),/tmp)/meshdemo-prefetch.log
 
-.PHONY: prefetch
+.PHONY: prefetch prebuild
 
 prefetch: ## download in the background the Go modules the test targets build (make test runs it first)
 	@echo "prefetch: downloading modules in the background (log: $(PREFETCH_LOG))"
@@ -21,3 +21,16 @@ prefetch: ## download in the background the Go modules the test targets build (m
 	  (cd verify/netpol && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
 	  (cd verify/pilot && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
 	) > $(PREFETCH_LOG) 2>&1 < /dev/null &
+
+# make prebuild: build, in the background and at the lowest CPU priority (nice 19), the CLIs the
+# later test targets run (kustomize, istioctl, skaffold, kube-score, cosign, actionlint), so that
+# their compiles use the CPU the first targets leave idle (tests waiting on processes, containers
+# and timers) instead of each starting when its target does. `make test` runs it after prefetch.
+# Each CLI's rule takes a lock (build/make/build-once.sh): a target that needs a CLI still being
+# built waits for it, then finds it fresh; a failed background build is simply built again there.
+PREBUILD_LOG ?= $(or $(TMPDIR),/tmp)/meshdemo-prebuild.log
+PREBUILD = $(KUSTOMIZE) $(ISTIOCTL) $(SKAFFOLD) $(KUBE_SCORE) $(COSIGN) $(ACTIONLINT)
+
+prebuild: ## build in the background, at nice 19, the CLIs the later test targets need (make test runs it first)
+	@echo "prebuild: building $(notdir $(PREBUILD)) in the background at nice 19 (log: $(PREBUILD_LOG))"
+	@( nice -n 19 $(MAKE) --no-print-directory -k $(PREBUILD) ) > $(PREBUILD_LOG) 2>&1 < /dev/null &
