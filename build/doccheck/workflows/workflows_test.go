@@ -2,12 +2,18 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/meshdemo/meshdemo/build/doccheck"
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
 // TestRepositoryWorkflows is the policy itself, over the real .github and the real Makefile.
@@ -98,5 +104,65 @@ func TestRunsCIScript(t *testing.T) {
 		if got := runsCIScript(script); got != want {
 			t.Errorf("runsCIScript(%q) = %v, want %v", script, got, want)
 		}
+	}
+}
+
+// TestReleaseSubjects runs `make release-subjects`, the step between `make release` and the
+// provenance attestation of the images, on a release of every image of matrix.Images().
+func TestReleaseSubjects(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := matrix.Release{Registry: "ghcr.io/meshdemo", Version: "v1.2.3", Revision: "r", Created: "c"}
+	var want strings.Builder
+	for i, im := range matrix.Images() {
+		hex := fmt.Sprintf("%064x", i+1)
+		repo := r.Registry + "/" + im.Name
+		r.Images = append(r.Images, matrix.ReleasedImage{Name: im.Name, Repository: repo, Digest: "sha256:" + hex,
+			Platforms: []matrix.ReleasedPlatform{{Platform: "linux/amd64", Digest: "sha256:" + hex, Size: 1}}})
+		fmt.Fprintf(&want, "%s  %s\n", hex, repo)
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, matrix.ReleaseFile), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	runMake := func() ([]byte, error) {
+		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "release-subjects", "RELEASE_DIR="+dir)
+		cmd.Dir = "../../.."
+		// Run from inside make (make test-workflows), it must not inherit that make's flags.
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+			k, _, _ := strings.Cut(kv, "=")
+			return k == "MAKEFLAGS" || k == "MFLAGS" || k == "MAKELEVEL" || k == "GNUMAKEFLAGS"
+		})
+		return cmd.CombinedOutput()
+	}
+	if out, err := runMake(); err != nil {
+		t.Fatalf("make release-subjects: %v\n%s", err, out)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "images.sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want.String() {
+		t.Errorf("images.sha256:\n%s\nwant:\n%s", got, want.String())
+	}
+	// A release missing an image must fail, and leave no subjects file behind.
+	r.Images = r.Images[1:]
+	data, _ = json.Marshal(r)
+	if err := os.WriteFile(filepath.Join(dir, matrix.ReleaseFile), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "images.sha256")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runMake(); err == nil || !strings.Contains(string(out), "missing") {
+		t.Errorf("make release-subjects of an incomplete release: %v\n%s\nwant a failure naming the missing image", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "images.sha256")); err == nil {
+		t.Error("images.sha256 written for an incomplete release")
 	}
 }
