@@ -40,7 +40,9 @@ while read -r name _; do
 	[ -f "$dir/sbom/$name.spdx.json" ] || { echo "sign.sh: $dir/sbom/$name.spdx.json missing (the SBOM of $name)" >&2; exit 1; }
 done <<<"$refs"
 
-cosign() { "$COSIGN" --timeout "$timeout" "$@"; }
+# stdin from /dev/null: a cosign that wanted a password or a confirmation would otherwise read the
+# list of images the loops below feed on.
+cosign() { "$COSIGN" --timeout "$timeout" "$@" </dev/null; }
 
 if [ "${COSIGN_KEYLESS:-}" = 1 ]; then
 	[ -z "${COSIGN_KEY:-}" ] || { echo "sign.sh: COSIGN_KEYLESS=1 and COSIGN_KEY are exclusive" >&2; exit 2; }
