@@ -66,7 +66,9 @@ else
 	else
 		tmp=$(mktemp -d)
 		trap 'rm -rf "$tmp"' EXIT
-		(cd "$tmp" && COSIGN_PASSWORD='' "$COSIGN" --timeout "$timeout" generate-key-pair >/dev/null)
+		trap 'exit 1' HUP INT TERM # so that the EXIT trap deletes the private key then too
+		(cd "$tmp" && COSIGN_PASSWORD='' "$COSIGN" --timeout "$timeout" generate-key-pair </dev/null >/dev/null 2>&1) ||
+			{ echo "sign.sh: cosign generate-key-pair failed" >&2; exit 1; }
 		key=$tmp/cosign.key
 		export COSIGN_PASSWORD=''
 		cp "$tmp/cosign.pub" "$dir/cosign.pub"
@@ -92,16 +94,18 @@ while read -r name ref; do
 	cosign attest "${key_flags[@]}" --type spdxjson --predicate "$dir/sbom/$name.spdx.json" "$ref"
 done <<<"$refs"
 
+# cosign prints its checks and an insecure-practice warning (no log entry) for every image: shown
+# only when a verification fails.
 failed=0
 while read -r name ref; do
-	if ! cosign verify "${verify_flags[@]}" "$ref" >/dev/null; then
-		echo "sign.sh: $name: cosign verify FAILED on $ref" >&2
+	if ! out=$(cosign verify "${verify_flags[@]}" "$ref" 2>&1); then
+		printf '%s\nsign.sh: %s: cosign verify FAILED on %s\n' "$out" "$name" "$ref" >&2
 		failed=1
-	elif ! cosign verify-attestation "${verify_flags[@]}" --type spdxjson "$ref" >/dev/null; then
-		echo "sign.sh: $name: cosign verify-attestation --type spdxjson FAILED on $ref" >&2
+	elif ! out=$(cosign verify-attestation "${verify_flags[@]}" --type spdxjson "$ref" 2>&1); then
+		printf '%s\nsign.sh: %s: cosign verify-attestation --type spdxjson FAILED on %s\n' "$out" "$name" "$ref" >&2
 		failed=1
 	else
-		echo "sign.sh: $name: signature and SBOM attestation verified"
+		echo "sign.sh: $name: signature and SBOM attestation verified ($ref)"
 	fi
 done <<<"$refs"
 exit "$failed"
