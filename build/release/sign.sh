@@ -95,11 +95,18 @@ while read -r name ref; do
 done <<<"$refs"
 
 # cosign prints its checks and an insecure-practice warning (no log entry) for every image: shown
-# only when a verification fails.
+# only when a verification fails. In the bundle format `cosign verify` accepts any bundle the key
+# signed for the digest, the SBOM attestation too: its JSON output names each one's type, and
+# the signature proper, what `cosign sign` made, is the one of type cosign/sign/v1.
+sign_type=https://sigstore.dev/cosign/sign/v1
 failed=0
 while read -r name ref; do
-	if ! out=$(cosign verify "${verify_flags[@]}" "$ref" 2>&1); then
+	digest=${ref##*@}
+	if ! out=$(cosign verify "${verify_flags[@]}" --output json "$ref" 2>&1); then
 		printf '%s\nsign.sh: %s: cosign verify FAILED on %s\n' "$out" "$name" "$ref" >&2
+		failed=1
+	elif ! grep -qF "\"docker-manifest-digest\":\"$digest\"},\"type\":\"$sign_type\"" <<<"$out"; then
+		printf '%s\nsign.sh: %s: cosign verify found no signature of type %s for %s\n' "$out" "$name" "$sign_type" "$ref" >&2
 		failed=1
 	elif ! out=$(cosign verify-attestation "${verify_flags[@]}" --type spdxjson "$ref" 2>&1); then
 		printf '%s\nsign.sh: %s: cosign verify-attestation --type spdxjson FAILED on %s\n' "$out" "$name" "$ref" >&2
