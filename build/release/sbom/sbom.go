@@ -77,17 +77,21 @@ func FromBuildInfo(info *debug.BuildInfo, im Image) (*spdx.Document, error) {
 	std.PackageComment = "the Go standard library and runtime of toolchain " + info.GoVersion
 	deps := []*spdx.Package{std}
 	for i, d := range info.Deps {
-		m := d
-		if d.Replace != nil {
-			m = d.Replace
+		// A module replaced by another module version is that version; one replaced by a
+		// local folder (the repository's own modules, built from the same commit) keeps its
+		// name and takes the release's version.
+		m, version, comment := d, d.Version, ""
+		switch {
+		case d.Replace != nil && localDir(d.Replace.Path):
+			version, comment = im.Version, "built from the local folder "+d.Replace.Path+" at the release's commit"
+		case d.Replace != nil:
+			m, version, comment = d.Replace, d.Replace.Version, "replaces "+d.Path+" "+d.Version
 		}
-		p := pkg(fmt.Sprintf("dep-%d", i), m.Path, m.Version)
-		if d.Replace != nil {
-			p.PackageComment = "replaces " + d.Path + " " + d.Version
-		}
+		p := pkg(fmt.Sprintf("dep-%d", i), m.Path, version)
 		if m.Sum != "" {
-			p.PackageComment = strings.TrimSpace(p.PackageComment + " go.sum " + m.Sum)
+			comment = strings.TrimSpace(comment + " (go.sum " + m.Sum + ")")
 		}
+		p.PackageComment = comment
 		deps = append(deps, p)
 	}
 	for _, p := range deps {
@@ -99,6 +103,11 @@ func FromBuildInfo(info *debug.BuildInfo, im Image) (*spdx.Document, error) {
 		})
 	}
 	return doc, nil
+}
+
+// localDir reports whether a replacement is a folder (go.mod's ./x, ../x or /x), not a module.
+func localDir(p string) bool {
+	return strings.HasPrefix(p, "./") || strings.HasPrefix(p, "../") || strings.HasPrefix(p, "/") || p == "." || p == ".."
 }
 
 // pkg is one Go module as an SPDX package, with its package URL.

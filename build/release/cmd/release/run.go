@@ -46,6 +46,8 @@ type config struct {
 	targets []matrix.Image
 	// transport is the registry transport; remote's default with timeouts unless a test sets it.
 	transport http.RoundTripper
+	// maxSize is the pull-size limit per platform image: MaxSize unless a test lowers it.
+	maxSize int64
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -97,6 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	c.targets = matrix.Images()
+	c.maxSize = MaxSize
 	return release(ctx, c, stdout)
 }
 
@@ -289,8 +292,8 @@ func buildAndPush(ctx context.Context, c config, root, tmp string, im matrix.Ima
 			return matrix.ReleasedImage{}, nil, err
 		}
 		plat := image.PlatformString(platforms[i])
-		if size > MaxSize {
-			return matrix.ReleasedImage{}, nil, fmt.Errorf("%s: %d bytes (%.2f MiB), over the %d MiB limit", plat, size, float64(size)/(1<<20), MaxSize>>20)
+		if size > c.maxSize {
+			return matrix.ReleasedImage{}, nil, fmt.Errorf("%s: %d bytes (%.2f MiB), over the limit of %d bytes (%.2f MiB)", plat, size, float64(size)/(1<<20), c.maxSize, float64(c.maxSize)/(1<<20))
 		}
 		ri.Platforms = append(ri.Platforms, matrix.ReleasedPlatform{Platform: plat, Digest: d.String(), Size: size})
 	}
