@@ -204,7 +204,7 @@ func Index(images []v1.Image, platforms []v1.Platform) (v1.ImageIndex, error) {
 	var adds []mutate.IndexAddendum
 	for i, img := range images {
 		p := platforms[i]
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
+		adds = append(adds, mutate.IndexAddendum{Add: plainImage{img}, Descriptor: v1.Descriptor{Platform: &p}})
 	}
 	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), nil
 }
@@ -222,3 +222,11 @@ func PullSize(img v1.Image) (int64, error) {
 	}
 	return n, nil
 }
+
+// plainImage is an image whose index descriptor carries no artifactType. go-containerregistry
+// otherwise copies the config's media type there; the OCI image spec meant that field for
+// artifacts, and the indexes docker buildx writes for images leave it out.
+type plainImage struct{ v1.Image }
+
+// ArtifactType is empty: an image, not an artifact.
+func (plainImage) ArtifactType() (string, error) { return "", nil }

@@ -168,6 +168,9 @@ func TestIndexIsReproducibleAndListsBothPlatforms(t *testing.T) {
 		}
 		var plats []string
 		for _, d := range im.Manifests {
+			if d.ArtifactType != "" || d.MediaType != types.OCIManifestSchema1 {
+				t.Errorf("index entry %s: media type %s, artifactType %q; want an OCI image manifest and no artifactType", d.Digest, d.MediaType, d.ArtifactType)
+			}
 			plats = append(plats, d.Platform.OS+"/"+d.Platform.Architecture+"/"+d.Platform.Variant)
 		}
 		if !slices.Equal(plats, []string{"linux/amd64/", "linux/arm64/v8"}) {
