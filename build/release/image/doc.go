@@ -17,10 +17,11 @@
 // toolchain. No clock is read anywhere: the one time in the image (config `created`, history,
 // the layer's file mtime, the `org.opencontainers.image.created` label) is the commit's time
 // from `git log -1 --format=%ct`. The binary is built with -trimpath, -buildvcs=false and
-// -ldflags '-s -w -buildid=' (no paths, no VCS stamp, no build id), GOAMD64/GOARM64 pinned to
-// their defaults, GOFLAGS cleared. The layer is a tar written here with a single entry (the binary, mode 0755, uid/gid
-// 0, no user or group names, PAX-free USTAR header) and gzipped by compress/gzip at a fixed level
-// with an empty gzip header (no name, no mtime). Config, manifest and index are JSON marshalled
-// from Go structs (fixed field order, sorted map keys); the index lists the platforms in a fixed
-// order (Platforms).
+// -ldflags '-s -w -buildid=' (no paths, no VCS stamp, no build id), with GOAMD64/GOARM64 pinned
+// to their defaults and GOFLAGS and GOEXPERIMENT cleared, so that neither the machine's go env
+// nor the caller's environment changes the bytes. The layer is a tar written here with a single
+// entry (the binary, mode 0755, uid/gid 0, no user or group names, USTAR header) and gzipped by
+// compress/gzip at a fixed level with an empty gzip header (no name, no mtime). Config, manifest
+// and index are JSON marshalled from Go structs (fixed field order, sorted map keys); the index
+// lists the platforms in a fixed order (Platforms).
 package image

@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -39,6 +40,7 @@ const GoTags = "grpcnotrace,nopgxregisterdefaulttypes"
 
 // Build is what Compile needs: a main package inside a Go module folder.
 type Build struct {
+	Go        string // the go command ("go" when empty)
 	ModuleDir string // the module's folder (absolute)
 	Package   string // the main package, relative to ModuleDir ("./client")
 }
@@ -46,7 +48,11 @@ type Build struct {
 // Compile builds b for the platform into out, statically, with the flags that make the binary
 // reproducible (see the package comment). The go command's output is in the error.
 func Compile(ctx context.Context, b Build, p v1.Platform, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-tags", GoTags,
+	goCmd := b.Go
+	if goCmd == "" {
+		goCmd = "go"
+	}
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-buildvcs=false", "-tags", GoTags,
 		"-ldflags=-s -w -buildid=", "-o", out, b.Package)
 	cmd.Dir = b.ModuleDir
 	cmd.Env = append(os.Environ(),
@@ -207,6 +213,23 @@ func Index(images []v1.Image, platforms []v1.Platform) (v1.ImageIndex, error) {
 		adds = append(adds, mutate.IndexAddendum{Add: plainImage{img}, Descriptor: v1.Descriptor{Platform: &p}})
 	}
 	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), nil
+}
+
+// UnpackedSize is the image's layers uncompressed: what it takes on a node's disk.
+func UnpackedSize(img v1.Image) (int64, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, l := range layers {
+		size, err := partial.UncompressedSize(l)
+		if err != nil {
+			return 0, err
+		}
+		n += size
+	}
+	return n, nil
 }
 
 // PullSize is what a pull of the image transfers: its config and its compressed layers (the

@@ -225,4 +225,12 @@ func TestPullSizeIsConfigPlusLayers(t *testing.T) {
 	if want := int64(len(raw)) + lsize; got != want {
 		t.Errorf("pull size %d, want config %d + layer %d", got, len(raw), lsize)
 	}
+	unpacked, err := UnpackedSize(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A tar of one small file: a 512-byte header, the file padded to 512, two zero blocks.
+	if unpacked != 2048 {
+		t.Errorf("unpacked size %d, want 4 tar blocks", unpacked)
+	}
 }

@@ -5,7 +5,8 @@
 //	go run ./cmd/release -root ROOT -registry HOST[:PORT]/PATH -version vX.Y.Z -out DIR
 //
 // Credentials for the registry come from the Docker config (docker login); a loopback registry
-// (127.0.0.1:PORT, localhost:PORT) is spoken to over plain HTTP.
+// (127.0.0.1:PORT, localhost:PORT) is spoken to over plain HTTP. GO names the go command that
+// compiles the binaries (release.sh passes make's GO), go by default.
 package main
 
 import (
@@ -19,7 +20,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	var usage usageError
 	switch {

@@ -42,6 +42,8 @@ var semver = regexp.MustCompile(`^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-
 
 type config struct {
 	root, registry, version, out string
+	// goCmd is the go command that compiles the images' binaries (GO, default go).
+	goCmd string
 	// targets are the images to build; matrix.Images() unless a test narrows them.
 	targets []matrix.Image
 	// transport is the registry transport; remote's default with timeouts unless a test sets it.
@@ -93,11 +95,12 @@ func hostPort(s string) bool {
 	return err == nil
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
+	c.goCmd = getenv("GO")
 	c.targets = matrix.Images()
 	c.maxSize = MaxSize
 	return release(ctx, c, stdout)
@@ -206,7 +209,7 @@ func release(ctx context.Context, c config, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "release %s of %s (%s) to %s\n", c.version, rev, rel.Created, c.registry)
 	for _, im := range c.targets {
 		start := time.Now()
-		ri, doc, err := buildAndPush(ctx, c, root, tmp, im, rev, created)
+		ri, unpacked, doc, err := buildAndPush(ctx, c, root, tmp, im, rev, created)
 		if err != nil {
 			return fmt.Errorf("%s: %w", im.Name, err)
 		}
@@ -215,8 +218,8 @@ func release(ctx context.Context, c config, stdout io.Writer) error {
 		}
 		rel.Images = append(rel.Images, ri)
 		fmt.Fprintf(stdout, "%s %s (%s)\n", im.Name, ri.Ref(), time.Since(start).Round(time.Millisecond))
-		for _, p := range ri.Platforms {
-			fmt.Fprintf(stdout, "  %-11s %s %d bytes (%.2f MiB)\n", p.Platform, p.Digest, p.Size, float64(p.Size)/(1<<20))
+		for i, p := range ri.Platforms {
+			fmt.Fprintf(stdout, "  %-11s %s %d bytes (%.2f MiB) to pull, %.2f MiB unpacked\n", p.Platform, p.Digest, p.Size, float64(p.Size)/(1<<20), float64(unpacked[i])/(1<<20))
 		}
 	}
 	data, err := json.MarshalIndent(rel, "", "  ")
@@ -238,14 +241,14 @@ func release(ctx context.Context, c config, stdout io.Writer) error {
 
 // buildAndPush compiles one image's binary per platform, assembles the images and their index,
 // pushes the index (and with it each platform's image) by digest, tags it with the version, and
-// returns what images.json records and the image's SBOM.
-func buildAndPush(ctx context.Context, c config, root, tmp string, im matrix.Image, rev string, created time.Time) (matrix.ReleasedImage, []byte, error) {
+// returns what images.json records, each platform's unpacked size and the image's SBOM.
+func buildAndPush(ctx context.Context, c config, root, tmp string, im matrix.Image, rev string, created time.Time) (matrix.ReleasedImage, []int64, []byte, error) {
 	repo, err := name.NewRepository(c.registry+"/"+im.Name, name.StrictValidation)
 	if err != nil {
-		return matrix.ReleasedImage{}, nil, err
+		return matrix.ReleasedImage{}, nil, nil, err
 	}
 	meta := image.Meta{Name: im.Name, Description: describe(im), Version: c.version, Revision: rev, Created: created}
-	build := image.Build{ModuleDir: filepath.Join(root, filepath.FromSlash(im.Module)), Package: im.Package}
+	build := image.Build{Go: c.goCmd, ModuleDir: filepath.Join(root, filepath.FromSlash(im.Module)), Package: im.Package}
 	var imgs []v1.Image
 	var doc []byte
 	platforms := image.Platforms()
@@ -255,45 +258,51 @@ func buildAndPush(ctx context.Context, c config, root, tmp string, im matrix.Ima
 		err := image.Compile(cctx, build, p, bin)
 		cancel()
 		if err != nil {
-			return matrix.ReleasedImage{}, nil, err
+			return matrix.ReleasedImage{}, nil, nil, err
 		}
 		img, err := image.Image(bin, im.Binary, p, runtimeOf(im), meta)
 		if err != nil {
-			return matrix.ReleasedImage{}, nil, err
+			return matrix.ReleasedImage{}, nil, nil, err
 		}
 		imgs = append(imgs, img)
 		if doc == nil {
 			// Every platform links the same modules: one document per image, from the first.
 			d, err := sbom.FromBinary(bin, sbom.Image{Name: im.Name, Version: c.version, Revision: rev, Created: created})
 			if err != nil {
-				return matrix.ReleasedImage{}, nil, err
+				return matrix.ReleasedImage{}, nil, nil, err
 			}
 			if doc, err = sbom.JSON(d); err != nil {
-				return matrix.ReleasedImage{}, nil, err
+				return matrix.ReleasedImage{}, nil, nil, err
 			}
 		}
 	}
 	idx, err := image.Index(imgs, platforms)
 	if err != nil {
-		return matrix.ReleasedImage{}, nil, err
+		return matrix.ReleasedImage{}, nil, nil, err
 	}
 	digest, err := idx.Digest()
 	if err != nil {
-		return matrix.ReleasedImage{}, nil, err
+		return matrix.ReleasedImage{}, nil, nil, err
 	}
 	ri := matrix.ReleasedImage{Name: im.Name, Repository: repo.String(), Digest: digest.String()}
+	var unpacked []int64
 	for i, img := range imgs {
 		d, err := img.Digest()
 		if err != nil {
-			return matrix.ReleasedImage{}, nil, err
+			return matrix.ReleasedImage{}, nil, nil, err
 		}
 		size, err := image.PullSize(img)
 		if err != nil {
-			return matrix.ReleasedImage{}, nil, err
+			return matrix.ReleasedImage{}, nil, nil, err
 		}
+		u, err := image.UnpackedSize(img)
+		if err != nil {
+			return matrix.ReleasedImage{}, nil, nil, err
+		}
+		unpacked = append(unpacked, u)
 		plat := image.PlatformString(platforms[i])
 		if size > c.maxSize {
-			return matrix.ReleasedImage{}, nil, fmt.Errorf("%s: %d bytes (%.2f MiB), over the limit of %d bytes (%.2f MiB)", plat, size, float64(size)/(1<<20), c.maxSize, float64(c.maxSize)/(1<<20))
+			return matrix.ReleasedImage{}, nil, nil, fmt.Errorf("%s: %d bytes (%.2f MiB), over the limit of %d bytes (%.2f MiB)", plat, size, float64(size)/(1<<20), c.maxSize, float64(c.maxSize)/(1<<20))
 		}
 		ri.Platforms = append(ri.Platforms, matrix.ReleasedPlatform{Platform: plat, Digest: d.String(), Size: size})
 	}
@@ -301,10 +310,10 @@ func buildAndPush(ctx context.Context, c config, root, tmp string, im matrix.Ima
 	defer cancel()
 	opts := []remote.Option{remote.WithContext(pctx), remote.WithTransport(c.transport), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
 	if err := remote.WriteIndex(repo.Digest(digest.String()), idx, opts...); err != nil {
-		return matrix.ReleasedImage{}, nil, fmt.Errorf("push %s@%s: %w", repo, digest, err)
+		return matrix.ReleasedImage{}, nil, nil, fmt.Errorf("push %s@%s: %w", repo, digest, err)
 	}
 	if err := remote.Tag(repo.Tag(c.version), idx, opts...); err != nil {
-		return matrix.ReleasedImage{}, nil, fmt.Errorf("tag %s:%s: %w", repo, c.version, err)
+		return matrix.ReleasedImage{}, nil, nil, fmt.Errorf("tag %s:%s: %w", repo, c.version, err)
 	}
-	return ri, doc, nil
+	return ri, unpacked, doc, nil
 }

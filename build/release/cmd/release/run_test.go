@@ -252,6 +252,16 @@ func TestSizeLimit(t *testing.T) {
 	}
 }
 
+func TestGoCommandFailure(t *testing.T) {
+	t.Parallel()
+	root, _ := fixtureRepo(t)
+	c := config{root: root, registry: startRegistry(t) + "/meshdemo", version: "v1.0.0", out: t.TempDir(), targets: []matrix.Image{fixture}, maxSize: MaxSize, goCmd: filepath.Join(t.TempDir(), "no-go")}
+	err := release(context.Background(), c, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "go build") {
+		t.Errorf("GO naming a missing command: %v, want the go build error", err)
+	}
+}
+
 func TestFlags(t *testing.T) {
 	t.Parallel()
 	good := []string{"-registry", "127.0.0.1:5000/meshdemo", "-version", "v1.2.3", "-out", "dist"}
@@ -294,7 +304,7 @@ func TestFlags(t *testing.T) {
 
 func TestRunRejectsBadFlagsBeforeBuilding(t *testing.T) {
 	t.Parallel()
-	err := run(context.Background(), []string{"-registry", "ghcr.io/meshdemo", "-version", "1.0", "-out", t.TempDir()}, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"-registry", "ghcr.io/meshdemo", "-version", "1.0", "-out", t.TempDir()}, func(string) string { return "" }, io.Discard, io.Discard)
 	var usage usageError
 	if !errors.As(err, &usage) {
 		t.Errorf("run with a bad version: %v, want a usage error (exit 2)", err)
