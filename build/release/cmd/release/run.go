@@ -122,6 +122,18 @@ func commit(ctx context.Context, root string) (string, time.Time, error) {
 	return rev, time.Unix(n, 0).UTC(), nil
 }
 
+// changed is git status --porcelain of the tracked files: what the images would hold that the
+// commit does not.
+func changed(ctx context.Context, root string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output()
+	if err != nil {
+		return "", fmt.Errorf("git status in %s: %w", root, err)
+	}
+	return string(out), nil
+}
+
 func gitRoot(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -205,6 +217,11 @@ func release(ctx context.Context, c config, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(tmp)
 
+	if dirty, err := changed(ctx, root); err != nil {
+		return err
+	} else if dirty != "" {
+		fmt.Fprintf(stdout, "warning: uncommitted changes in %s: the images are built from them but labelled %s:\n%s", root, rev, dirty)
+	}
 	rel := matrix.Release{Registry: c.registry, Version: c.version, Revision: rev, Created: created.Format(time.RFC3339)}
 	fmt.Fprintf(stdout, "release %s of %s (%s) to %s\n", c.version, rev, rel.Created, c.registry)
 	for _, im := range c.targets {

@@ -113,6 +113,11 @@ func TestReleaseFixture(t *testing.T) {
 			t.Errorf("repository %q digest %q", im.Repository, im.Digest)
 		}
 	})
+	t.Run("a clean tree gives no warning", func(t *testing.T) {
+		if strings.Contains(out1, "warning") {
+			t.Errorf("output warns about a committed tree:\n%s", out1)
+		}
+	})
 	t.Run("output names the index digest and each platform's digest and size", func(t *testing.T) {
 		for _, want := range []string{im.Ref(), im.Platforms[0].Digest, strconv.FormatInt(im.Platforms[0].Size, 10), im.Platforms[1].Digest, strconv.FormatInt(im.Platforms[1].Size, 10), " MiB"} {
 			if !strings.Contains(out1, want) {
@@ -249,6 +254,22 @@ func TestSizeLimit(t *testing.T) {
 	err := release(context.Background(), c, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "over the limit") {
 		t.Errorf("a 1 KiB limit: %v, want an over-the-limit error", err)
+	}
+}
+
+func TestDirtyTreeWarns(t *testing.T) {
+	t.Parallel()
+	root, rev := fixtureRepo(t)
+	if err := os.WriteFile(filepath.Join(root, "fixture", "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	c := config{root: root, registry: startRegistry(t) + "/meshdemo", version: "v1.0.0", out: t.TempDir(), targets: []matrix.Image{fixture}, maxSize: MaxSize}
+	if err := release(context.Background(), c, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "warning: uncommitted changes") || !strings.Contains(out.String(), "fixture/main.go") || !strings.Contains(out.String(), rev) {
+		t.Errorf("no warning naming the changed file and the revision:\n%s", out.String())
 	}
 }
 
