@@ -16,10 +16,14 @@ p=${PORT_BASE:-8080} a=${ADMIN_PORT_BASE:-9090} g=${GRPC_PORT_BASE:-50050}
 # (SIGINT to the foreground group) reaches this script only, not all four at once.
 set -m
 pids=()
+# Set by start (printf -v); empty for a workload not started yet when stop runs.
+pid_client='' pid_server1='' pid_server2='' pid_user_service=''
 stop() {
   trap - INT TERM EXIT
   local group
   for group in "$pid_client" "$pid_server1" "$pid_server2 $pid_user_service"; do
+    # An empty group would make `wait` wait for every child, the ones not yet stopped too.
+    [ -n "${group// /}" ] || continue
     # shellcheck disable=SC2086 # a group is one or two pids
     kill -TERM $group 2>/dev/null || true
     # shellcheck disable=SC2086

@@ -286,7 +286,7 @@ func parsePage(name string, src []byte) *page {
 			p.links = append(p.links, link{string(n.Destination), lineOf(n)})
 		case *ast.CodeSpan:
 			// Prose spans are often not shell (`{"id":1}`): only spans that parse count.
-			if targets, err := makeTargets(inlineText(n, src)); err == nil {
+			if targets, err := MakeTargets(inlineText(n, src)); err == nil {
 				for _, t := range targets {
 					p.makes = append(p.makes, makeRef{t, lineOf(n)})
 				}
@@ -302,7 +302,7 @@ func parsePage(name string, src []byte) *page {
 			if fb, ok := n.(*ast.FencedCodeBlock); ok {
 				lang = string(fb.Language(src))
 			}
-			targets, err := makeTargets(b.String())
+			targets, err := MakeTargets(b.String())
 			switch {
 			case err == nil:
 				for _, t := range targets {
@@ -336,10 +336,10 @@ func inlineText(n ast.Node, src []byte) string {
 // makeFlagsWithArg are make's short options that take the next word as their argument.
 var makeFlagsWithArg = map[string]bool{"-C": true, "-f": true, "-I": true, "-o": true, "-W": true}
 
-// makeTargets parses script as bash and returns the goals of every `make` command in it:
+// MakeTargets parses script as bash and returns the goals of every `make` command in it:
 // the literal arguments that are neither options nor VAR=value assignments. Commands after
 // `&&`, in pipelines and in subshells count too; comments do not.
-func makeTargets(script string) ([]string, error) {
+func MakeTargets(script string) ([]string, error) {
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(script), "")
 	if err != nil {
 		return nil, err

@@ -131,7 +131,7 @@ func TestMakeTargets(t *testing.T) {
 		{"cd e2e && (make -f other.mk -j4 x)", "x"},
 		{"$(MAKE) images; cmake foo; make", ""},
 	} {
-		got, err := makeTargets(tc.script)
+		got, err := MakeTargets(tc.script)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.script, err)
 		}

@@ -9,4 +9,6 @@ require (
 
 require github.com/meshdemo/meshdemo/deploy/matrix v0.0.0-00010101000000-000000000000
 
+require go.yaml.in/yaml/v3 v3.0.4
+
 replace github.com/meshdemo/meshdemo/deploy/matrix => ../../deploy/matrix

@@ -30,7 +30,7 @@ apt_install() {
 		return 1
 	fi
 	# An empty package list means `apt-get update` never ran on this machine.
-	if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ] || ! apt-cache show "$1" >/dev/null 2>&1; then
+	if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock 2>/dev/null | head -n 1)" ] || ! apt-cache show "$1" >/dev/null 2>&1; then
 		say "apt-get update"
 		DEBIAN_FRONTEND=noninteractive apt-get update >>"$APT_LOG" 2>&1 || { tail -n 20 "$APT_LOG" >&2; return 1; }
 	fi

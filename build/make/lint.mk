@@ -1,9 +1,10 @@
 # make fmt-check / make vet: gofmt and go vet over every Go module, each built the way its own
 # test target builds it (the e2e tag for e2e/, GOWORK=off for the modules outside go.work).
 # A quick pass before a commit; `make test` runs the same checks inside each module's target.
-# build/tools and build/tools/proto hold no Go code (tool pins only): gofmt covers them, go vet
-# has nothing to vet there. build/tools/skaffold pins the skaffold CLI and holds preflight/, Go
-# code vetted here against the same pins (GOWORK=off) as `make test-preflight` builds it.
+# build/tools, build/tools/proto and build/tools/actionlint hold no Go code (tool pins only): gofmt
+# covers them, go vet has nothing to vet there. build/tools/skaffold pins the skaffold CLI and holds
+# preflight/, Go code vetted here against the same pins (GOWORK=off) as `make test-preflight`
+# builds it.
 GOFMT_DIRS := services loadtest e2e verify build deploy
 
 .PHONY: fmt-check vet

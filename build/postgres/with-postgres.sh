@@ -9,7 +9,8 @@ set -euo pipefail
 
 want=15
 bindir=""
-for d in "/usr/lib/postgresql/$want/bin" $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr); do
+# The pinned version first, then the newest installed (an unmatched glob stays literal and fails -x).
+for d in "/usr/lib/postgresql/$want/bin" $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -Vr); do
 	if [[ -x "$d/initdb" && -x "$d/pg_ctl" ]]; then bindir=$d; break; fi
 done
 if [[ -z "$bindir" ]]; then

@@ -1,13 +1,16 @@
 // Command matrix prints one list of the declaration, one name per line, for the Makefile and
 // shell scripts: matrix workloads|scenarios|presets|flavours|profiles|images. `matrix refs FILE`
 // prints, from a release's images.json (matrix.ParseRelease checks it), one line per image: its
-// name and its pull reference by digest.
+// name and its pull reference by digest. `matrix subjects FILE` prints the same images as
+// sha256sum lines ("<hex>  <repository>"), the subject-checksums file of GitHub's build
+// provenance action (.github/workflows/release.yml, through make release-subjects).
 package main
 
 import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
@@ -21,10 +24,15 @@ func main() {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 2 && args[0] == "refs" {
-		return refs(args[1], stdout)
+		return printRelease(args[1], stdout, func(im matrix.ReleasedImage) string { return im.Name + " " + im.Ref() })
+	}
+	if len(args) == 2 && args[0] == "subjects" {
+		return printRelease(args[1], stdout, func(im matrix.ReleasedImage) string {
+			return strings.TrimPrefix(im.Digest, "sha256:") + "  " + im.Repository
+		})
 	}
 	if len(args) != 1 {
-		return fmt.Errorf("usage: matrix workloads|scenarios|presets|flavours|profiles|images, or matrix refs IMAGES_JSON")
+		return fmt.Errorf("usage: matrix workloads|scenarios|presets|flavours|profiles|images, or matrix refs|subjects IMAGES_JSON")
 	}
 	var out []string
 	switch args[0] {
@@ -55,8 +63,8 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// refs prints "<name> <repository>@<digest>" for every image of a release.
-func refs(file string, stdout io.Writer) error {
+// printRelease prints one line per image of a release, as line formats it.
+func printRelease(file string, stdout io.Writer, line func(matrix.ReleasedImage) string) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -66,7 +74,7 @@ func refs(file string, stdout io.Writer) error {
 		return err
 	}
 	for _, im := range r.Images {
-		if _, err := fmt.Fprintln(stdout, im.Name, im.Ref()); err != nil {
+		if _, err := fmt.Fprintln(stdout, line(im)); err != nil {
 			return err
 		}
 	}
