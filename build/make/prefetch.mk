@@ -22,6 +22,7 @@ prefetch: ## download in the background the Go modules the test targets build (m
 	  (cd loadtest && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
 	  (cd verify/netpol && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
 	  (cd verify/pilot && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
+	  (cd build/release && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
 	) > $(PREFETCH_LOG) 2>&1 < /dev/null &
 
 # make prebuild: build, in the background and at the lowest CPU priority (nice 19), the CLIs the
