@@ -51,7 +51,7 @@ type ReleasedImage struct {
 type ReleasedPlatform struct {
 	Platform string `json:"platform"` // os/arch: linux/amd64, linux/arm64
 	Digest   string `json:"digest"`   // sha256:<hex> of the platform's image manifest
-	Size     int64  `json:"size"`     // bytes of the uncompressed layers (what the 15 MiB limit counts)
+	Size     int64  `json:"size"`     // bytes to pull: the config and the compressed layers (the release also holds the unpacked size to 15 MiB)
 }
 
 // Ref is the image's pull reference by digest: <registry>/<name>@sha256:<hex>.

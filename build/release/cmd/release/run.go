@@ -318,8 +318,14 @@ func buildAndPush(ctx context.Context, c config, root, tmp string, im matrix.Ima
 		}
 		unpacked = append(unpacked, u)
 		plat := image.PlatformString(platforms[i])
-		if size > c.maxSize {
-			return matrix.ReleasedImage{}, nil, nil, fmt.Errorf("%s: %d bytes (%.2f MiB), over the limit of %d bytes (%.2f MiB)", plat, size, float64(size)/(1<<20), c.maxSize, float64(c.maxSize)/(1<<20))
+		// The limit holds both for what a node pulls and for what it unpacks.
+		for _, s := range []struct {
+			what string
+			n    int64
+		}{{"to pull", size}, {"unpacked", u}} {
+			if s.n > c.maxSize {
+				return matrix.ReleasedImage{}, nil, nil, fmt.Errorf("%s: %d bytes (%.2f MiB) %s, over the limit of %d bytes (%.2f MiB)", plat, s.n, float64(s.n)/(1<<20), s.what, c.maxSize, float64(c.maxSize)/(1<<20))
+			}
 		}
 		ri.Platforms = append(ri.Platforms, matrix.ReleasedPlatform{Platform: plat, Digest: d.String(), Size: size})
 	}
