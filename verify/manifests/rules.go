@@ -46,6 +46,7 @@ type set struct {
 	configMaps map[string]Object                      // by namespace/name
 	pdbs       []*policyv1.PodDisruptionBudget
 	all        []Object
+	release    *matrix.Release // Options.Release
 }
 
 func index(objs []Object) (*set, []error) {
@@ -106,6 +107,13 @@ type Options struct {
 	// targetRef may then name a Service that only the canary's components add (the ambient authz
 	// component's L7 policy for postgres). Every other rule holds.
 	WithoutCanary bool
+	// Release marks a release bundle of that release (matrix.ReleaseIn), for any cluster rather
+	// than kind (nil: a kind render or a form without images, such as pilot's). Three rules then
+	// read it: meshdemo's images are the release's, by digest, never pulled with policy Never
+	// (checkImages); the contract's pod rules recognise them under the release's registry; and the
+	// Gateway API ingress keeps Istio's default Service type, pinning no node port
+	// (PublishedNodePorts is kind's and is not consulted).
+	Release *matrix.Release
 }
 
 // Check applies every rule of the flavour to a rendered set and returns all violations joined
@@ -116,6 +124,7 @@ func Check(objs []Object, opts Options) error {
 		f = matrix.Sidecar
 	}
 	s, errs := index(objs)
+	s.release = opts.Release
 	errs = append(errs, s.checkNamespace(f)...)
 	errs = append(errs, s.checkVersionSubsets(f)...)
 	errs = append(errs, s.checkNoIstioRouting(f)...)
@@ -125,7 +134,10 @@ func Check(objs []Object, opts Options) error {
 	if !f.GatewayAPIRoutes() {
 		errs = append(errs, s.checkGateway()...)
 	} else {
-		errs = append(errs, s.checkIngress(opts.PublishedNodePorts)...)
+		errs = append(errs, s.checkIngress(opts.PublishedNodePorts)...) // kind's node ports, or none for a bundle (s.release)
+	}
+	if s.release != nil {
+		errs = append(errs, s.checkImages()...)
 	}
 	for _, rule := range []func(*set) []error{
 		(*set).checkHostsQualified,
