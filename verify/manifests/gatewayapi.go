@@ -525,8 +525,9 @@ func (s *set) checkTargetRefs(withoutCanary bool) []error {
 // such a Gateway with a request timeout (as the sidecar flavour's VirtualService does); and, on
 // kind, the Gateway's Service is pinned to a node port the kind cluster publishes on the host
 // (kind has no load balancer): its parameters' `service` overlay is a NodePort Service whose port
-// for every listener has one of publishedNodePorts. A release bundle (s.release) is for any
-// cluster: there the Service keeps Istio's default type, and no overlay pins a node port.
+// for every listener has one of publishedNodePorts. On any other cluster (s.anyCluster: pilot's
+// form, the release bundles) the Service keeps Istio's default type, and no overlay pins a node
+// port.
 func (s *set) checkIngress(publishedNodePorts []int32) []error {
 	var errs []error
 	ingress := 0
@@ -550,7 +551,7 @@ func (s *set) checkIngress(publishedNodePorts []int32) []error {
 				errs = append(errs, fmt.Errorf("Gateway %s: host %q of listener %s is routed by %d HTTPRoutes bound to it, want 1", key, *l.Hostname, l.Name, n))
 			}
 		}
-		if s.release != nil {
+		if s.anyCluster {
 			errs = append(errs, s.ingressDefaultServiceProblems(key, gw)...)
 		} else {
 			errs = append(errs, s.ingressNodePortProblems(key, gw, publishedNodePorts)...)
@@ -606,7 +607,7 @@ func (s *set) bindsListener(r route, gw *gatewayv1.Gateway, l gatewayv1.Listener
 	return false
 }
 
-// ingressDefaultServiceProblems, for a release bundle: the Gateway's parameters (if any) leave
+// ingressDefaultServiceProblems, for a render for any cluster: the Gateway's parameters (if any) leave
 // its Service's type and node ports to Istio and the cluster. A node port fixed for kind may be
 // taken, out of range or forbidden on another cluster, and a NodePort is no load balancer.
 func (s *set) ingressDefaultServiceProblems(key string, gw *gatewayv1.Gateway) []error {
@@ -623,11 +624,11 @@ func (s *set) ingressDefaultServiceProblems(key string, gw *gatewayv1.Gateway) [
 	}
 	var errs []error
 	if svc.Spec.Type != "" {
-		errs = append(errs, fmt.Errorf("%s: service overlay sets type %s: a bundle is for any cluster and keeps Istio's default Service type", cm.ID(), svc.Spec.Type))
+		errs = append(errs, fmt.Errorf("%s: service overlay sets type %s: a render for any cluster keeps Istio's default Service type", cm.ID(), svc.Spec.Type))
 	}
 	for _, p := range svc.Spec.Ports {
 		if p.NodePort != 0 {
-			errs = append(errs, fmt.Errorf("%s: service overlay pins port %s to nodePort %d: a bundle is for any cluster, where that node port may be taken or forbidden", cm.ID(), p.Name, p.NodePort))
+			errs = append(errs, fmt.Errorf("%s: service overlay pins port %s to nodePort %d: a render for any cluster leaves node ports to the cluster, where that one may be taken or forbidden", cm.ID(), p.Name, p.NodePort))
 		}
 	}
 	return errs

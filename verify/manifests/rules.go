@@ -47,6 +47,7 @@ type set struct {
 	pdbs       []*policyv1.PodDisruptionBudget
 	all        []Object
 	release    *matrix.Release // Options.Release
+	anyCluster bool            // Options.AnyCluster, or a release bundle
 }
 
 func index(objs []Object) (*set, []error) {
@@ -107,12 +108,14 @@ type Options struct {
 	// targetRef may then name a Service that only the canary's components add (the ambient authz
 	// component's L7 policy for postgres). Every other rule holds.
 	WithoutCanary bool
-	// Release marks a release bundle of that release (matrix.ReleaseIn), for any cluster rather
-	// than kind (nil: a kind render or a form without images, such as pilot's). Three rules then
-	// read it: meshdemo's images are the release's, by digest, never pulled with policy Never
-	// (checkImages); the contract's pod rules recognise them under the release's registry; and the
-	// Gateway API ingress keeps Istio's default Service type, pinning no node port
-	// (PublishedNodePorts is kind's and is not consulted).
+	// AnyCluster marks a render for any cluster (matrix.ClusterIn, pilot's form; matrix.ReleaseIn)
+	// rather than for kind (matrix.ScenarioIn, AloneIn, the zero value): the Gateway API ingress
+	// then keeps Istio's default Service type and pins no node port, and PublishedNodePorts is not
+	// consulted. A release bundle (Release) is always for any cluster.
+	AnyCluster bool
+	// Release marks a release bundle of that release (matrix.ReleaseIn). Two more rules then read
+	// it: meshdemo's images are the release's, by digest, never pulled with policy Never
+	// (checkImages); and the contract's pod rules recognise them under the release's registry.
 	Release *matrix.Release
 }
 
@@ -124,7 +127,7 @@ func Check(objs []Object, opts Options) error {
 		f = matrix.Sidecar
 	}
 	s, errs := index(objs)
-	s.release = opts.Release
+	s.release, s.anyCluster = opts.Release, opts.AnyCluster || opts.Release != nil
 	errs = append(errs, s.checkNamespace(f)...)
 	errs = append(errs, s.checkVersionSubsets(f)...)
 	errs = append(errs, s.checkNoIstioRouting(f)...)
@@ -134,7 +137,7 @@ func Check(objs []Object, opts Options) error {
 	if !f.GatewayAPIRoutes() {
 		errs = append(errs, s.checkGateway()...)
 	} else {
-		errs = append(errs, s.checkIngress(opts.PublishedNodePorts)...) // kind's node ports, or none for a bundle (s.release)
+		errs = append(errs, s.checkIngress(opts.PublishedNodePorts)...)
 	}
 	if s.release != nil {
 		errs = append(errs, s.checkImages()...)
