@@ -21,9 +21,21 @@ var canaryComponents = []string{"deploy/components/canary", "deploy/components/p
 // CanaryComponents lists the canary's components in the order they apply.
 func CanaryComponents() []string { return clone(canaryComponents) }
 
-// KindComponent is applied last on kind, so its image tag and pull policy reach the v2
-// Deployments too.
+// TracingComponent points every workload's span exporter at the Jaeger collector of Istio's
+// addons, on every cluster: ClusterIn applies it.
+const TracingComponent = "deploy/components/tracing"
+
+// KindComponent is what only kind needs (images meshdemo/<workload>:dev, imagePullPolicy Never,
+// the ingress on the node port build/kind/cluster.yaml publishes): the whole difference between
+// ScenarioIn and ReleaseIn.
 const KindComponent = "deploy/components/kind"
+
+// ReleaseComponent pins every meshdemo image to a release's digest (`images:` with newName and
+// digest). It is generated, never committed: the bundle render (verify/cmd/render -release)
+// writes ReleaseComponentFile of the release's images.json into its in-memory copy of the
+// repository at this path, so a bundle is the Kustomize sources plus the release's digests and
+// cannot drift from them. The folder on disk holds only a README saying so.
+const ReleaseComponent = "deploy/components/release"
 
 // ScenarioIn is the composition deployed for a scenario or preset on kind
 // (deploy/scenarios/<profile>): ClusterIn, then the kind component last, so its image tag and
@@ -34,11 +46,22 @@ func ScenarioIn(f Flavour, name string) Composition {
 	return c
 }
 
-// ClusterIn is a scenario or preset as a cluster other than kind gets it (images by their
-// published names, Kubernetes' default pull policy), the form verify/pilot simulates: the
-// workloads and the flavour's Istio base, the flavour's leading components, the canary with its
-// PostgreSQL, then the scenario's component. "default" is v1 only (user-service in memory);
-// "canary" adds v2.
+// ReleaseIn is the composition of a release bundle (BundleName): ClusterIn, then the generated
+// release component, which names every image by its registry and digest. It is ScenarioIn with
+// the release component in place of the kind component, so that a bundle differs from the kind
+// render in exactly what only kind needs.
+func ReleaseIn(f Flavour, name string) Composition {
+	c := ClusterIn(f, name)
+	c.Components = append(c.Components, ReleaseComponent)
+	return c
+}
+
+// ClusterIn is a scenario or preset as any cluster gets it (images by their published names,
+// Kubernetes' default pull policy, Istio's default ingress Service), the form verify/pilot
+// simulates: the workloads and the flavour's Istio base, the flavour's leading components, the
+// canary with its PostgreSQL, the scenario's component, then tracing (after the canary and the
+// scenario, so it reaches every Deployment they add). "default" is v1 only (user-service in
+// memory); "canary" adds v2.
 func ClusterIn(f Flavour, name string) Composition {
 	c := Composition{Resources: []string{"deploy/base", f.Base()}}
 	c.Components = append(c.Components, f.Leading()...)
@@ -48,17 +71,27 @@ func ClusterIn(f Flavour, name string) Composition {
 	if IsScenario(name) {
 		c.Components = append(c.Components, f.Component(name))
 	}
+	c.Components = append(c.Components, TracingComponent)
 	return c
 }
 
-// AloneIn is a scenario's component applied without the canary: the kind overlay plus the
-// flavour's Istio base. A scenario must stay valid that way too.
+// AloneIn is a scenario's component applied without the canary, on kind: the workloads v1 and
+// the flavour's Istio base with tracing and the kind component, then the flavour's leading
+// components and the scenario's component. A scenario must stay valid that way too. Tracing and
+// kind come first, as when this was deploy/overlays/kind plus the flavour's base (the render is
+// unchanged); they are listed here rather than reached through that overlay because the kind
+// component's node-port patch must see the flavour's ingress ConfigMap, which the overlay, built
+// on its own, never holds.
 func AloneIn(f Flavour, name string) Composition {
 	return Composition{
-		Resources:  []string{"deploy/overlays/kind", f.Base()},
-		Components: append(f.Leading(), f.Component(name)),
+		Resources:  []string{"deploy/base", f.Base()},
+		Components: append(append([]string{TracingComponent, KindComponent}, f.Leading()...), f.Component(name)),
 	}
 }
+
+// BundleName is the file name of a profile's release bundle (Flavour.Profile): the one YAML file
+// a user applies, in the release folder and on the GitHub release.
+func BundleName(profile string) string { return "meshdemo-" + profile + ".yaml" }
 
 // Kustomization is the kustomization.yaml text of c as seen from dir (relative to the root).
 func (c Composition) Kustomization(dir, comment string) string {

@@ -71,13 +71,31 @@ func TestCompositions(t *testing.T) {
 	want := Composition{
 		Resources: []string{"deploy/base", "istio/ambient/base"},
 		Components: []string{"istio/ambient/dataplane", "deploy/components/canary", "deploy/components/postgres",
-			"istio/ambient/components/retries", "deploy/components/kind"},
+			"istio/ambient/components/retries", "deploy/components/tracing", "deploy/components/kind"},
 	}
 	if !slices.Equal(got.Resources, want.Resources) || !slices.Equal(got.Components, want.Components) {
 		t.Errorf("ScenarioIn(ambient, retries) = %+v\nwant %+v", got, want)
 	}
-	if c := ScenarioIn(Sidecar, "default"); !slices.Equal(c.Components, []string{"deploy/components/kind"}) {
-		t.Errorf("default applies %v, want only the kind component", c.Components)
+	if c := ScenarioIn(Sidecar, "default"); !slices.Equal(c.Components, []string{"deploy/components/tracing", "deploy/components/kind"}) {
+		t.Errorf("default applies %v, want only tracing and the kind component", c.Components)
+	}
+	// A bundle is the kind render with the release component in place of the kind component,
+	// and nothing else: the whole difference between the two is in those two components.
+	for _, f := range Flavours() {
+		for _, n := range append(PresetNames(), ScenarioNames()...) {
+			k, r := ScenarioIn(f, n), ReleaseIn(f, n)
+			if !slices.Equal(k.Resources, r.Resources) || !slices.Equal(k.Components[:len(k.Components)-1], r.Components[:len(r.Components)-1]) ||
+				k.Components[len(k.Components)-1] != KindComponent || r.Components[len(r.Components)-1] != ReleaseComponent {
+				t.Errorf("%s: kind %+v, release %+v", f.Profile(n), k, r)
+			}
+		}
+	}
+	if got, want := AloneIn(Ambient, "authz"), (Composition{
+		Resources: []string{"deploy/base", "istio/ambient/base"},
+		Components: []string{"deploy/components/tracing", "deploy/components/kind", "istio/ambient/dataplane",
+			"istio/ambient/components/authz"},
+	}); !slices.Equal(got.Resources, want.Resources) || !slices.Equal(got.Components, want.Components) {
+		t.Errorf("AloneIn(ambient, authz) = %+v\nwant %+v", got, want)
 	}
 	if c := ScenarioIn(GatewayAPI, "canary"); slices.Contains(c.Components, "istio/gateway-api/components/canary") {
 		t.Errorf("canary is a preset, not a component: %v", c.Components)
@@ -92,6 +110,7 @@ components:
   - ../../components/canary
   - ../../components/postgres
   - ../../../istio/sidecar/components/mirroring
+  - ../../components/tracing
   - ../../components/kind
 `
 	if got := ScenarioIn(Sidecar, "mirroring").Kustomization("deploy/scenarios/mirroring", "c"); got != wantFile {

@@ -115,3 +115,22 @@ func ParseRelease(data []byte) (Release, error) {
 	}
 	return r, nil
 }
+
+// ReleaseComponentFile is the kustomization.yaml of ReleaseComponent for a release: one
+// `images:` entry per released image, from its local name meshdemo/<name> to
+// <Repository>@<Digest>. Every image of the release is listed; kustomize leaves an entry that no
+// object uses alone (the bundles hold the workloads, not the load generator).
+func ReleaseComponentFile(r Release) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Generated in memory by the bundle render (verify/cmd/render -release, `make release`) from\n"+
+		"# %s of meshdemo %s: every image by its registry and digest. Never committed.\n", ReleaseFile, r.Version)
+	b.WriteString("apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nimages:\n")
+	for _, i := range r.Images {
+		fmt.Fprintf(&b, "  - name: %s\n    newName: %q\n    digest: %q\n", LocalImage(i.Name), i.Repository, i.Digest)
+	}
+	return b.String()
+}
+
+// LocalImage is an image's name in the Kustomize sources, before any component names a
+// registry, tag or digest: meshdemo/<name>.
+func LocalImage(name string) string { return "meshdemo/" + name }

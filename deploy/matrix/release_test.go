@@ -70,3 +70,39 @@ func TestImagesAreTheWorkloadsAndTheLoadGenerator(t *testing.T) {
 		t.Errorf("Images() = %v, want %v", names, want)
 	}
 }
+
+func TestReleaseComponentFile(t *testing.T) {
+	r := validRelease()
+	r.Images[1].Digest = "sha256:" + strings.Repeat("c", 64)
+	got := ReleaseComponentFile(r)
+	want := `# Generated in memory by the bundle render (verify/cmd/render -release, ` + "`make release`" + `) from
+# images.json of meshdemo v0.0.0-test: every image by its registry and digest. Never committed.
+apiVersion: kustomize.config.k8s.io/v1alpha1
+kind: Component
+images:
+  - name: meshdemo/client
+    newName: "127.0.0.1:5000/meshdemo/client"
+    digest: "sha256:` + strings.Repeat("a", 64) + `"
+  - name: meshdemo/server1
+    newName: "127.0.0.1:5000/meshdemo/server1"
+    digest: "sha256:` + strings.Repeat("c", 64) + `"
+`
+	if !strings.HasPrefix(got, want) {
+		t.Errorf("ReleaseComponentFile starts:\n%s\nwant:\n%s", got, want)
+	}
+	for _, im := range Images() {
+		if !strings.Contains(got, "  - name: meshdemo/"+im.Name+"\n") {
+			t.Errorf("image %s is not pinned", im.Name)
+		}
+	}
+}
+
+func TestBundleName(t *testing.T) {
+	for profile, want := range map[string]string{
+		"default": "meshdemo-default.yaml", "gateway-api-canary": "meshdemo-gateway-api-canary.yaml", "ambient-retries": "meshdemo-ambient-retries.yaml",
+	} {
+		if got := BundleName(profile); got != want {
+			t.Errorf("BundleName(%q) = %q, want %q", profile, got, want)
+		}
+	}
+}

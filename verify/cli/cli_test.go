@@ -7,6 +7,8 @@ import (
 
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -76,23 +78,50 @@ var (
 	treeErr  error
 )
 
+// sharedTree is one copy of the repository that no test edits, with the release component of
+// testRelease written in (so that it renders the release bundles too).
 func sharedTree(t testing.TB) *manifests.Tree {
 	t.Helper()
-	treeOnce.Do(func() { tree, treeErr = manifests.LoadTree(repoRoot(t)) })
+	treeOnce.Do(func() {
+		if tree, treeErr = manifests.LoadTree(repoRoot(t)); treeErr == nil {
+			treeErr = tree.UseRelease(testRelease())
+		}
+	})
 	if treeErr != nil {
 		t.Fatal(treeErr)
 	}
 	return tree
 }
 
+// testRelease is a fabricated release (the bundle render's input, images.json): every image of
+// matrix.Images under a registry, each with a digest made here.
+func testRelease() matrix.Release {
+	r := matrix.Release{Registry: "registry.test:5000/meshdemo", Version: "v0.0.0-test", Revision: "0123abc", Created: "2026-12-06T00:00:00Z"}
+	for _, im := range matrix.Images() {
+		sum := sha256.Sum256([]byte("index of " + im.Name))
+		d := "sha256:" + hex.EncodeToString(sum[:])
+		r.Images = append(r.Images, matrix.ReleasedImage{Name: im.Name, Repository: r.Registry + "/" + im.Name, Digest: d,
+			Platforms: []matrix.ReleasedPlatform{{Platform: "linux/amd64", Digest: d, Size: 1}}})
+	}
+	return r
+}
+
+// bundle renders a profile's release bundle for testRelease, checked as cmd/render -release
+// checks it (manifests.Tree.Bundle: strict decode and the rules).
+func bundle(tr *manifests.Tree, profile string) ([]byte, error) {
+	return tr.Bundle(testRelease(), profile)
+}
+
 // renders is every rendered scenario the analyzers see, by name: every profile of every flavour
-// (the presets and each scenario with the canary, deploy/scenarios), and each scenario component
-// alone ("alone-<profile>"). Each call builds one (the shared tree builds in parallel and keeps
-// what it built).
+// (the presets and each scenario with the canary, deploy/scenarios), its release bundle
+// ("bundle-<profile>", what a user applies on any cluster), and each scenario component alone
+// ("alone-<profile>"). Each call builds one (the shared tree builds in parallel and keeps what it
+// built).
 func renders() map[string]func(*manifests.Tree) ([]byte, error) {
 	out := map[string]func(*manifests.Tree) ([]byte, error){}
 	for _, p := range matrix.Profiles() {
 		out[p] = func(tr *manifests.Tree) ([]byte, error) { return tr.Build(matrix.ScenarioDir(p)) }
+		out["bundle-"+p] = func(tr *manifests.Tree) ([]byte, error) { return bundle(tr, p) }
 	}
 	for _, f := range matrix.Flavours() {
 		for _, n := range matrix.ScenarioNames() {

@@ -335,26 +335,32 @@ func decodeRender(t testing.TB, stream []byte) []manifests.Object {
 	return objs
 }
 
-// Every profile of every flavour is wired for tracing against the install and the Jaeger addon.
+// Every profile of every flavour is wired for tracing against the install and the Jaeger addon,
+// on kind and in its release bundle alike (tracing is not something only kind needs).
 func TestTracingWiredInEveryScenario(t *testing.T) {
 	t.Parallel()
 	in := generatedKindInstall(t)
 	addons := jaegerAddon(t)
 	for _, profile := range matrix.Profiles() {
-		t.Run(profile, func(t *testing.T) {
-			t.Parallel()
-			f, _, err := matrix.ParseProfile(profile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stream, err := sharedTree(t).Build(matrix.ScenarioDir(profile))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if errs := checkTracing(in, addons, decodeRender(t, stream), f); len(errs) != 0 {
-				t.Errorf("%v", errs)
-			}
-		})
+		for name, build := range map[string]func(*manifests.Tree) ([]byte, error){
+			profile:             func(tr *manifests.Tree) ([]byte, error) { return tr.Build(matrix.ScenarioDir(profile)) },
+			"bundle-" + profile: func(tr *manifests.Tree) ([]byte, error) { return bundle(tr, profile) },
+		} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				f, _, err := matrix.ParseProfile(profile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stream, err := build(sharedTree(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if errs := checkTracing(in, addons, decodeRender(t, stream), f); len(errs) != 0 {
+					t.Errorf("%v", errs)
+				}
+			})
+		}
 	}
 }
 

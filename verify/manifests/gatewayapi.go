@@ -522,10 +522,12 @@ func (s *set) checkTargetRefs(withoutCanary bool) []error {
 
 // checkIngress: the Gateway API flavours' ingress. Each host of an ingress Gateway (class istio)
 // is routed by exactly one HTTPRoute bound to it; the HTTPRoute `client` serves GatewayHost from
-// such a Gateway with a request timeout (as the sidecar flavour's VirtualService does); and the
-// Gateway's Service is pinned to a node port the kind cluster publishes on the host (kind has no
-// load balancer): its parameters' `service` overlay is a NodePort Service whose port for every
-// listener has one of publishedNodePorts.
+// such a Gateway with a request timeout (as the sidecar flavour's VirtualService does); and, on
+// kind, the Gateway's Service is pinned to a node port the kind cluster publishes on the host
+// (kind has no load balancer): its parameters' `service` overlay is a NodePort Service whose port
+// for every listener has one of publishedNodePorts. On any other cluster (s.anyCluster: pilot's
+// form, the release bundles) the Service keeps Istio's default type, and no overlay pins a node
+// port.
 func (s *set) checkIngress(publishedNodePorts []int32) []error {
 	var errs []error
 	ingress := 0
@@ -549,7 +551,11 @@ func (s *set) checkIngress(publishedNodePorts []int32) []error {
 				errs = append(errs, fmt.Errorf("Gateway %s: host %q of listener %s is routed by %d HTTPRoutes bound to it, want 1", key, *l.Hostname, l.Name, n))
 			}
 		}
-		errs = append(errs, s.ingressNodePortProblems(key, gw, publishedNodePorts)...)
+		if s.anyCluster {
+			errs = append(errs, s.ingressDefaultServiceProblems(key, gw)...)
+		} else {
+			errs = append(errs, s.ingressNodePortProblems(key, gw, publishedNodePorts)...)
+		}
 	}
 	if ingress == 0 {
 		errs = append(errs, fmt.Errorf("no Gateway of class %s (the ingress) is rendered", ingressClass))
@@ -599,6 +605,33 @@ func (s *set) bindsListener(r route, gw *gatewayv1.Gateway, l gatewayv1.Listener
 		}
 	}
 	return false
+}
+
+// ingressDefaultServiceProblems, for a render for any cluster: the Gateway's parameters (if any) leave
+// its Service's type and node ports to Istio and the cluster. A node port fixed for kind may be
+// taken, out of range or forbidden on another cluster, and a NodePort is no load balancer.
+func (s *set) ingressDefaultServiceProblems(key string, gw *gatewayv1.Gateway) []error {
+	if gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
+		return nil
+	}
+	cm, ok := s.configMaps[gw.Namespace+"/"+gw.Spec.Infrastructure.ParametersRef.Name]
+	if !ok {
+		return nil // reported by checkGatewayAPIRefs
+	}
+	svc, _ := cm.Overlays["service"].(*corev1.Service)
+	if svc == nil {
+		return nil
+	}
+	var errs []error
+	if svc.Spec.Type != "" {
+		errs = append(errs, fmt.Errorf("%s: service overlay sets type %s: a render for any cluster keeps Istio's default Service type", cm.ID(), svc.Spec.Type))
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.NodePort != 0 {
+			errs = append(errs, fmt.Errorf("%s: service overlay pins port %s to nodePort %d: a render for any cluster leaves node ports to the cluster, where that one may be taken or forbidden", cm.ID(), p.Name, p.NodePort))
+		}
+	}
+	return errs
 }
 
 func (s *set) ingressNodePortProblems(key string, gw *gatewayv1.Gateway, published []int32) []error {

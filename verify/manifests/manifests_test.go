@@ -30,11 +30,15 @@ func repoRoot(t testing.TB) string {
 	return root
 }
 
-// loadTree is a fresh copy of the repository, for a test that edits it.
+// loadTree is a fresh copy of the repository, for a test that edits it, with the release
+// component of testRelease (so that "bundle:" targets render).
 func loadTree(t testing.TB) *Tree {
 	t.Helper()
 	tree, err := LoadTree(repoRoot(t))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.UseRelease(testRelease()); err != nil {
 		t.Fatal(err)
 	}
 	return tree
@@ -50,7 +54,11 @@ var (
 // it, and with it the renders it keeps.
 func sharedTree(t testing.TB) *Tree {
 	t.Helper()
-	sharedOnce.Do(func() { shared, sharedErr = LoadTree(repoRoot(t)) })
+	sharedOnce.Do(func() {
+		if shared, sharedErr = LoadTree(repoRoot(t)); sharedErr == nil {
+			sharedErr = shared.UseRelease(testRelease())
+		}
+	})
 	if sharedErr != nil {
 		t.Fatal(sharedErr)
 	}
@@ -60,18 +68,22 @@ func sharedTree(t testing.TB) *Tree {
 // render builds a named render target: a profile (a deploy/scenarios name: weighted-split,
 // gateway-api-canary), "alone:<profile>" (the profile's scenario component without the canary),
 // "pilot:<profile>" (the form verify/pilot renders: deploy/base and the flavour's base with the
-// canary, without the kind component) or "dir:<path>".
+// canary, without the kind component), "bundle:<profile>" (the profile's release bundle for
+// testRelease) or "dir:<path>".
 func render(t testing.TB, tree *Tree, target string) ([]byte, error) {
 	t.Helper()
 	kind, name, _ := strings.Cut(target, ":")
 	switch kind {
-	case "alone", "pilot":
+	case "alone", "pilot", "bundle":
 		f, scenario, err := matrix.ParseProfile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if kind == "alone" {
+		switch kind {
+		case "alone":
 			return tree.Render(matrix.AloneIn(f, scenario))
+		case "bundle":
+			return tree.Render(matrix.ReleaseIn(f, scenario))
 		}
 		return tree.Render(matrix.ClusterIn(f, scenario))
 	case "dir":
@@ -103,13 +115,25 @@ func options(t testing.TB, target string) Options {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Options{Flavour: f, PublishedNodePorts: nodePorts, WithoutCanary: kind == "alone"}
+	o := Options{Flavour: f, PublishedNodePorts: nodePorts, WithoutCanary: kind == "alone"}
+	switch kind {
+	case "pilot":
+		o.PublishedNodePorts, o.AnyCluster = nil, true
+	case "bundle":
+		r := testRelease()
+		o.PublishedNodePorts, o.Release = nil, &r
+	}
+	return o
 }
 
 // targets is every render the issue asks for: each overlay, and in every flavour each preset and
-// each scenario alone, with the canary (deploy/scenarios) and in the pilot engineer's form.
+// each scenario alone, with the canary (deploy/scenarios) and in the pilot engineer's form, and
+// every profile's release bundle.
 func targets() []string {
 	out := []string{"dir:deploy/base", "dir:deploy/overlays/kind"}
+	for _, p := range matrix.Profiles() {
+		out = append(out, "bundle:"+p)
+	}
 	for _, f := range matrix.Flavours() {
 		for _, p := range matrix.PresetNames() {
 			out = append(out, f.Profile(p))

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -53,10 +56,60 @@ func replicas(r *int32) int32 {
 	return *r
 }
 
-// ownImage reports whether the pod runs one of meshdemo's binaries (docs/contract.md applies).
-func (w workload) ownImage() bool {
+// ownImage reports whether the pod runs one of meshdemo's binaries (docs/contract.md applies):
+// an image under its local name meshdemo/<name>, or, in a release bundle, under the release's
+// registry.
+func (s *set) ownImage(w workload) bool {
 	cs := w.template.Spec.Containers
-	return len(cs) > 0 && strings.HasPrefix(cs[0].Image, imagePrefix)
+	return len(cs) > 0 && (strings.HasPrefix(cs[0].Image, imagePrefix) || s.releasedImage(cs[0].Image) != nil)
+}
+
+// releasedImage is the image of the release (Options.Release) whose repository ref names, by
+// digest or tag, or nil.
+func (s *set) releasedImage(ref string) *matrix.ReleasedImage {
+	if s.release == nil {
+		return nil
+	}
+	repo := repository(ref)
+	for i, im := range s.release.Images {
+		if im.Repository == repo {
+			return &s.release.Images[i]
+		}
+	}
+	return nil
+}
+
+// repository is an image reference without its digest or tag (a port in the host is not a tag).
+func repository(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+// checkImages, for a release bundle: every container that runs a meshdemo image (by its local
+// name or under the release's registry) names exactly the release's image by digest,
+// <repository>@sha256:<hex>; no container, meshdemo's or not, has imagePullPolicy Never (no
+// node of another cluster has images loaded by hand).
+func (s *set) checkImages() []error {
+	var errs []error
+	for _, w := range s.workloads {
+		spec := w.template.Spec
+		for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+			if c.ImagePullPolicy == corev1.PullNever {
+				errs = append(errs, fmt.Errorf("%s: container %s: imagePullPolicy Never: a bundle is for any cluster, whose nodes pull", w.id(), c.Name))
+			}
+			im := s.releasedImage(c.Image)
+			switch {
+			case strings.HasPrefix(c.Image, imagePrefix):
+				errs = append(errs, fmt.Errorf("%s: container %s: image %q is a local name, not the release's %s", w.id(), c.Name, c.Image, s.release.Registry))
+			case im != nil && c.Image != im.Ref():
+				errs = append(errs, fmt.Errorf("%s: container %s: image %q, want the release's %s", w.id(), c.Name, c.Image, im.Ref()))
+			}
+		}
+	}
+	return errs
 }
 
 // checkPods: the pod conventions of the issue. Every pod, meshdemo's or not, meets the Pod
@@ -66,7 +119,7 @@ func (s *set) checkPods() []error {
 	var errs []error
 	for _, w := range s.workloads {
 		problems := securityProblems(w)
-		if w.ownImage() {
+		if s.ownImage(w) {
 			problems = append(problems, contractProblems(w)...)
 		} else {
 			problems = append(problems, backingServiceProblems(w)...)

@@ -46,6 +46,8 @@ type set struct {
 	configMaps map[string]Object                      // by namespace/name
 	pdbs       []*policyv1.PodDisruptionBudget
 	all        []Object
+	release    *matrix.Release // Options.Release
+	anyCluster bool            // Options.AnyCluster, or a release bundle
 }
 
 func index(objs []Object) (*set, []error) {
@@ -106,6 +108,15 @@ type Options struct {
 	// targetRef may then name a Service that only the canary's components add (the ambient authz
 	// component's L7 policy for postgres). Every other rule holds.
 	WithoutCanary bool
+	// AnyCluster marks a render for any cluster (matrix.ClusterIn, pilot's form; matrix.ReleaseIn)
+	// rather than for kind (matrix.ScenarioIn, AloneIn, the zero value): the Gateway API ingress
+	// then keeps Istio's default Service type and pins no node port, and PublishedNodePorts is not
+	// consulted. A release bundle (Release) is always for any cluster.
+	AnyCluster bool
+	// Release marks a release bundle of that release (matrix.ReleaseIn). Two more rules then read
+	// it: meshdemo's images are the release's, by digest, never pulled with policy Never
+	// (checkImages); and the contract's pod rules recognise them under the release's registry.
+	Release *matrix.Release
 }
 
 // Check applies every rule of the flavour to a rendered set and returns all violations joined
@@ -116,6 +127,7 @@ func Check(objs []Object, opts Options) error {
 		f = matrix.Sidecar
 	}
 	s, errs := index(objs)
+	s.release, s.anyCluster = opts.Release, opts.AnyCluster || opts.Release != nil
 	errs = append(errs, s.checkNamespace(f)...)
 	errs = append(errs, s.checkVersionSubsets(f)...)
 	errs = append(errs, s.checkNoIstioRouting(f)...)
@@ -126,6 +138,9 @@ func Check(objs []Object, opts Options) error {
 		errs = append(errs, s.checkGateway()...)
 	} else {
 		errs = append(errs, s.checkIngress(opts.PublishedNodePorts)...)
+	}
+	if s.release != nil {
+		errs = append(errs, s.checkImages()...)
 	}
 	for _, rule := range []func(*set) []error{
 		(*set).checkHostsQualified,
