@@ -308,6 +308,8 @@ type flavourInstall struct {
 	daemonSets  map[string]*appsv1.DaemonSet
 	services    []corev1.Service
 	install     // mesh config and istiod's environment (tracing_test.go)
+	// gatewaySeccomp: values.gateways.seccompProfile.type (installdoc_test.go)
+	gatewaySeccomp string
 }
 
 func generateFiles(t testing.TB, files ...string) ([]byte, result) {
