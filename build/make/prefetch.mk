@@ -15,6 +15,7 @@ prefetch: ## download in the background the Go modules the test targets build (m
 	@( set -x; \
 	  (cd e2e && $(GO) list -deps -test -tags e2e ./... >/dev/null); \
 	  (cd build/tools && GOWORK=off $(GO) list -deps istio.io/istio/istioctl/cmd/istioctl sigs.k8s.io/kustomize/kustomize/v5 >/dev/null); \
+	  (cd build/tools/cosign && GOWORK=off $(GO) list -deps github.com/sigstore/cosign/v3/cmd/cosign >/dev/null); \
 	  (cd build/tools/actionlint && GOWORK=off $(GO) list -deps github.com/rhysd/actionlint/cmd/actionlint >/dev/null); \
 	  (cd build/doccheck && GOWORK=off $(GO) list -deps -test ./... >/dev/null); \
 	  (cd build/tools/skaffold && GOWORK=off $(GO) list -deps -test ./preflight/... github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold >/dev/null); \
