@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshdemo/meshdemo/services/headers"
+	"github.com/meshdemo/meshdemo/services/internal/nettest"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 )
 
@@ -255,10 +256,7 @@ func TestUsersThroughClient(t *testing.T) {
 func TestUpstreamDownAndSlow(t *testing.T) {
 	t.Parallel()
 	// server1 points at a port nobody listens on.
-	dead := httptest.NewServer(http.NotFoundHandler())
-	deadURL := dead.URL
-	dead.Close()
-	s1 := start(t, "server1", map[string]string{"SERVER2_URL": deadURL})
+	s1 := start(t, "server1", map[string]string{"SERVER2_URL": nettest.RefusedURL(t)})
 	r := call(t, "GET", s1.URL+"/server1/server2", nil, "")
 	if r.code != 502 || !strings.Contains(string(r.body), `"upstream":"server2"`) {
 		t.Errorf("down: %d %s", r.code, r.body)

@@ -14,6 +14,7 @@ import (
 	"github.com/meshdemo/meshdemo/services/headers"
 	"github.com/meshdemo/meshdemo/services/internal/httpclient"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
+	"github.com/meshdemo/meshdemo/services/internal/nettest"
 	"github.com/meshdemo/meshdemo/services/internal/workload"
 	"github.com/meshdemo/meshdemo/services/pathheader"
 )
@@ -137,9 +138,7 @@ func TestRelay(t *testing.T) {
 
 func TestUpstreamFailures(t *testing.T) {
 	t.Parallel()
-	closed := httptest.NewServer(http.NotFoundHandler())
-	closedURL := closed.URL
-	closed.Close()
+	closedURL := nettest.RefusedURL(t)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():

@@ -17,6 +17,7 @@ import (
 	"github.com/meshdemo/meshdemo/services/internal/httpclient"
 	"github.com/meshdemo/meshdemo/services/internal/httpserver"
 	"github.com/meshdemo/meshdemo/services/internal/kittest"
+	"github.com/meshdemo/meshdemo/services/internal/nettest"
 )
 
 // hop starts server1's shape of hop (kit router, faults, Relay) in front of upstreamURL.
@@ -213,9 +214,7 @@ func rawUpstream(t *testing.T, reply string) string {
 // says so, not "unreachable"; one that nobody listens on is still unreachable.
 func TestBrokenUpstreamAnswers(t *testing.T) {
 	t.Parallel()
-	closed := httptest.NewServer(http.NotFoundHandler())
-	closedURL := closed.URL
-	closed.Close()
+	closedURL := nettest.RefusedURL(t)
 	for _, tc := range []struct {
 		name, url, want string
 	}{

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshdemo/meshdemo/services/headers"
+	"github.com/meshdemo/meshdemo/services/internal/nettest"
 )
 
 // runGet goes through Main, as `/workload get ...` in a container does. The environment
@@ -106,9 +107,7 @@ func TestGetFailsWithoutAnAnswer(t *testing.T) {
 			_ = c.Close()
 		}
 	}()
-	refused := httptest.NewServer(http.NotFoundHandler())
-	refusedURL := refused.URL
-	refused.Close()
+	refusedURL := nettest.RefusedURL(t)
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
