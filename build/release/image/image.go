@@ -233,7 +233,7 @@ func UnpackedSize(img v1.Image) (int64, error) {
 }
 
 // PullSize is what a pull of the image transfers: its config and its compressed layers (the
-// manifest aside). The release's 15 MiB limit counts this.
+// manifest aside). The release's 15 MiB limit counts this and UnpackedSize.
 func PullSize(img v1.Image) (int64, error) {
 	m, err := img.Manifest()
 	if err != nil {

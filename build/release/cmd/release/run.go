@@ -26,7 +26,8 @@ import (
 	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
-// MaxSize is the largest pull size (config and compressed layers) a release image may have.
+// MaxSize is the largest a release image may be per platform, both to pull (config and
+// compressed layers) and unpacked.
 const MaxSize = 15 << 20
 
 // Timeouts: a cold compile of the services module takes minutes on a busy machine; a push of a
@@ -48,7 +49,7 @@ type config struct {
 	targets []matrix.Image
 	// transport is the registry transport; remote's default with timeouts unless a test sets it.
 	transport http.RoundTripper
-	// maxSize is the pull-size limit per platform image: MaxSize unless a test lowers it.
+	// maxSize is the size limit per platform image (MaxSize) unless a test lowers it.
 	maxSize int64
 }
 
