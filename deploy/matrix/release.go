@@ -131,6 +131,10 @@ func ReleaseComponentFile(r Release) string {
 	return b.String()
 }
 
+// LocalImagePrefix begins the name of every meshdemo image in the Kustomize sources and of the
+// images built locally (kind, compose, the container tests).
+const LocalImagePrefix = "meshdemo/"
+
 // LocalImage is an image's name in the Kustomize sources, before any component names a
 // registry, tag or digest: meshdemo/<name>.
-func LocalImage(name string) string { return "meshdemo/" + name }
+func LocalImage(name string) string { return LocalImagePrefix + name }

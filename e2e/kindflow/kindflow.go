@@ -260,7 +260,7 @@ func (c Config) IstioInstall(ctx context.Context) ([]Step, error) {
 func (c Config) Images() []Step {
 	load := []string{"bin/kind", "load", "docker-image", "--name", c.Cluster}
 	for _, w := range matrix.WorkloadNames() {
-		load = append(load, "meshdemo/"+w+":dev")
+		load = append(load, matrix.LocalImage(w)+":dev")
 	}
 	return []Step{
 		{Name: "images", BinOnPath: true, Args: []string{"bin/skaffold", "build", "--kube-context", c.Context(), "--tag", "dev", "--push=false"}},

@@ -197,7 +197,7 @@ func CheckExec(objs []Object, argv []string) error {
 			image, _ = m["image"].(string)
 		}
 	}
-	if !strings.HasPrefix(image, "meshdemo/") {
+	if !strings.HasPrefix(image, matrix.LocalImagePrefix) {
 		return fmt.Errorf("kubectl exec deploy/%s -c %s: not an application container of that Deployment", target, container)
 	}
 	cmd := argvAfterDashes(k.Args)

@@ -19,7 +19,7 @@ const drainBudgetSeconds = 15
 
 // imagePrefix marks meshdemo's own images (meshdemo/<workload>); every other image is a
 // third-party backing service (PostgreSQL), with conventions of its own.
-const imagePrefix = "meshdemo/"
+const imagePrefix = matrix.LocalImagePrefix
 
 // workload is a pod template with its controller: a Deployment (meshdemo's workloads) or a
 // StatefulSet (PostgreSQL).

@@ -15,6 +15,8 @@ import (
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/meshdemo/meshdemo/deploy/matrix"
 )
 
 // GoTags are the build tags of every image binary, as in build/Dockerfile's GO_TAGS.
@@ -149,4 +151,4 @@ func BuildImage(ctx context.Context, spec ImageSpec) (string, error) {
 }
 
 // ImageName is the repository of a workload's image: meshdemo/<workload>.
-func ImageName(workload string) string { return "meshdemo/" + strings.ToLower(workload) }
+func ImageName(workload string) string { return matrix.LocalImage(strings.ToLower(workload)) }
